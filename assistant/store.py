@@ -1,0 +1,188 @@
+"""What is indexed, kept in the database: documents, chunks, ingestion runs, index generation."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from assistant import db
+from assistant.types import Chunk
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass
+class DocumentRecord:
+    source: str
+    doc_id: str
+    title: str
+    url: str
+    content_hash: str
+    audience: str
+    updated_at: datetime | None
+    chunk_count: int = 0
+
+
+class IndexStore:
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        db.init_db(engine)
+
+    # -- documents -------------------------------------------------------------------------
+    def document_hashes(self, source: str) -> dict[str, str]:
+        q = sa.select(db.documents.c.doc_id, db.documents.c.content_hash).where(
+            db.documents.c.source == source
+        )
+        with self.engine.connect() as conn:
+            return {row.doc_id: row.content_hash for row in conn.execute(q)}
+
+    def chunk_hashes(self, source: str, doc_id: str) -> dict[str, str]:
+        c = db.chunks.c
+        q = sa.select(c.id, c.content_hash).where(c.source == source, c.doc_id == doc_id)
+        with self.engine.connect() as conn:
+            return {row.id: row.content_hash for row in conn.execute(q)}
+
+    def save_documents(self, items: Iterable[tuple[DocumentRecord, list[Chunk]]]) -> None:
+        """Replace each document's chunks and record it, all in one transaction."""
+        now = utcnow()
+        with self.engine.begin() as conn:
+            for doc, doc_chunks in items:
+                self._delete(conn, doc.source, doc.doc_id)
+                conn.execute(
+                    db.documents.insert(),
+                    {**doc.__dict__, "chunk_count": len(doc_chunks), "indexed_at": now},
+                )
+                if doc_chunks:
+                    conn.execute(db.chunks.insert(), [_chunk_row(ch) for ch in doc_chunks])
+            self._bump_generation(conn)
+
+    def delete_documents(self, source: str, doc_ids: Iterable[str]) -> None:
+        with self.engine.begin() as conn:
+            for doc_id in doc_ids:
+                self._delete(conn, source, doc_id)
+            self._bump_generation(conn)
+
+    def chunk_ids(self, source: str, doc_ids: Iterable[str]) -> list[str]:
+        ids = list(doc_ids)
+        out: list[str] = []
+        with self.engine.connect() as conn:
+            for i in range(0, len(ids), 500):
+                q = sa.select(db.chunks.c.id).where(
+                    db.chunks.c.source == source, db.chunks.c.doc_id.in_(ids[i : i + 500])
+                )
+                out.extend(conn.execute(q).scalars())
+        return out
+
+    @staticmethod
+    def _delete(conn: sa.Connection, source: str, doc_id: str) -> None:
+        conn.execute(
+            db.chunks.delete().where(db.chunks.c.source == source, db.chunks.c.doc_id == doc_id)
+        )
+        conn.execute(
+            db.documents.delete().where(
+                db.documents.c.source == source, db.documents.c.doc_id == doc_id
+            )
+        )
+
+    # -- chunks ----------------------------------------------------------------------------
+    def get_chunks(self, ids: list[str]) -> dict[str, Chunk]:
+        out: dict[str, Chunk] = {}
+        with self.engine.connect() as conn:
+            for i in range(0, len(ids), 500):
+                q = sa.select(db.chunks).where(db.chunks.c.id.in_(ids[i : i + 500]))
+                out.update((row.id, _row_chunk(row)) for row in conn.execute(q))
+        return out
+
+    def iter_keyword_rows(self, batch: int = 2000) -> Iterator[tuple[str, str, str, str]]:
+        """(id, search_text, source, audience) of every chunk, streamed in a stable order."""
+        c = db.chunks.c
+        q = sa.select(c.id, c.search_text, c.source, c.audience).order_by(c.id)
+        with self.engine.connect() as conn:
+            result = conn.execution_options(yield_per=batch).execute(q)
+            for row in result:
+                yield row.id, row.search_text, row.source, row.audience
+
+    def count_chunks(self) -> int:
+        with self.engine.connect() as conn:
+            return int(conn.execute(sa.select(sa.func.count()).select_from(db.chunks)).scalar_one())
+
+    # -- generation: bumped by every write, so other processes can tell their cache is stale --
+    def generation(self) -> int:
+        with self.engine.connect() as conn:
+            value = conn.execute(
+                sa.select(db.state.c.value).where(db.state.c.key == "index_generation")
+            ).scalar_one_or_none()
+        return int(value) if value is not None else 0
+
+    def _bump_generation(self, conn: sa.Connection) -> None:
+        updated = conn.execute(
+            db.state.update()
+            .where(db.state.c.key == "index_generation")
+            .values(value=sa.cast(sa.cast(db.state.c.value, sa.Integer) + 1, sa.Text))
+        )
+        if updated.rowcount == 0:
+            conn.execute(db.state.insert(), {"key": "index_generation", "value": "1"})
+
+    # -- runs and status -------------------------------------------------------------------
+    def start_run(self, source: str, kind: str, location: str) -> int:
+        with self.engine.begin() as conn:
+            result = conn.execute(
+                db.ingest_runs.insert().values(
+                    source=source, kind=kind, location=location, started_at=utcnow(),
+                    status="running", stats={},
+                )
+            )
+            return int(result.inserted_primary_key[0])  # type: ignore[index]
+
+    def finish_run(self, run_id: int, status: str, stats: dict[str, Any], error: str | None = None) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(
+                db.ingest_runs.update()
+                .where(db.ingest_runs.c.id == run_id)
+                .values(finished_at=utcnow(), status=status, stats=stats, error=error)
+            )
+
+    def status(self) -> list[dict[str, Any]]:
+        d, c, r = db.documents.c, db.chunks.c, db.ingest_runs.c
+        with self.engine.connect() as conn:
+            docs: dict[str, int] = dict(conn.execute(sa.select(d.source, sa.func.count()).group_by(d.source)).all())
+            nchunks: dict[str, int] = dict(conn.execute(sa.select(c.source, sa.func.count()).group_by(c.source)).all())
+            last_id = sa.select(sa.func.max(r.id)).group_by(r.source).scalar_subquery()
+            runs = {row.source: row for row in conn.execute(sa.select(db.ingest_runs).where(r.id.in_(last_id)))}
+        out = []
+        for source in sorted(set(docs) | set(runs)):
+            run = runs.get(source)
+            out.append({
+                "source": source,
+                "documents": int(docs.get(source, 0)),
+                "chunks": int(nchunks.get(source, 0)),
+                "last_run": None if run is None else {
+                    "kind": run.kind, "location": run.location, "status": run.status,
+                    "started_at": run.started_at, "finished_at": run.finished_at,
+                    "stats": run.stats, "error": run.error,
+                },
+            })
+        return out
+
+
+def _chunk_row(ch: Chunk) -> dict[str, Any]:
+    return {
+        "id": ch.id, "source": ch.source, "doc_id": ch.doc_id, "ordinal": ch.ordinal,
+        "content_hash": ch.content_hash, "audience": ch.audience, "text": ch.text,
+        "search_text": ch.search_text, "meta": ch.meta,
+    }
+
+
+def _row_chunk(row: Any) -> Chunk:
+    return Chunk(
+        id=row.id, source=row.source, doc_id=row.doc_id, ordinal=row.ordinal, text=row.text,
+        search_text=row.search_text, content_hash=row.content_hash, audience=row.audience,
+        meta=dict(row.meta),
+    )

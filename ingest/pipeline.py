@@ -1,0 +1,187 @@
+"""The ingestion pipeline: listed documents -> parse -> chunk -> diff by hash -> embed -> upsert/delete.
+
+Idempotent by stable ids and content hashes: an unchanged document is not parsed, an unchanged
+chunk is not embedded, a moved chunk reuses its vector, a vanished document is deleted.
+Vectors are written before the database rows that record them, so a crash mid-run leaves at
+worst vectors the database does not know yet, which the next run overwrites: never the reverse.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+
+from assistant.services import Services
+from assistant.store import DocumentRecord
+from assistant.types import Chunk
+from ingest.chunking import chunk_document
+from ingest.model import DocumentRef, SourceDocument
+from ingest.parsers import ParseError
+
+
+@dataclass
+class IngestStats:
+    seen: int = 0
+    added: int = 0
+    updated: int = 0
+    deleted: int = 0
+    unchanged: int = 0
+    failed: int = 0
+    chunks_embedded: int = 0
+    chunks_reused: int = 0
+    seconds: float = 0.0
+    failures: list[tuple[str, str]] = field(default_factory=list)
+
+    def summary(self) -> str:
+        return (
+            f"documents seen {self.seen} / added {self.added} / updated {self.updated} / "
+            f"deleted {self.deleted} / unchanged {self.unchanged}"
+            + (f" / failed {self.failed}" if self.failed else "")
+            + f"; chunks embedded {self.chunks_embedded}; {self.seconds:.1f} s"
+        )
+
+
+def vector_metadata(ch: Chunk) -> dict[str, Any]:
+    return {
+        "source": ch.source, "doc_id": ch.doc_id, "audience": ch.audience,
+        "title": ch.title, "url": ch.url, "content_hash": ch.content_hash,
+    }
+
+
+@dataclass
+class _Pending:
+    record: DocumentRecord
+    chunks: list[Chunk]
+    embed: list[Chunk]  # chunks whose text is new: need the model
+    reuse: dict[str, np.ndarray]  # chunk id -> vector of an identical chunk that moved
+    keep: list[Chunk]  # unchanged chunks: metadata refresh only
+    stale: list[str]  # old chunk ids gone from the document
+
+
+class Ingestor:
+    def __init__(
+        self,
+        services: Services,
+        source: str,
+        flush_chunks: int = 512,
+        on_document: Callable[[str], None] | None = None,
+    ) -> None:
+        self.s = services
+        self.source = source
+        self.flush_chunks = flush_chunks
+        self.on_document = on_document or (lambda _label: None)
+        self.chunk_size = services.settings.chunk_size
+        self.overlap = services.settings.chunk_overlap
+
+    def run(self, refs: Iterable[DocumentRef], kind: str, location: str, complete: bool = True) -> IngestStats:
+        """Sync the source with `refs`. `complete` means refs list every document of the source,
+        so stored documents missing from it are deleted."""
+        started = time.perf_counter()
+        stats = IngestStats()
+        store = self.s.store
+        run_id = store.start_run(self.source, kind, location)
+        try:
+            known = store.document_hashes(self.source)
+            seen: set[str] = set()
+            pending: list[_Pending] = []
+            for ref in refs:
+                stats.seen += 1
+                seen.add(ref.doc_id)
+                if known.get(ref.doc_id) == ref.content_hash:
+                    stats.unchanged += 1
+                else:
+                    item = self._prepare(ref, stats)
+                    if item is not None:
+                        pending.append(item)
+                        stats.added += ref.doc_id not in known
+                        stats.updated += ref.doc_id in known
+                if sum(len(p.embed) for p in pending) >= self.flush_chunks:
+                    self._flush(pending, stats)
+                self.on_document(ref.label or ref.doc_id)
+            self._flush(pending, stats)
+            if complete:
+                gone = sorted(set(known) - seen)
+                if gone:
+                    self.s.vectors.delete(store.chunk_ids(self.source, gone))
+                    store.delete_documents(self.source, gone)
+                    stats.deleted = len(gone)
+            if stats.added or stats.updated or stats.deleted:
+                self.s.keywords.rebuild()
+        except BaseException as exc:
+            stats.seconds = time.perf_counter() - started
+            store.finish_run(run_id, "failed", _stats_dict(stats), f"{type(exc).__name__}: {exc}")
+            raise
+        stats.seconds = time.perf_counter() - started
+        status = "partial" if stats.failed else "ok"
+        error = "; ".join(f"{label}: {msg}" for label, msg in stats.failures[:20]) or None
+        store.finish_run(run_id, status, _stats_dict(stats), error)
+        return stats
+
+    def _prepare(self, ref: DocumentRef, stats: IngestStats) -> _Pending | None:
+        try:
+            doc = ref.load()
+            chunks = chunk_document(doc, self.source, self.chunk_size, self.overlap)
+        except (ParseError, ValueError, OSError) as exc:
+            stats.failed += 1
+            stats.failures.append((ref.label or ref.doc_id, str(exc)))
+            return None
+        old = self.s.store.chunk_hashes(self.source, ref.doc_id)
+        by_hash = {h: cid for cid, h in old.items()}
+        embed, keep, moved = [], [], {}
+        for ch in chunks:
+            if old.get(ch.id) == ch.content_hash:
+                keep.append(ch)
+            elif ch.content_hash in by_hash:
+                moved[ch.id] = by_hash[ch.content_hash]
+            else:
+                embed.append(ch)
+        reuse: dict[str, np.ndarray] = {}
+        if moved:
+            vectors = self.s.vectors.get_vectors(sorted(set(moved.values())))
+            reuse = {cid: vectors[src] for cid, src in moved.items() if src in vectors}
+            embed += [ch for ch in chunks if ch.id in moved and ch.id not in reuse]
+        new_ids = {ch.id for ch in chunks}
+        return _Pending(
+            record=_record(doc, ref, self.source),
+            chunks=chunks, embed=embed, reuse=reuse, keep=keep,
+            stale=[cid for cid in old if cid not in new_ids],
+        )
+
+    def _flush(self, pending: list[_Pending], stats: IngestStats) -> None:
+        if not pending:
+            return
+        embed = [ch for p in pending for ch in p.embed]
+        vectors = self.s.embedder.embed([ch.search_text for ch in embed], kind="document")
+        chunk_by_id = {ch.id: ch for p in pending for ch in p.chunks}
+        reused = [(cid, vec) for p in pending for cid, vec in p.reuse.items()]
+        ids = [ch.id for ch in embed] + [cid for cid, _ in reused]
+        if ids:
+            all_vectors = np.vstack([vectors] + [vec[None, :] for _, vec in reused]) if reused else vectors
+            self.s.vectors.upsert(ids, all_vectors, [vector_metadata(chunk_by_id[i]) for i in ids])
+        keep = [ch for p in pending for ch in p.keep]
+        if keep:
+            self.s.vectors.update_metadata([ch.id for ch in keep], [vector_metadata(ch) for ch in keep])
+        stale = [cid for p in pending for cid in p.stale]
+        if stale:
+            self.s.vectors.delete(stale)
+        self.s.store.save_documents((p.record, p.chunks) for p in pending)
+        stats.chunks_embedded += len(embed)
+        stats.chunks_reused += len(reused)
+        pending.clear()
+
+
+def _record(doc: SourceDocument, ref: DocumentRef, source: str) -> DocumentRecord:
+    return DocumentRecord(
+        source=source, doc_id=doc.doc_id, title=doc.title, url=doc.url,
+        content_hash=ref.content_hash, audience=doc.audience, updated_at=doc.updated_at,
+    )
+
+
+def _stats_dict(stats: IngestStats) -> dict[str, Any]:
+    d = asdict(stats)
+    d["failures"] = [list(f) for f in stats.failures[:50]]
+    return d

@@ -1,0 +1,224 @@
+"""Docs-folder ingestion with the real model, real Chroma and SQLite: incremental behaviour,
+deep links, audience, loud failures, and a keyword index that survives a restart."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from assistant.errors import SourceError
+from assistant.services import Services
+from assistant.settings import Settings
+from ingest.docs import folder_refs, list_files
+from ingest.pipeline import Ingestor, IngestStats
+
+INSTALL = """---
+title: Installing Widgetron
+---
+# Installing Widgetron
+
+Widgetron installs with pip on Linux and macOS.
+
+## Installing on Windows
+
+Run the MSI installer and reboot the spooler service afterwards.
+"""
+
+BILLING = """---
+title: Billing internals
+audience: internal
+---
+# Billing internals
+
+Refunds above 500 euros need approval from the finance lead, codename PELICAN.
+"""
+
+GLOSSARY = """Glossary
+========
+
+:audience: customer
+
+Flux capacitor
+--------------
+
+The flux capacitor regulates the temporal displacement of widgets.
+"""
+
+
+def write_corpus(root: Path) -> Path:
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "install.md").write_text(INSTALL)
+    (root / "internal").mkdir(exist_ok=True)
+    (root / "internal" / "billing.md").write_text(BILLING)
+    (root / "glossary.rst").write_text(GLOSSARY)
+    (root / "faq.html").write_text(
+        "<html><head><title>FAQ</title><script>alert('x')</script></head><body><main>"
+        "<h1>FAQ</h1><h2 id='reset-password'>Resetting a password</h2>"
+        "<p>Use the forgot-password link on the sign-in page.</p></main></body></html>"
+    )
+    (root / "notes.txt").write_text("not a supported file")
+    return root
+
+
+def ingest(services: Services, root: Path, base_url: str | None = "https://docs.example.com") -> IngestStats:
+    files = list_files(root)
+    return Ingestor(services, "docs").run(folder_refs(root, files, base_url), "docs", str(root))
+
+
+def chunk_ids(services: Services, doc_id: str) -> dict[str, str]:
+    return services.store.chunk_hashes("docs", doc_id)
+
+
+def test_first_run_indexes_every_supported_file_with_deep_links(services: Services, tmp_path: Path) -> None:
+    root = write_corpus(tmp_path / "docs")
+    stats = ingest(services, root)
+    assert (stats.seen, stats.added, stats.failed) == (4, 4, 0)
+    assert stats.chunks_embedded == services.vectors.count() == services.store.count_chunks() > 0
+
+    hit = services.retriever.search("How do I install on Windows?", k=1)[0]
+    assert hit.chunk.url == "https://docs.example.com/install.md#installing-on-windows"
+    assert hit.chunk.title == "Installing Widgetron" and hit.chunk.heading == "Installing on Windows"
+    assert hit.chunk.meta["updated_at"]  # file modification time, ISO 8601
+
+    faq = services.retriever.search("reset my password", k=1)[0]
+    assert faq.chunk.url == "https://docs.example.com/faq.html#reset-password"
+    assert "alert" not in faq.chunk.text
+
+
+def test_audience_from_front_matter_is_stored_and_filters_both_indexes(services: Services, tmp_path: Path) -> None:
+    ingest(services, write_corpus(tmp_path / "docs"))
+    audiences = {c.doc_id: c.audience for c in services.store.get_chunks(
+        [cid for doc in ("install.md", "internal/billing.md", "glossary.rst")
+         for cid in chunk_ids(services, doc)]).values()}
+    assert audiences == {"install.md": "public", "internal/billing.md": "internal", "glossary.rst": "customer"}
+
+    query = "refund approval finance lead PELICAN"
+    for mode in ("dense", "keyword", "hybrid"):
+        public = services.retriever.search(query, k=5, where={"audience": "public"}, mode=mode)  # type: ignore[arg-type]
+        assert all(h.chunk.audience == "public" for h in public)
+        assert "PELICAN" not in " ".join(h.chunk.text for h in public)
+    assert services.retriever.search(query, k=1, mode="keyword")[0].chunk.doc_id == "internal/billing.md"
+
+
+def test_unchanged_folder_embeds_nothing(services: Services, tmp_path: Path) -> None:
+    root = write_corpus(tmp_path / "docs")
+    ingest(services, root)
+    again = ingest(services, root)
+    assert (again.unchanged, again.added, again.updated, again.deleted, again.chunks_embedded) == (4, 0, 0, 0, 0)
+
+
+def test_changed_file_replaces_exactly_its_chunks(services: Services, tmp_path: Path) -> None:
+    root = write_corpus(tmp_path / "docs")
+    ingest(services, root)
+    before_install = chunk_ids(services, "install.md")
+    before_faq = chunk_ids(services, "faq.html")
+    total = services.vectors.count()
+
+    # Edit one section; add one.
+    text = INSTALL.replace("reboot the spooler service", "restart the print queue") + \
+        "\n## Uninstalling\n\nRun widgetron --uninstall to remove every file.\n"
+    (root / "install.md").write_text(text)
+    stats = ingest(services, root)
+    assert (stats.updated, stats.unchanged) == (1, 3)
+    assert stats.chunks_embedded == 2  # the edited section and the new one, not the untouched intro
+
+    after_install = chunk_ids(services, "install.md")
+    assert chunk_ids(services, "faq.html") == before_faq
+    unchanged = [cid for cid, h in before_install.items() if after_install.get(cid) == h]
+    assert len(unchanged) == len(before_install) - 1  # the edited section kept its id, new hash
+    assert set(before_install) < set(after_install)
+    assert services.vectors.count() == total + 1
+
+    hit = services.retriever.search("print queue", k=1)[0]
+    assert hit.chunk.doc_id == "install.md" and "restart the print queue" in hit.chunk.text
+    assert not [h for h in services.retriever.search("spooler", k=10, mode="keyword") if "spooler" in h.chunk.text]
+
+
+def test_deleted_file_removes_its_chunks_everywhere(services: Services, tmp_path: Path) -> None:
+    root = write_corpus(tmp_path / "docs")
+    ingest(services, root)
+    gone = chunk_ids(services, "internal/billing.md")
+    (root / "internal" / "billing.md").unlink()
+    stats = ingest(services, root)
+    assert stats.deleted == 1
+    assert chunk_ids(services, "internal/billing.md") == {}
+    assert services.vectors.count() == services.store.count_chunks()
+    assert not services.vectors.get_vectors(sorted(gone))
+    hits = services.retriever.search("PELICAN refunds finance", k=10)
+    assert all(h.chunk.doc_id != "internal/billing.md" for h in hits)
+
+
+def test_keyword_index_survives_restart_and_follows_other_processes(
+    settings: Settings, services: Services, tmp_path: Path
+) -> None:
+    root = write_corpus(tmp_path / "docs")
+    ingest(services, root)
+    # A new process: loads the persisted index (no rebuild) and finds the same chunk.
+    fresh = Services(settings, embedder=services.embedder)
+    assert fresh.keywords.search("PELICAN", 1)[0][0] in chunk_ids(services, "internal/billing.md")
+    assert len(fresh.keywords) == services.store.count_chunks()
+    # Another process ingests: this one notices the new generation at its next search.
+    (root / "install.md").write_text(INSTALL + "\n## Licensing\n\nThe ZEBRAFISH licence key lives in /etc/widgetron.\n")
+    ingest(services, root)
+    assert fresh.keywords.search("ZEBRAFISH", 1)
+
+
+def test_bad_inputs_fail_loudly(tmp_path: Path) -> None:
+    with pytest.raises(SourceError, match="does not exist"):
+        list_files(tmp_path / "nope")
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "empty" / "readme.txt").write_text("hi")
+    with pytest.raises(SourceError, match="No supported files"):
+        list_files(tmp_path / "empty")
+
+
+def test_a_broken_file_is_reported_and_the_rest_indexed(services: Services, tmp_path: Path) -> None:
+    root = write_corpus(tmp_path / "docs")
+    (root / "broken.md").write_bytes(b"# Broken\n\n\xff\xfe not utf-8")
+    (root / "bad-audience.md").write_text("---\naudience: everyone\n---\n# Hi\n\ntext\n")
+    stats = ingest(services, root)
+    assert stats.failed == 2 and stats.added == 4
+    labels = dict(stats.failures)
+    assert "broken.md" in labels and "audience" in labels["bad-audience.md"]
+    run = {r["source"]: r for r in services.store.status()}["docs"]["last_run"]
+    assert run["status"] == "partial" and "broken.md" in run["error"]
+
+
+@pytest.fixture
+def cli_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("ANSWERDESK_DATA_DIR", str(tmp_path / "data"))
+    return tmp_path
+
+
+def run_cli(*args: str) -> tuple[int, str]:
+    from assistant.cli import app, main  # noqa: F401  (main registers the sub-commands)
+    from ingest.cli import app as ingest_app
+
+    if not any(g.name == "ingest" for g in app.registered_groups):
+        app.add_typer(ingest_app, name="ingest")
+    result = CliRunner().invoke(app, list(args), env={"COLUMNS": "200"})
+    return result.exit_code, result.output
+
+
+def test_cli_ingest_search_status(cli_env: Path) -> None:
+    root = write_corpus(cli_env / "docs")
+    code, out = run_cli("ingest", "docs", str(root), "--base-url", "https://docs.example.com")
+    assert code == 0, out
+    assert "documents seen 4 / added 4 / updated 0 / deleted 0 / unchanged 0" in out
+    code, out = run_cli("ingest", "docs", str(root))
+    assert code == 0 and "chunks embedded" in out
+    code, out = run_cli("search", "install on Windows", "-k", "2")
+    assert code == 0 and "install.md#installing-on-windows" in out.replace("\n", "")
+    code, out = run_cli("status")
+    assert code == 0 and "docs" in out and "ok" in out
+
+
+def test_cli_errors_exit_non_zero_with_a_message(cli_env: Path) -> None:
+    code, out = run_cli("ingest", "docs", str(cli_env / "missing"))
+    assert code == 1 and "Path does not exist" in out
+    (cli_env / "empty").mkdir()
+    code, out = run_cli("ingest", "docs", str(cli_env / "empty"))
+    assert code == 1 and "No supported files" in out

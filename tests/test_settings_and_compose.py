@@ -1,0 +1,73 @@
+"""Settings fail at start naming the variable; the compose file is real and uses real settings."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from assistant.errors import ConfigError
+from assistant.settings import Settings, load_settings
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_defaults_work_offline(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.chdir(tmp_path)
+    s = load_settings()
+    assert s.data_dir == Path(".answerdesk")
+    assert s.sqlalchemy_url == f"sqlite:///{(tmp_path / '.answerdesk' / 'answerdesk.db').resolve()}"
+    assert Path(s.embedding_model, "model.safetensors").exists()  # the bundled model, no download
+    assert s.chroma_url == ""
+
+
+def test_postgres_url_uses_psycopg3(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ANSWERDESK_DATABASE_URL", "postgresql://u:p@db:5432/x")
+    assert load_settings().sqlalchemy_url == "postgresql+psycopg://u:p@db:5432/x"
+
+
+@pytest.mark.parametrize(
+    ("var", "value"),
+    [
+        ("ANSWERDESK_CHROMA_URL", "chroma:8000"),
+        ("ANSWERDESK_DATABASE_URL", "mysql://x"),
+        ("ANSWERDESK_EMBEDDING_DTYPE", "int8"),
+        ("ANSWERDESK_CHUNK_SIZE", "lots"),
+        ("ANSWERDESK_RETRIEVAL_K", "0"),
+    ],
+)
+def test_bad_setting_names_the_variable(monkeypatch: pytest.MonkeyPatch, var: str, value: str) -> None:
+    monkeypatch.setenv(var, value)
+    with pytest.raises(ConfigError, match=var):
+        load_settings()
+
+
+def test_cli_reports_bad_setting_without_traceback(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from assistant.cli import app
+
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(app, ["status"], env={"ANSWERDESK_EMBEDDING_DTYPE": "int8"})
+    assert result.exit_code == 1
+    assert "ANSWERDESK_EMBEDDING_DTYPE" in result.output and "Traceback" not in result.output
+
+
+def test_compose_file_runs_app_chroma_and_postgres_with_real_settings() -> None:
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    services = compose["services"]
+    assert set(services) >= {"app", "chroma", "postgres"}
+    assert services["chroma"]["command"][:2] == ["chroma", "run"]  # what tests/conftest.py starts
+    assert services["chroma"]["image"] == services["app"]["image"]  # same chromadb version as the client
+    assert services["postgres"]["image"].startswith("postgres:")
+    env = services["app"]["environment"]
+    fields = set(Settings.model_fields)
+    for name in env:
+        if name.startswith("ANSWERDESK_"):
+            assert name.removeprefix("ANSWERDESK_").lower() in fields, name
+    assert env["ANSWERDESK_CHROMA_URL"] == "http://chroma:8000"
+    assert env["ANSWERDESK_DATABASE_URL"].startswith("postgresql://")
+    pg = services["postgres"]["environment"]
+    assert env["ANSWERDESK_DATABASE_URL"].endswith(f"@postgres:5432/{pg['POSTGRES_DB']}")
+    assert "answerdesk serve" in " ".join(services["app"]["command"])

@@ -1,0 +1,67 @@
+"""The storage contract, run against SQLite and (when reachable) PostgreSQL."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from assistant.db import create_engine
+from assistant.store import DocumentRecord, IndexStore
+from assistant.types import Chunk
+
+
+def chunk(doc_id: str, n: int, text: str = "text", audience: str = "public") -> Chunk:
+    return Chunk(id=f"{doc_id}-{n}", source="docs", doc_id=doc_id, ordinal=n, text=text,
+                 search_text=f"Title\n\n{text}", content_hash=f"h-{text}", audience=audience,
+                 meta={"title": "Title", "url": f"https://x/{doc_id}#s{n}", "heading": "S"})
+
+
+def record(doc_id: str, content_hash: str = "v1") -> DocumentRecord:
+    return DocumentRecord(source="docs", doc_id=doc_id, title="Title", url=f"https://x/{doc_id}",
+                          content_hash=content_hash, audience="public", updated_at=datetime.now(UTC))
+
+
+def test_save_replace_delete_and_generation(database_url: str) -> None:
+    store = IndexStore(create_engine(database_url))
+    g0 = store.generation()
+    store.save_documents([(record("a.md"), [chunk("a.md", 0, "alpha"), chunk("a.md", 1, "beta")]),
+                          (record("b.md"), [chunk("b.md", 0, "gamma")])])
+    assert store.generation() == g0 + 1
+    assert store.document_hashes("docs") == {"a.md": "v1", "b.md": "v1"}
+    assert store.chunk_hashes("docs", "a.md") == {"a.md-0": "h-alpha", "a.md-1": "h-beta"}
+
+    # Replacing a document drops chunks it no longer has.
+    store.save_documents([(record("a.md", "v2"), [chunk("a.md", 0, "alpha2")])])
+    assert store.chunk_hashes("docs", "a.md") == {"a.md-0": "h-alpha2"}
+    assert store.document_hashes("docs")["a.md"] == "v2"
+    got = store.get_chunks(["a.md-0", "b.md-0", "missing"])
+    assert set(got) == {"a.md-0", "b.md-0"}
+    assert got["a.md-0"].text == "alpha2" and got["a.md-0"].url == "https://x/a.md#s0"
+
+    store.delete_documents("docs", ["b.md"])
+    assert store.document_hashes("docs") == {"a.md": "v2"}
+    assert [row[0] for row in store.iter_keyword_rows()] == ["a.md-0"]
+    assert store.generation() == g0 + 3
+
+
+def test_keyword_rows_stream_every_chunk_with_filters(database_url: str) -> None:
+    store = IndexStore(create_engine(database_url))
+    items = [(record(f"d{i}.md"), [chunk(f"d{i}.md", 0, f"t{i}", "internal" if i % 2 else "public")])
+             for i in range(30)]
+    store.save_documents(items)
+    rows = list(store.iter_keyword_rows(batch=7))
+    assert len(rows) == 30 == store.count_chunks()
+    assert {r[3] for r in rows} == {"public", "internal"}
+
+
+def test_runs_and_status(database_url: str) -> None:
+    store = IndexStore(create_engine(database_url))
+    store.save_documents([(record("a.md"), [chunk("a.md", 0)])])
+    run = store.start_run("docs", "docs", "/tmp/docs")
+    store.finish_run(run, "ok", {"seen": 1})
+    failed = store.start_run("wiki", "docs", "/tmp/wiki")
+    store.finish_run(failed, "failed", {}, "SourceError: boom")
+    status = {row["source"]: row for row in store.status()}
+    assert status["docs"]["documents"] == 1 and status["docs"]["chunks"] == 1
+    assert status["docs"]["last_run"]["status"] == "ok"
+    assert status["wiki"]["documents"] == 0
+    assert status["wiki"]["last_run"]["error"] == "SourceError: boom"
