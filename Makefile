@@ -21,8 +21,8 @@ $(STAMP): pyproject.toml | $(PY)
 install: $(STAMP)
 
 run: install
-	$(VENV)/bin/answerdesk ingest docs docs --source answerdesk-docs
-	$(VENV)/bin/answerdesk search "How do I set the database URL?" -k 3
+	$(VENV)/bin/answerdesk ingest docs docs --source answerdesk-docs --base-url http://$(HOST):$(PORT)/kb
+	ANSWERDESK_DEMO_DOCS_DIR=docs $(VENV)/bin/answerdesk serve --host $(HOST) --port $(PORT)
 
 test: install
 	$(PY) -m pytest

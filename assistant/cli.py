@@ -102,6 +102,37 @@ def status(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] 
     console.print(table)
 
 
+@app.command()
+@friendly
+def ask(question: Annotated[str, typer.Argument(help="Your question.")],
+        as_json: Annotated[bool, typer.Option("--json", help="Print the full response as JSON.")] = False) -> None:
+    """Answer QUESTION from the index, with numbered sources and the confidence."""
+    response = services().assistant.respond(question)
+    if as_json:
+        console.print_json(json.dumps(response, default=str))
+        return
+    console.print(response["answer"], highlight=False, markup=False)
+    console.print()
+    for c in response["citations"]:
+        console.print(f"[{c['n']}] {c['title']}  {c['url']}", highlight=False, markup=False)
+    note = " (escalated to a human)" if response["escalated"] else ""
+    console.print(f"confidence {response['confidence']:.2f}{note}", style="dim")
+
+
+@app.command()
+@friendly
+def serve(host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+          port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000) -> None:
+    """Serve the HTTP API and the demo page."""
+    import uvicorn
+
+    from assistant.api import create_app
+
+    app_ = create_app(load_settings())
+    console.print(f"answerdesk on http://{host}:{port}  (API docs: /docs)")
+    uvicorn.run(app_, host=host, port=port, log_level="info")
+
+
 def main() -> None:
     from ingest.cli import app as ingest_app
 

@@ -2,12 +2,30 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 metadata = sa.MetaData()
+
+
+class UTCDateTime(sa.TypeDecorator[datetime]):
+    """Timezone-aware UTC on every backend: SQLite would hand back naive datetimes."""
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            value = value.replace(tzinfo=UTC)
+        return value
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            value = value.replace(tzinfo=UTC)
+        return value
 
 # One row per indexed document: what we saw last time, so unchanged content is skipped.
 documents = sa.Table(
@@ -19,9 +37,9 @@ documents = sa.Table(
     sa.Column("url", sa.Text, nullable=False),
     sa.Column("content_hash", sa.String(64), nullable=False),
     sa.Column("audience", sa.String(20), nullable=False),
-    sa.Column("updated_at", sa.DateTime(timezone=True)),
+    sa.Column("updated_at", UTCDateTime()),
     sa.Column("chunk_count", sa.Integer, nullable=False),
-    sa.Column("indexed_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("indexed_at", UTCDateTime(), nullable=False),
 )
 
 # Every chunk's text and metadata: the keyword index is rebuilt from here, and hits are read
@@ -48,8 +66,8 @@ ingest_runs = sa.Table(
     sa.Column("source", sa.String(200), nullable=False, index=True),
     sa.Column("kind", sa.String(40), nullable=False),
     sa.Column("location", sa.Text, nullable=False),
-    sa.Column("started_at", sa.DateTime(timezone=True), nullable=False),
-    sa.Column("finished_at", sa.DateTime(timezone=True)),
+    sa.Column("started_at", UTCDateTime(), nullable=False),
+    sa.Column("finished_at", UTCDateTime()),
     sa.Column("status", sa.String(20), nullable=False),
     sa.Column("stats", sa.JSON, nullable=False),
     sa.Column("error", sa.Text),
@@ -83,3 +101,59 @@ def create_engine(url: str, **kwargs: Any) -> Engine:
 
 def init_db(engine: Engine) -> None:
     metadata.create_all(engine)
+
+
+# -- conversations, answers, feedback, escalations -------------------------------------------
+conversations = sa.Table(
+    "conversations",
+    metadata,
+    sa.Column("id", sa.String(36), primary_key=True),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+    sa.Column("updated_at", UTCDateTime(), nullable=False),
+)
+
+messages = sa.Table(
+    "messages",
+    metadata,
+    sa.Column("id", sa.String(36), primary_key=True),
+    sa.Column("conversation_id", sa.String(36), sa.ForeignKey("conversations.id"), nullable=False, index=True),
+    sa.Column("seq", sa.Integer, nullable=False),
+    sa.Column("role", sa.String(20), nullable=False),  # user | assistant
+    sa.Column("content", sa.Text, nullable=False),
+    sa.Column("search_query", sa.Text),  # the question as rewritten for retrieval
+    sa.Column("citations", sa.JSON),
+    sa.Column("confidence", sa.Float),
+    sa.Column("flags", sa.JSON),
+    sa.Column("answerer", sa.String(40)),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+)
+
+feedback = sa.Table(
+    "feedback",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("message_id", sa.String(36), sa.ForeignKey("messages.id"), nullable=False, index=True),
+    sa.Column("rating", sa.String(10), nullable=False),
+    sa.Column("comment", sa.Text),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+)
+
+escalations = sa.Table(
+    "escalations",
+    metadata,
+    sa.Column("id", sa.String(36), primary_key=True),
+    sa.Column("conversation_id", sa.String(36), sa.ForeignKey("conversations.id"), nullable=False, index=True),
+    sa.Column("message_id", sa.String(36)),
+    sa.Column("question", sa.Text, nullable=False),
+    sa.Column("transcript", sa.JSON, nullable=False),
+    sa.Column("draft_answer", sa.Text, nullable=False),
+    sa.Column("sources", sa.JSON, nullable=False),
+    sa.Column("confidence", sa.Float),
+    sa.Column("reasons", sa.JSON, nullable=False),
+    sa.Column("requested_by_user", sa.Boolean, nullable=False),
+    sa.Column("status", sa.String(20), nullable=False),
+    sa.Column("ticket_key", sa.String(100)),
+    sa.Column("ticket_url", sa.Text),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+    sa.Column("updated_at", UTCDateTime(), nullable=False),
+)

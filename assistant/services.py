@@ -4,8 +4,13 @@ from __future__ import annotations
 
 from functools import cached_property
 
+from assistant.answering.extractive import ExtractiveAnswerer
+from assistant.answering.types import Answerer
+from assistant.chat import Assistant
+from assistant.conversations import Conversations
 from assistant.db import create_engine
 from assistant.embeddings import Embedder, load_embedder
+from assistant.escalation import LocalQueue, TicketQueue
 from assistant.index.keyword import KeywordIndex
 from assistant.index.vector import ChromaIndex
 from assistant.retrieval import Retriever
@@ -47,4 +52,39 @@ class Services:
         s = self.settings
         return Retriever(
             self.embedder, self.vectors, self.keywords, self.store, s.retrieval_candidates, s.rrf_k
+        )
+
+    # -- answering -------------------------------------------------------------------------
+    @cached_property
+    def conversations(self) -> Conversations:
+        return Conversations(self.store.engine)
+
+    @cached_property
+    def queue(self) -> TicketQueue:
+        return LocalQueue(self.store.engine)
+
+    @cached_property
+    def extractive(self) -> ExtractiveAnswerer:
+        return ExtractiveAnswerer(self.embedder)
+
+    @cached_property
+    def answerer(self) -> Answerer:
+        if self.settings.answerer == "openai":
+            from assistant.answering.llm import OpenAIAnswerer
+
+            return OpenAIAnswerer(self.settings)
+        return self.extractive
+
+    @cached_property
+    def assistant(self) -> Assistant:
+        s = self.settings
+        rewriter = None
+        if s.answerer == "openai":
+            from assistant.answering.llm import chat_model, load_prompt
+            from assistant.answering.rewrite import LLMRewriter
+
+            rewriter = LLMRewriter(chat_model(s, streaming=False), load_prompt(s.prompts_dir, "rewrite.md"))
+        return Assistant(
+            self.retriever, self.answerer, self.extractive, self.queue, self.conversations, self.embedder,
+            threshold=s.confidence_threshold, k=s.retrieval_k, history_turns=s.history_turns, rewriter=rewriter,
         )

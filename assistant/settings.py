@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from assistant.errors import ConfigError
@@ -22,7 +22,7 @@ def bundled_model_path() -> str:
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
-        env_prefix="ANSWERDESK_", env_file=".env", extra="ignore", validate_default=True
+        env_prefix="ANSWERDESK_", env_file=".env", extra="ignore", validate_default=True, populate_by_name=True
     )
 
     data_dir: Path = Path(".answerdesk")
@@ -40,6 +40,26 @@ class Settings(BaseSettings):
     retrieval_k: int = Field(5, ge=1, le=50)
     retrieval_candidates: int = Field(50, ge=5, le=1000)
     rrf_k: int = Field(60, ge=1)
+
+    answerer: Literal["extractive", "openai"] = "extractive"
+    llm_model: str = "gpt-4o-mini"
+    llm_timeout: float = Field(30.0, gt=0, le=600)
+    llm_max_retries: int = Field(1, ge=0, le=10)
+    # The OpenAI SDK's own variable names, so an existing set-up works unchanged.
+    openai_api_key: SecretStr | None = Field(
+        None, validation_alias=AliasChoices("OPENAI_API_KEY", "ANSWERDESK_OPENAI_API_KEY")
+    )
+    openai_base_url: str | None = Field(
+        None, validation_alias=AliasChoices("OPENAI_BASE_URL", "ANSWERDESK_OPENAI_BASE_URL")
+    )
+    prompts_dir: Path = Path(__file__).resolve().parent.parent / "prompts"
+
+    confidence_threshold: float = Field(0.45, ge=0.0, le=1.0)
+    max_question_chars: int = Field(4000, ge=1, le=100_000)
+    max_body_bytes: int = Field(65536, ge=1024)
+    history_turns: int = Field(6, ge=0, le=50)
+    # A folder served read-only at /kb, so the demo's citation links open (make run: docs/).
+    demo_docs_dir: Path | None = None
 
     @field_validator("database_url", "chroma_url")
     @classmethod
@@ -92,6 +112,6 @@ def load_settings(**overrides: object) -> Settings:
         problems = []
         for err in exc.errors():
             field = str(err["loc"][0]) if err["loc"] else ""
-            name = f"ANSWERDESK_{field.upper()}" if field else "settings"
+            name = field if field.isupper() else f"ANSWERDESK_{field.upper()}" if field else "settings"
             problems.append(f"{name}: {err['msg']}")
         raise ConfigError("Invalid configuration:\n  " + "\n  ".join(problems)) from None

@@ -34,6 +34,7 @@ def chunk_document(doc: SourceDocument, source: str, chunk_size: int, overlap: i
         chunk_size=chunk_size, chunk_overlap=overlap, separators=["\n\n", "\n", ". ", " ", ""]
     )
     updated = doc.updated_at.isoformat() if doc.updated_at else ""
+    page_heading = _page_heading(doc)
     out: list[Chunk] = []
     for section in doc.sections:
         text = section.text.strip()
@@ -41,8 +42,8 @@ def chunk_document(doc: SourceDocument, source: str, chunk_size: int, overlap: i
             continue
         pieces = [text] if len(text) <= chunk_size else splitter.split_text(text)
         path = list(section.heading_path)
-        if path and path[0] == doc.title:
-            path = path[1:]  # the title already leads the search text
+        if path and path[0] in (doc.title, page_heading):
+            path = path[1:]  # the page's title already leads the search text
         heading = " > ".join(path)
         for n, piece in enumerate(pieces):
             search_text = "\n".join(p for p in (doc.title, heading) if p) + "\n\n" + piece
@@ -66,3 +67,11 @@ def chunk_document(doc: SourceDocument, source: str, chunk_size: int, overlap: i
                 )
             )
     return out
+
+
+def _page_heading(doc: SourceDocument) -> str | None:
+    """The page's own top heading (an H1 above every section) repeats the title in other words."""
+    firsts = {s.heading_path[0] for s in doc.sections if s.heading_path}
+    if len(firsts) == 1 and any(len(s.heading_path) > 1 for s in doc.sections):
+        return firsts.pop()
+    return None

@@ -9,7 +9,8 @@ worst vectors the database does not know yet, which the next run overwrites: nev
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -34,6 +35,7 @@ class IngestStats:
     chunks_embedded: int = 0
     chunks_reused: int = 0
     seconds: float = 0.0
+    timings: dict[str, float] = field(default_factory=dict)  # stage -> seconds, for benchmarks
     failures: list[tuple[str, str]] = field(default_factory=list)
 
     def summary(self) -> str:
@@ -43,6 +45,15 @@ class IngestStats:
             + (f" / failed {self.failed}" if self.failed else "")
             + f"; chunks embedded {self.chunks_embedded}; {self.seconds:.1f} s"
         )
+
+
+@contextmanager
+def timed(stats: IngestStats, stage: str) -> Iterator[None]:
+    started = time.perf_counter()
+    try:
+        yield
+    finally:
+        stats.timings[stage] = stats.timings.get(stage, 0.0) + time.perf_counter() - started
 
 
 def vector_metadata(ch: Chunk) -> dict[str, Any]:
@@ -94,7 +105,8 @@ class Ingestor:
                 if known.get(ref.doc_id) == ref.content_hash:
                     stats.unchanged += 1
                 else:
-                    item = self._prepare(ref, stats)
+                    with timed(stats, "parse"):
+                        item = self._prepare(ref, stats)
                     if item is not None:
                         pending.append(item)
                         stats.added += ref.doc_id not in known
@@ -110,7 +122,8 @@ class Ingestor:
                     store.delete_documents(self.source, gone)
                     stats.deleted = len(gone)
             if stats.added or stats.updated or stats.deleted:
-                self.s.keywords.rebuild()
+                with timed(stats, "keyword_index"):
+                    self.s.keywords.rebuild()
         except BaseException as exc:
             stats.seconds = time.perf_counter() - started
             store.finish_run(run_id, "failed", _stats_dict(stats), f"{type(exc).__name__}: {exc}")
@@ -155,20 +168,23 @@ class Ingestor:
         if not pending:
             return
         embed = [ch for p in pending for ch in p.embed]
-        vectors = self.s.embedder.embed([ch.search_text for ch in embed], kind="document")
+        with timed(stats, "embed"):
+            vectors = self.s.embedder.embed([ch.search_text for ch in embed], kind="document")
         chunk_by_id = {ch.id: ch for p in pending for ch in p.chunks}
         reused = [(cid, vec) for p in pending for cid, vec in p.reuse.items()]
         ids = [ch.id for ch in embed] + [cid for cid, _ in reused]
-        if ids:
-            all_vectors = np.vstack([vectors] + [vec[None, :] for _, vec in reused]) if reused else vectors
-            self.s.vectors.upsert(ids, all_vectors, [vector_metadata(chunk_by_id[i]) for i in ids])
-        keep = [ch for p in pending for ch in p.keep]
-        if keep:
-            self.s.vectors.update_metadata([ch.id for ch in keep], [vector_metadata(ch) for ch in keep])
-        stale = [cid for p in pending for cid in p.stale]
-        if stale:
-            self.s.vectors.delete(stale)
-        self.s.store.save_documents((p.record, p.chunks) for p in pending)
+        with timed(stats, "vector_store"):
+            if ids:
+                all_vectors = np.vstack([vectors] + [vec[None, :] for _, vec in reused]) if reused else vectors
+                self.s.vectors.upsert(ids, all_vectors, [vector_metadata(chunk_by_id[i]) for i in ids])
+            keep = [ch for p in pending for ch in p.keep]
+            if keep:
+                self.s.vectors.update_metadata([ch.id for ch in keep], [vector_metadata(ch) for ch in keep])
+            stale = [cid for p in pending for cid in p.stale]
+            if stale:
+                self.s.vectors.delete(stale)
+        with timed(stats, "database"):
+            self.s.store.save_documents((p.record, p.chunks) for p in pending)
         stats.chunks_embedded += len(embed)
         stats.chunks_reused += len(reused)
         pending.clear()

@@ -110,3 +110,24 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'store.db'}"
     return str(request.getfixturevalue("pg_url"))
+
+
+def index_docs(services: Services, folder: Path, source: str = "answerdesk-docs",
+               base_url: str | None = "https://answerdesk.example/docs") -> None:
+    from ingest.docs import folder_refs, list_files
+    from ingest.pipeline import Ingestor
+
+    Ingestor(services, source).run(folder_refs(folder, list_files(folder), base_url), "docs", str(folder))
+
+
+@pytest.fixture(scope="module")
+def docs_settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
+    """A data dir holding the bundled docs/, indexed once per test module."""
+    return Settings(data_dir=tmp_path_factory.mktemp("docs-index"), _env_file=None)  # type: ignore[call-arg]
+
+
+@pytest.fixture(scope="module")
+def docs_services(docs_settings: Settings, embedder: SentenceTransformerEmbedder) -> Services:
+    services = Services(docs_settings, embedder=embedder)
+    index_docs(services, ROOT / "docs")
+    return services

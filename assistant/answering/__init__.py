@@ -1,0 +1,1 @@
+"""Answering: answerers behind one seam, citation checks, confidence, follow-up rewriting."""

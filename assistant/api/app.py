@@ -1,0 +1,136 @@
+"""create_app(): settings -> services built once in the lifespan -> thin routes.
+
+Errors are mapped at this edge: our exceptions to 404/413/503, anything else to a JSON 500
+whose body says nothing about the internals (the trace goes to the server log)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.responses import FileResponse, JSONResponse
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from assistant.api.routes import build_router, problem
+from assistant.conversations import NotFound
+from assistant.errors import AnswerdeskError, EmbeddingError, EscalationError, RetrievalError
+from assistant.services import Services
+from assistant.settings import Settings, load_settings
+
+log = logging.getLogger("answerdesk.api")
+WEB = Path(__file__).resolve().parent.parent / "web"
+
+
+class BodyLimit:
+    """413 for bodies over the limit, whether announced by Content-Length or streamed in chunks."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope.get("headers") or []).get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
+            await self._reject(send)
+            return
+        seen = 0
+        started = False
+
+        async def limited_receive() -> Message:
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.max_bytes:
+                    raise _TooLarge
+            return message
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, limited_receive, tracking_send)
+        except _TooLarge:
+            if not started:
+                await self._reject(send)
+
+    async def _reject(self, send: Send) -> None:
+        body = f'{{"detail":"Request body larger than {self.max_bytes} bytes"}}'.encode()
+        await send({"type": "http.response.start", "status": 413,
+                    "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
+        await send({"type": "http.response.body", "body": body})
+
+
+class _TooLarge(Exception):
+    pass
+
+
+def create_app(settings: Settings | None = None, services: Services | None = None) -> FastAPI:
+    settings = settings or (services.settings if services else load_settings())
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        svc = services or Services(settings)
+        app.state.services = svc
+        try:
+            svc.assistant  # noqa: B018 - load the model and answerer now, not on the first question
+            svc.keywords.ensure_fresh()
+        except AnswerdeskError as exc:
+            # Start anyway: /readyz says what is wrong and requests get 503 until it is fixed.
+            log.error("answerdesk is not ready: %s", exc)
+        yield
+
+    app = FastAPI(
+        title="answerdesk",
+        version="0.1.0",
+        description="Cited answers from your documentation, with escalation to a human queue.",
+        lifespan=lifespan,
+    )
+    app.include_router(build_router(settings))
+
+    @app.get("/", include_in_schema=False)
+    def demo_page() -> FileResponse:
+        return FileResponse(WEB / "demo.html", media_type="text/html")
+
+    if settings.demo_docs_dir is not None and settings.demo_docs_dir.is_dir():
+        from fastapi.staticfiles import StaticFiles
+
+        app.mount("/kb", StaticFiles(directory=settings.demo_docs_dir), name="kb")
+
+    @app.exception_handler(NotFound)
+    async def not_found(_request: Request, exc: NotFound) -> JSONResponse:
+        return problem(404, str(exc))
+
+    @app.exception_handler(RetrievalError)
+    @app.exception_handler(EmbeddingError)
+    @app.exception_handler(EscalationError)
+    async def unavailable(_request: Request, exc: AnswerdeskError) -> JSONResponse:
+        log.warning("dependency unavailable: %s", exc)
+        return problem(503, f"Temporarily unavailable: {exc}", {"Retry-After": "10"})
+
+    @app.exception_handler(AnswerdeskError)
+    async def answerdesk_error(_request: Request, exc: AnswerdeskError) -> JSONResponse:
+        log.error("request failed: %s", exc)
+        return problem(500, str(exc))
+
+    @app.exception_handler(Exception)
+    async def internal(_request: Request, exc: Exception) -> JSONResponse:
+        log.exception("unhandled error", exc_info=exc)
+        return problem(500, "Internal error; the server log has the details.")
+
+    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)  # type: ignore[arg-type]
+    return app
+
+
+def app_from_env() -> Any:
+    """For `uvicorn --factory assistant.api.app:app_from_env`."""
+    return create_app()

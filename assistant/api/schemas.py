@@ -1,0 +1,95 @@
+"""Request and response bodies: the OpenAPI document at /docs is generated from these."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, create_model
+
+ConversationId = Annotated[str, StringConstraints(pattern=r"^[0-9a-fA-F-]{36}$")]
+
+
+class Citation(BaseModel):
+    n: int = Field(description="The number used as [n] in the answer text.")
+    title: str
+    url: str
+    snippet: str
+    source: str
+    score: float
+
+
+class Checks(BaseModel):
+    removed_citations: int = Field(description="[n] markers that named no given source and were removed.")
+    unsupported_sentences: list[str] = Field(description="Sentences not supported by the sources they cite.")
+    signals: dict[str, float]
+    reasons: list[str]
+
+
+class ChatResponse(BaseModel):
+    conversation_id: str
+    message_id: str
+    answer: str
+    citations: list[Citation]
+    confidence: float = Field(ge=0, le=1)
+    escalated: bool
+    escalation_id: str | None
+    answerer: str
+    flags: list[str] = Field(description="e.g. llm_fallback, invalid_citations_removed, unsupported_sentences, "
+                                         "low_confidence, human_requested")
+    search_query: str = Field(description="The question as used for retrieval (follow-ups are rewritten).")
+    checks: Checks
+
+
+def chat_request_model(max_chars: int) -> type[BaseModel]:
+    """The question's length limit is a setting, so the model is built per app."""
+    question = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=max_chars)]
+    return create_model(  # type: ignore[call-overload, no-any-return]
+        "ChatRequest",
+        __config__=ConfigDict(extra="forbid"),
+        question=(question, Field(description=f"1 to {max_chars} characters.")),
+        conversation_id=(ConversationId | None, Field(None, description="Continue this conversation.")),
+    )
+
+
+class EscalationCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    conversation_id: ConversationId
+    reason: Annotated[str, StringConstraints(strip_whitespace=True, max_length=2000)] | None = None
+
+
+class Escalation(BaseModel):
+    id: str
+    conversation_id: str
+    question: str
+    draft_answer: str
+    sources: list[dict[str, Any]]
+    confidence: float | None
+    reasons: list[str]
+    requested_by_user: bool
+    status: str
+    ticket_key: str | None
+    ticket_url: str | None
+    created_at: datetime
+
+
+class FeedbackCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    message_id: ConversationId
+    rating: Literal["up", "down"]
+    comment: Annotated[str, StringConstraints(strip_whitespace=True, max_length=2000)] | None = None
+
+
+class FeedbackOut(BaseModel):
+    id: int
+    message_id: str
+    rating: str
+
+
+class Problem(BaseModel):
+    detail: str
+
+
+class Readiness(BaseModel):
+    status: Literal["ready", "unavailable"]
+    checks: dict[str, str]

@@ -1,0 +1,198 @@
+"""The chat flow: rewrite -> retrieve -> answer (streamed) -> verify -> confidence -> escalate -> store.
+
+`stream()` yields events ("delta", "reset", "citations", "done"); `respond()` runs the same
+flow and returns the final response, so streaming and plain answers never differ.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from assistant.answering.citations import MarkerFilter, Verification, verify
+from assistant.answering.confidence import Confidence, assess
+from assistant.answering.extractive import ExtractiveAnswerer
+from assistant.answering.rewrite import rule_rewrite
+from assistant.answering.types import Answerer, Source, Turn
+from assistant.conversations import Conversations
+from assistant.embeddings import Embedder
+from assistant.errors import GenerationError
+from assistant.escalation import EscalationRequest, TicketQueue
+from assistant.retrieval import Retriever
+from assistant.types import Where
+
+WANTS_HUMAN = re.compile(
+    r"\b(talk|speak|chat|connect me|put me through)\b.{0,30}\b(human|person|someone|agent|support|somebody)\b"
+    r"|\b(human|real person|live agent|support agent)\s*(please|now)?\s*[.!?]*$",
+    re.I,
+)
+SNIPPET_CHARS = 300
+
+Rewriter = Callable[[str, str | None, list[Turn]], str]
+
+
+@dataclass
+class Event:
+    kind: str  # delta | reset | citations | done
+    data: Any
+
+
+def not_sure_note(reference: str, found_anything: bool) -> str:
+    lead = "I'm not sure this answers your question" if found_anything else "I couldn't find this in the documentation"
+    return f"{lead}, so I've passed it to the support team (reference {reference})."
+
+
+class Assistant:
+    def __init__(
+        self,
+        retriever: Retriever,
+        answerer: Answerer,
+        fallback: ExtractiveAnswerer,
+        queue: TicketQueue,
+        conversations: Conversations,
+        embedder: Embedder,
+        threshold: float = 0.45,
+        k: int = 5,
+        history_turns: int = 6,
+        rewriter: Rewriter | None = None,
+    ) -> None:
+        self.retriever = retriever
+        self.answerer = answerer
+        self.fallback = fallback
+        self.queue = queue
+        self.conversations = conversations
+        self.embedder = embedder
+        self.threshold = threshold
+        self.k = k
+        self.history_turns = history_turns
+        self.rewriter = rewriter or (lambda q, prev, _h: rule_rewrite(q, prev))
+
+    def respond(self, question: str, conversation_id: str | None = None, where: Where | None = None) -> dict[str, Any]:
+        done = None
+        for event in self.stream(question, conversation_id, where):
+            if event.kind == "done":
+                done = event.data
+        assert done is not None
+        return done
+
+    def stream(self, question: str, conversation_id: str | None = None, where: Where | None = None) -> Iterator[Event]:
+        question = question.strip()
+        conversation_id = self.conversations.ensure(conversation_id)
+        past = self.conversations.messages(conversation_id, self.history_turns * 2)
+        history = [Turn(m.role, m.content) for m in past]
+        previous_query = next((m.search_query for m in reversed(past) if m.role == "user"), None)
+        search_query = self.rewriter(question, previous_query, history)
+        hits = self.retriever.search(search_query, k=self.k, where=where)
+        sources = [Source(n, hit) for n, hit in enumerate(hits, 1)]
+
+        flags: list[str] = []
+        answerer = self.answerer
+        text = ""
+        markers = MarkerFilter({s.n for s in sources})
+        try:
+            for delta in self._generate(answerer, question, sources, history, markers):
+                text += delta
+                yield Event("delta", delta)
+        except GenerationError:
+            flags.append("llm_fallback")
+            if text:
+                yield Event("reset", None)
+            answerer, text = self.fallback, ""
+            for delta in self._generate(answerer, question, sources, history, MarkerFilter(markers.valid)):
+                text += delta
+                yield Event("delta", delta)
+        checked = verify(text, sources, self.embedder)
+        if answerer is not self.fallback and (not checked.cited or not checked.text):
+            # An answer with no usable citation is garbage for our purposes: quote the sources instead.
+            flags.append("llm_fallback")
+            yield Event("reset", None)
+            answerer = self.fallback
+            text = "".join(self._generate(answerer, question, sources, history, MarkerFilter(markers.valid)))
+            yield Event("delta", text)
+            checked = verify(text, sources, self.embedder)
+        removed = checked.removed_markers + (markers.removed if answerer is self.answerer else 0)
+        if removed:
+            flags.append("invalid_citations_removed")
+        if checked.unsupported:
+            flags.append("unsupported_sentences")
+
+        confidence = assess(search_query, sources, checked)
+        wants_human = bool(WANTS_HUMAN.search(question))
+        escalate = wants_human or confidence.score < self.threshold
+        citations = self._citations(checked, sources)
+        answer = checked.text
+        escalation_id = None
+        if escalate:
+            flags.append("human_requested" if wants_human else "low_confidence")
+            ref = self.queue.open(EscalationRequest(
+                conversation_id=conversation_id,
+                question=question,
+                transcript=[{"role": t.role, "content": t.content} for t in history]
+                + [{"role": "user", "content": question}],
+                draft_answer=checked.text,
+                sources=[{k: c[k] for k in ("n", "title", "url", "score")} for c in citations],
+                confidence=confidence.score,
+                reasons=(["user_requested"] if wants_human else []) + confidence.reasons,
+                requested_by_user=wants_human,
+            ))
+            escalation_id = ref.id
+            note = not_sure_note(ref.id, bool(citations)) if not wants_human else (
+                f"I've passed your request to the support team (reference {ref.id}).")
+            joiner = "\n\n" if answer else ""
+            yield Event("delta", joiner + note)
+            answer = f"{answer}{joiner}{note}"
+
+        yield Event("citations", citations)
+        response = {
+            "conversation_id": conversation_id,
+            "answer": answer,
+            "citations": citations,
+            "confidence": confidence.score,
+            "escalated": escalate,
+            "escalation_id": escalation_id,
+            "answerer": answerer.name,
+            "flags": flags,
+            "search_query": search_query,
+            "checks": self._checks(checked, confidence, removed),
+        }
+        response["message_id"] = self.conversations.add_exchange(conversation_id, question, search_query, response)
+        yield Event("done", response)
+
+    @staticmethod
+    def _generate(answerer: Answerer, question: str, sources: list[Source], history: list[Turn],
+                  markers: MarkerFilter) -> Iterator[str]:
+        """The answerer's text with phantom [n] markers dropped before anyone sees them."""
+        for delta in answerer.stream(question, sources, history):
+            out = markers.feed(delta)
+            if out:
+                yield out
+        tail = markers.finish()
+        if tail:
+            yield tail
+
+    @staticmethod
+    def _citations(checked: Verification, sources: list[Source]) -> list[dict[str, Any]]:
+        by_n = {s.n: s for s in sources}
+        out = []
+        for n in sorted(checked.cited):
+            s = by_n[n]
+            out.append({
+                "n": n,
+                "title": s.title,
+                "url": s.hit.chunk.url,
+                "snippet": s.text[:SNIPPET_CHARS] + ("…" if len(s.text) > SNIPPET_CHARS else ""),
+                "source": s.hit.chunk.source,
+                "score": round(s.hit.score, 6),
+            })
+        return out
+
+    @staticmethod
+    def _checks(checked: Verification, confidence: Confidence, removed: int) -> dict[str, Any]:
+        return {
+            "removed_citations": removed,
+            "unsupported_sentences": checked.unsupported,
+            "signals": confidence.signals,
+            "reasons": confidence.reasons,
+        }

@@ -1,0 +1,93 @@
+"""Conversations, messages and feedback in the database."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from assistant import db
+from assistant.answering.types import Turn
+from assistant.store import utcnow
+
+
+class NotFound(LookupError):
+    """An id that names nothing; the API answers 404."""
+
+
+@dataclass
+class StoredMessage:
+    id: str
+    role: str
+    content: str
+    search_query: str | None
+    citations: list[dict[str, Any]] | None
+    confidence: float | None
+
+
+class Conversations:
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    def ensure(self, conversation_id: str | None) -> str:
+        """The given conversation (404 if unknown) or a new one."""
+        now = utcnow()
+        with self.engine.begin() as conn:
+            if conversation_id is None:
+                conversation_id = str(uuid.uuid4())
+                conn.execute(db.conversations.insert(), {"id": conversation_id, "created_at": now, "updated_at": now})
+                return conversation_id
+            found = conn.execute(
+                sa.select(db.conversations.c.id).where(db.conversations.c.id == conversation_id)
+            ).first()
+        if found is None:
+            raise NotFound(f"conversation {conversation_id} not found")
+        return conversation_id
+
+    def messages(self, conversation_id: str, limit: int = 50) -> list[StoredMessage]:
+        m = db.messages.c
+        q = sa.select(db.messages).where(m.conversation_id == conversation_id).order_by(m.seq.desc()).limit(limit)
+        with self.engine.connect() as conn:
+            rows = list(conn.execute(q))
+        return [StoredMessage(r.id, r.role, r.content, r.search_query, r.citations, r.confidence)
+                for r in reversed(rows)]
+
+    def history(self, conversation_id: str, turns: int) -> list[Turn]:
+        return [Turn(m.role, m.content) for m in self.messages(conversation_id, turns * 2)] if turns else []
+
+    def add_exchange(self, conversation_id: str, question: str, search_query: str, answer: dict[str, Any]) -> str:
+        """Store the question and the answer together; returns the answer's message id."""
+        now = utcnow()
+        message_id = str(uuid.uuid4())
+        with self.engine.begin() as conn:
+            seq = conn.execute(
+                sa.select(sa.func.coalesce(sa.func.max(db.messages.c.seq), 0)).where(
+                    db.messages.c.conversation_id == conversation_id
+                )
+            ).scalar_one()
+            conn.execute(db.messages.insert(), [
+                {"id": str(uuid.uuid4()), "conversation_id": conversation_id, "seq": seq + 1, "role": "user",
+                 "content": question, "search_query": search_query, "citations": None, "confidence": None,
+                 "flags": None, "answerer": None, "created_at": now},
+                {"id": message_id, "conversation_id": conversation_id, "seq": seq + 2, "role": "assistant",
+                 "content": answer["answer"], "search_query": None, "citations": answer["citations"],
+                 "confidence": answer["confidence"], "flags": answer["flags"], "answerer": answer["answerer"],
+                 "created_at": now},
+            ])
+            conn.execute(db.conversations.update().where(db.conversations.c.id == conversation_id)
+                         .values(updated_at=now))
+        return message_id
+
+    def add_feedback(self, message_id: str, rating: str, comment: str | None) -> int:
+        with self.engine.begin() as conn:
+            found = conn.execute(
+                sa.select(db.messages.c.role).where(db.messages.c.id == message_id)
+            ).scalar_one_or_none()
+            if found != "assistant":
+                raise NotFound(f"message {message_id} not found")
+            result = conn.execute(db.feedback.insert().values(
+                message_id=message_id, rating=rating, comment=comment, created_at=utcnow()))
+            return int(result.inserted_primary_key[0])  # type: ignore[index]

@@ -1,0 +1,196 @@
+"""The chat API with the offline extractive answerer over the bundled docs: cited answers,
+honest escalations, SSE as a client parses it, multi-turn, and every validation error."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from assistant.api import create_app
+from assistant.services import Services
+from assistant.settings import Settings
+
+
+@pytest.fixture(scope="module")
+def client(docs_services: Services) -> Iterator[TestClient]:
+    with TestClient(create_app(services=docs_services), raise_server_exceptions=False) as c:
+        yield c
+
+
+def ask(client: TestClient, question: str, conversation_id: str | None = None) -> dict[str, Any]:
+    r = client.post("/v1/chat", json={"question": question, "conversation_id": conversation_id})
+    assert r.status_code == 200, r.text
+    return r.json()  # type: ignore[no-any-return]
+
+
+def parse_sse(text: str) -> list[tuple[str, Any]]:
+    """As a browser's EventSource would: blocks split by a blank line, `event:` and `data:` fields."""
+    events = []
+    for block in text.split("\n\n"):
+        if not block.strip():
+            continue
+        fields = dict(line.split(": ", 1) for line in block.split("\n"))
+        events.append((fields["event"], json.loads(fields["data"])))
+    return events
+
+
+def test_configuration_question_cites_the_configuration_page(client: TestClient) -> None:
+    body = ask(client, "How do I point answerdesk at a PostgreSQL database?")
+    assert not body["escalated"] and body["escalation_id"] is None
+    assert body["answerer"] == "extractive"
+    assert body["confidence"] >= 0.45
+    assert body["citations"], body
+    assert "configuration.md#" in body["citations"][0]["url"]
+    # Every [n] in the text names a listed citation, and every listed citation is used.
+    import re
+
+    used = {int(n) for n in re.findall(r"\[(\d+)\]", body["answer"])}
+    assert used == {c["n"] for c in body["citations"]}
+    assert all(c["snippet"] and c["title"] and c["source"] == "answerdesk-docs" for c in body["citations"])
+
+
+def test_extractive_answer_only_quotes_sources(client: TestClient, docs_services: Services) -> None:
+    body = ask(client, "What does the ingest summary line show?")
+    assert not body["checks"]["unsupported_sentences"]
+    from assistant.answering.text import split_sentences, strip_markers
+
+    texts = {c["n"]: c for c in body["citations"]}
+    chunks = docs_services.store.get_chunks(list({h.chunk.id for h in docs_services.retriever.search(
+        body["search_query"], k=5)}))
+    corpus = " ".join(" ".join(ch.text.split()) for ch in chunks.values())
+    for block in body["answer"].split("\n\n"):
+        if block.startswith("```"):
+            continue
+        for sentence in split_sentences(block):
+            assert " ".join(strip_markers(sentence).split()) in corpus, sentence
+    assert texts
+
+
+def test_off_topic_question_is_escalated_honestly(client: TestClient) -> None:
+    body = ask(client, "What is the best recipe for banana bread?")
+    assert body["escalated"] and body["escalation_id"]
+    assert body["confidence"] < 0.45
+    assert "not sure" in body["answer"] or "couldn't find" in body["answer"]
+    assert body["escalation_id"] in body["answer"]
+    assert "low_confidence" in body["flags"]
+    listed = {e["id"]: e for e in client.get("/v1/escalations").json()}
+    esc = listed[body["escalation_id"]]
+    assert esc["question"] == "What is the best recipe for banana bread?"
+    assert esc["status"] == "open" and not esc["requested_by_user"]
+    assert esc["reasons"] and esc["confidence"] == body["confidence"]
+
+
+def test_asking_for_a_human_escalates(client: TestClient) -> None:
+    first = ask(client, "How do I install answerdesk?")
+    body = ask(client, "This didn't help, I want to talk to a human please", first["conversation_id"])
+    assert body["escalated"] and "human_requested" in body["flags"]
+    r = client.post("/v1/escalations", json={"conversation_id": first["conversation_id"], "reason": "still stuck"})
+    assert r.status_code == 201
+    esc = r.json()
+    assert esc["requested_by_user"] and "still stuck" in esc["reasons"]
+    assert esc["question"].startswith("This didn't help")
+
+
+def test_sse_stream_as_a_client_reads_it(client: TestClient) -> None:
+    r = client.post("/v1/chat", json={"question": "How do I install answerdesk?"},
+                    headers={"Accept": "text/event-stream"})
+    assert r.status_code == 200 and r.headers["content-type"].startswith("text/event-stream")
+    events = parse_sse(r.text)
+    kinds = [k for k, _ in events]
+    assert kinds[-2:] == ["citations", "done"] and set(kinds[:-2]) == {"delta"} and len(kinds) > 3
+    done = events[-1][1]
+    assert "".join(d["text"] for k, d in events if k == "delta") == done["answer"]
+    assert events[-2][1] == done["citations"]
+    assert done["message_id"] and done["conversation_id"]
+
+
+def test_follow_up_is_rewritten_with_the_previous_turn(client: TestClient) -> None:
+    first = ask(client, "How do I change the embedding model?")
+    follow = ask(client, "and its batch size?", first["conversation_id"])
+    assert follow["conversation_id"] == first["conversation_id"]
+    assert follow["search_query"].startswith("How do I change the embedding model?")
+    assert any("BATCH_SIZE" in c["title"].upper() or "batch" in c["snippet"].lower() for c in follow["citations"])
+    alone = ask(client, "and its batch size?")
+    assert alone["search_query"] == "and its batch size?"
+
+
+def test_feedback(client: TestClient) -> None:
+    body = ask(client, "How do I install answerdesk?")
+    r = client.post("/v1/feedback", json={"message_id": body["message_id"], "rating": "up", "comment": "thanks"})
+    assert r.status_code == 201 and r.json()["rating"] == "up"
+
+
+@pytest.mark.parametrize(
+    ("payload", "field"),
+    [
+        ({"question": ""}, "question"),
+        ({"question": "   "}, "question"),
+        ({"question": "x" * 4001}, "question"),
+        ({}, "question"),
+        ({"question": 42}, "question"),
+        ({"question": "hi", "conversation_id": "not-a-uuid"}, "conversation_id"),
+        ({"question": "hi", "extra": 1}, "extra"),
+    ],
+)
+def test_chat_validation_names_the_field(client: TestClient, payload: dict[str, Any], field: str) -> None:
+    r = client.post("/v1/chat", json=payload)
+    assert r.status_code == 422
+    assert any(field in err["loc"] for err in r.json()["detail"]), r.json()
+
+
+def test_other_client_errors(client: TestClient) -> None:
+    unknown = "00000000-0000-0000-0000-000000000000"
+    r = client.post("/v1/chat", json={"question": "hi", "conversation_id": unknown})
+    assert r.status_code == 404 and unknown in r.json()["detail"]
+    r = client.post("/v1/chat", json={"question": "hi", "conversation_id": unknown},
+                    headers={"Accept": "text/event-stream"})
+    assert r.status_code == 404
+    r = client.post("/v1/chat", content=b'{"question": "x' + b"y" * 70000 + b'"}',
+                    headers={"Content-Type": "application/json"})
+    assert r.status_code == 413 and "bytes" in r.json()["detail"]
+    r = client.post("/v1/chat", content=b"{not json", headers={"Content-Type": "application/json"})
+    assert r.status_code == 422
+    r = client.post("/v1/feedback", json={"message_id": unknown, "rating": "up"})
+    assert r.status_code == 404
+    r = client.post("/v1/feedback", json={"message_id": unknown, "rating": "meh"})
+    assert r.status_code == 422 and any("rating" in e["loc"] for e in r.json()["detail"])
+    r = client.post("/v1/escalations", json={"conversation_id": unknown})
+    assert r.status_code == 404
+
+
+def test_health_and_readiness(client: TestClient) -> None:
+    assert client.get("/healthz").json() == {"status": "ok"}
+    r = client.get("/readyz")
+    assert r.status_code == 200 and r.json()["status"] == "ready"
+    assert client.get("/").headers["content-type"].startswith("text/html")
+    assert "/v1/chat" in client.get("/openapi.json").json()["paths"]
+
+
+def test_unreachable_index_is_503_with_retry_after(tmp_path: Any, docs_services: Services) -> None:
+    from tests.conftest import free_port
+
+    settings = Settings(data_dir=tmp_path, chroma_url=f"http://127.0.0.1:{free_port()}",  # type: ignore[call-arg]
+                        _env_file=None)
+    with TestClient(create_app(services=Services(settings, embedder=docs_services.embedder)),
+                    raise_server_exceptions=False) as c:
+        r = c.post("/v1/chat", json={"question": "How do I install answerdesk?"})
+        assert r.status_code == 503 and r.headers["Retry-After"]
+        assert "Chroma" in r.json()["detail"] and "Traceback" not in r.text
+        r = c.get("/readyz")
+        assert r.status_code == 503 and r.json()["checks"]["index"].startswith("unreachable")
+
+
+def test_unexpected_error_is_json_without_trace(client: TestClient, docs_services: Services,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    def boom(*_a: Any, **_k: Any) -> None:
+        raise RuntimeError("secret internal detail")
+
+    monkeypatch.setattr(docs_services.retriever, "search", boom)
+    r = client.post("/v1/chat", json={"question": "How do I install answerdesk?"})
+    assert r.status_code == 500
+    assert "secret internal detail" not in r.text and "Traceback" not in r.text
+    assert r.json()["detail"]
