@@ -27,17 +27,14 @@ from assistant.embeddings import load_embedder
 from assistant.retrieval import Mode
 from assistant.services import Services
 from assistant.settings import Settings
+from eval import bench_chat
 from eval.beir import SHARED_DATA, corpus_refs, iter_corpus, load_qrels, load_queries
+from eval.bench_util import percentile
 from eval.metrics import ndcg_at_k, unique_docs
 from ingest.pipeline import Ingestor
 
 console = Console()
 PUBLISHED = {"BM25 (BEIR paper)": 0.665, "all-MiniLM-L6-v2 dense (MTEB)": 0.645}
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
 
 
 def evaluate(services: Services, queries: list[Any], qrels: dict[str, dict[str, int]], mode: Mode) -> float:
@@ -71,7 +68,7 @@ def langchain_pipeline(corpus: Path, model: str, limit: int | None, queries: lis
     return {"seconds": seconds, "chunks": len(splits), "ndcg@10": statistics.fmean(ndcg)}
 
 
-def run(data: Path, limit: int | None, skip_langchain: bool) -> dict[str, Any]:
+def run(data: Path, limit: int | None, skip_langchain: bool, chat: bool = True) -> dict[str, Any]:
     corpus = data / "corpus.jsonl"
     queries = load_queries(data / "queries.jsonl")
     qrels = load_qrels(data / "qrels.tsv")
@@ -115,6 +112,9 @@ def run(data: Path, limit: int | None, skip_langchain: bool) -> dict[str, Any]:
         out["search_ms_p50"], out["search_ms_p95"] = percentile(latencies, 0.5), percentile(latencies, 0.95)
         for mode in ("dense", "keyword", "hybrid"):
             out[f"ndcg@10_{mode}"] = evaluate(services, queries, qrels, mode)  # type: ignore[arg-type]
+        if chat:
+            with console.status("/v1/chat under load (1, 4, 16 clients)"):
+                out["chat"] = bench_chat.run(Path(tmp), [q.question for q in queries])
 
     if not skip_langchain:
         lc = langchain_pipeline(corpus, settings.embedding_model, limit, queries, qrels)
@@ -156,6 +156,11 @@ def report(r: dict[str, Any]) -> str:
     if "langchain_ndcg@10" in r:
         lines.append(f"| LangChain pipeline (dense) | {r['langchain_ndcg@10']:.4f} |")
     lines += [f"| published: {name} | {v} |" for name, v in PUBLISHED.items()]
+    if "chat" in r:
+        lines += ["", "| /v1/chat (extractive), concurrent clients | requests | p50 | p95 | throughput | errors |",
+                  "|---|---|---|---|---|---|"]
+        lines += [f"| {c['clients']} | {c['requests']} | {c['p50_ms']:.0f} ms | {c['p95_ms']:.0f} ms | "
+                  f"{c['throughput_rps']:.1f} req/s | {c['errors']} |" for c in r["chat"]]
     return "\n".join(lines)
 
 
@@ -164,12 +169,13 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--data", type=Path, default=SHARED_DATA / "beir-scifact")
     ap.add_argument("--limit", type=int, default=None, help="only the first N corpus documents (quick runs)")
     ap.add_argument("--skip-langchain", action="store_true", help="skip the LangChain baseline (~6 min here)")
+    ap.add_argument("--skip-chat", action="store_true", help="skip the /v1/chat load test")
     ap.add_argument("--json", type=Path, default=None, help="also write the figures as JSON")
     args = ap.parse_args(argv)
     if not (args.data / "corpus.jsonl").exists():
         raise SystemExit(f"No corpus at {args.data}: the benchmark reads ../shared/eval-data/beir-scifact")
     os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
-    result = run(args.data, args.limit, args.skip_langchain)
+    result = run(args.data, args.limit, args.skip_langchain, chat=not args.skip_chat)
     if args.json:
         args.json.write_text(json.dumps(result, indent=2))
     console.print(report(result), markup=False, highlight=False)

@@ -60,3 +60,13 @@ def test_scifact_slice_fused_beats_each_alone(services: Services) -> None:
     dense, keyword, fused = mrr("dense"), mrr("keyword"), mrr("hybrid")
     assert fused >= max(dense, keyword) - 0.02, (dense, keyword, fused)
     assert fused >= 0.7, (dense, keyword, fused)
+
+
+def test_langchain_retriever_returns_documents_with_deep_links(docs_services: Services) -> None:
+    from assistant.lc_retriever import AnswerdeskRetriever
+
+    retriever = AnswerdeskRetriever(retriever=docs_services.retriever, k=3, where={"audience": "public"})
+    docs = retriever.invoke("Which environment variable selects the embedding model?")
+    assert len(docs) == 3
+    assert docs[0].metadata["url"].startswith("https://answerdesk.example/docs/configuration.md#")
+    assert docs[0].metadata["audience"] == "public" and docs[0].page_content

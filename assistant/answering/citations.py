@@ -20,7 +20,7 @@ from assistant.embeddings import Embedder
 
 MARKER = re.compile(r"\[(\d{1,3})\]")
 LEXICAL_SUPPORT = 0.6  # share of a sentence's content words found in its source
-SEMANTIC_SUPPORT = 0.7  # cosine to the closest sentence of the source
+SEMANTIC_SUPPORT = 0.6  # cosine to the closest source sentence (MiniLM: paraphrases ~0.6-0.9, contradictions ~0.45)
 
 
 class MarkerFilter:
@@ -62,7 +62,14 @@ class MarkerFilter:
             else:
                 out.append(m.group(0))
             i += len(m.group(0))
-        return "".join(out)
+        # Trailing spaces wait for the next piece: if it starts with a dropped marker, the
+        # space before that marker goes too ("then [7]." -> "then.").
+        result = "".join(out)
+        stripped = result.rstrip(" ")
+        if len(stripped) < len(result):
+            self._held = result[len(stripped):] + self._held
+            result = stripped
+        return result
 
     def finish(self) -> str:
         held, self._held = self._held, ""
