@@ -33,7 +33,8 @@ def test_sentences_keep_citations_written_after_the_full_stop() -> None:
 
 
 def test_units_keep_code_blocks_whole_and_skip_tables() -> None:
-    text = "Run this:\n\n```bash\npip install x\n# comment\n```\n\n| a | b |\n|---|---|\n\n- First item here.\n- Second item."
+    text = ("Run this:\n\n```bash\npip install x\n# comment\n```\n\n"
+            "| a | b |\n|---|---|\n\n- First item here.\n- Second item.")
     units = source_units(text)
     assert [u.is_code for u in units] == [False, True, False, False]
     assert units[1].text.startswith("```bash") and "# comment" in units[1].text
