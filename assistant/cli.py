@@ -104,10 +104,15 @@ def status(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] 
 
 @app.command()
 @friendly
-def ask(question: Annotated[str, typer.Argument(help="Your question.")],
-        as_json: Annotated[bool, typer.Option("--json", help="Print the full response as JSON.")] = False) -> None:
+def ask(
+    question: Annotated[str, typer.Argument(help="Your question.")],
+    audience: Annotated[
+        list[str] | None, typer.Option(help="Answer only from these audiences (default: all, as an operator).")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the full response as JSON.")] = False,
+) -> None:
     """Answer QUESTION from the index, with numbered sources and the confidence."""
-    response = services().assistant.respond(question)
+    response = services().assistant.respond(question, where={"audience": audience} if audience else None)
     if as_json:
         console.print_json(json.dumps(response, default=str))
         return

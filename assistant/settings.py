@@ -58,6 +58,16 @@ class Settings(BaseSettings):
     max_question_chars: int = Field(4000, ge=1, le=100_000)
     max_body_bytes: int = Field(65536, ge=1024)
     history_turns: int = Field(6, ge=0, le=50)
+    # Connectors (credentials only from the environment; URLs may also come from the sources file).
+    confluence_user: str | None = None  # Cloud: the account e-mail (Basic auth with the token)
+    confluence_token: SecretStr | None = None  # Cloud: API token; Data Center: personal access token (Bearer)
+    jira_url: str | None = None
+    jira_user: str | None = None
+    jira_token: SecretStr | None = None
+    jira_cloud: bool = False
+    jira_project: str | None = None
+    sources_file: Path = Path("answerdesk.toml")
+
     # A folder served read-only at /kb, so the demo's citation links open (make run: docs/).
     demo_docs_dir: Path | None = None
 

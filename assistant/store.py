@@ -149,6 +149,14 @@ class IndexStore:
                 .values(finished_at=utcnow(), status=status, stats=stats, error=error)
             )
 
+    def last_success(self, source: str) -> datetime | None:
+        """When the last run of `source` that finished cleanly started: an incremental connector
+        asks for changes since then (start, not end, so edits made during that run are not missed)."""
+        r = db.ingest_runs.c
+        q = sa.select(sa.func.max(r.started_at)).where(r.source == source, r.status == "ok")
+        with self.engine.connect() as conn:
+            return conn.execute(q).scalar_one_or_none()  # type: ignore[no-any-return]
+
     def status(self) -> list[dict[str, Any]]:
         d, c, r = db.documents.c, db.chunks.c, db.ingest_runs.c
         with self.engine.connect() as conn:

@@ -88,9 +88,13 @@ class Ingestor:
         self.chunk_size = services.settings.chunk_size
         self.overlap = services.settings.chunk_overlap
 
-    def run(self, refs: Iterable[DocumentRef], kind: str, location: str, complete: bool = True) -> IngestStats:
-        """Sync the source with `refs`. `complete` means refs list every document of the source,
-        so stored documents missing from it are deleted."""
+    def run(self, refs: Iterable[DocumentRef], kind: str, location: str, complete: bool = True,
+            removed: Iterable[str] | None = None) -> IngestStats:
+        """Sync the source with `refs`.
+
+        complete: refs list every document of the source, so stored documents missing from it
+        are deleted. Otherwise (an incremental listing of changes) only the ids in `removed`
+        are deleted."""
         started = time.perf_counter()
         stats = IngestStats()
         store = self.s.store
@@ -115,12 +119,8 @@ class Ingestor:
                     self._flush(pending, stats)
                 self.on_document(ref.label or ref.doc_id)
             self._flush(pending, stats)
-            if complete:
-                gone = sorted(set(known) - seen)
-                if gone:
-                    self.s.vectors.delete(store.chunk_ids(self.source, gone))
-                    store.delete_documents(self.source, gone)
-                    stats.deleted = len(gone)
+            gone = sorted(set(known) - seen) if complete else sorted(set(removed or ()) & set(known))
+            stats.deleted = self._delete(gone)
             if stats.added or stats.updated or stats.deleted:
                 with timed(stats, "keyword_index"):
                     self.s.keywords.rebuild()
@@ -133,6 +133,12 @@ class Ingestor:
         error = "; ".join(f"{label}: {msg}" for label, msg in stats.failures[:20]) or None
         store.finish_run(run_id, status, _stats_dict(stats), error)
         return stats
+
+    def _delete(self, doc_ids: list[str]) -> int:
+        if doc_ids:
+            self.s.vectors.delete(self.s.store.chunk_ids(self.source, doc_ids))
+            self.s.store.delete_documents(self.source, doc_ids)
+        return len(doc_ids)
 
     def _prepare(self, ref: DocumentRef, stats: IngestStats) -> _Pending | None:
         try:

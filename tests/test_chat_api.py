@@ -194,3 +194,23 @@ def test_unexpected_error_is_json_without_trace(client: TestClient, docs_service
     assert r.status_code == 500
     assert "secret internal detail" not in r.text and "Traceback" not in r.text
     assert r.json()["detail"]
+
+
+def test_http_callers_never_see_internal_content(client: TestClient, docs_services: Services, tmp_path: Any) -> None:
+    """Anonymous API users are community users: an internal page is invisible to them, even when
+    asked for by its unique words, while the operator's CLI (all audiences) finds it."""
+    from tests.conftest import index_docs
+
+    folder = tmp_path / "internal"
+    folder.mkdir()
+    (folder / "runbook.md").write_text("---\ntitle: Refund runbook\naudience: internal\n---\n# Refund runbook\n\n"
+                                       "Refunds over 500 euros are approved by codename OSPREY-7731 in finance.\n")
+    index_docs(docs_services, folder, source="internal-notes")
+    question = "Who approves refunds over 500 euros? What is codename OSPREY-7731?"
+    assert docs_services.assistant.respond(question)["citations"][0]["source"] == "internal-notes"
+    for accept in ("application/json", "text/event-stream"):
+        r = client.post("/v1/chat", json={"question": question}, headers={"Accept": accept})
+        assert r.status_code == 200
+        shown = r.text.replace(question, "")  # the question is echoed back as search_query
+        assert "OSPREY" not in shown and "internal-notes" not in shown and "Refund runbook" not in shown
+    assert "OSPREY" not in client.get("/v1/escalations").text.replace(question, "")

@@ -28,6 +28,7 @@ from assistant.errors import AnswerdeskError
 from assistant.escalation import EscalationRequest, get_escalation, list_escalations
 from assistant.services import Services
 from assistant.settings import Settings
+from assistant.types import Where
 
 
 def get_services(request: Request) -> Services:
@@ -35,6 +36,9 @@ def get_services(request: Request) -> Services:
 
 
 Svc = Annotated[Services, Depends(get_services)]
+# Until API keys and roles exist, every HTTP caller is an anonymous community user: they see
+# public documents only, enforced inside both indexes by this filter.
+PUBLIC: Where = {"audience": ["public"]}
 ERRORS: dict[int | str, dict[str, Any]] = {
     404: {"model": Problem, "description": "Unknown conversation or message"},
     413: {"model": Problem, "description": "Request body too large"},
@@ -62,8 +66,8 @@ def build_router(settings: Settings) -> APIRouter:
         """Ask a question; the answer cites its sources as [n]. Low confidence escalates to a human."""
         question, conversation_id = body.question, body.conversation_id  # type: ignore[attr-defined]
         if "text/event-stream" not in request.headers.get("accept", ""):
-            return await run_in_threadpool(svc.assistant.respond, question, conversation_id)
-        events = svc.assistant.stream(question, conversation_id)
+            return await run_in_threadpool(svc.assistant.respond, question, conversation_id, PUBLIC)
+        events = svc.assistant.stream(question, conversation_id, PUBLIC)
         # The first event comes after retrieval: unknown conversations and index failures
         # surface here, as proper 404/503 responses instead of a broken stream.
         first = await run_in_threadpool(next, events)
