@@ -184,6 +184,7 @@ class Assistant:
                 "url": s.hit.chunk.url,
                 "snippet": s.text[:SNIPPET_CHARS] + ("…" if len(s.text) > SNIPPET_CHARS else ""),
                 "source": s.hit.chunk.source,
+                "doc_id": s.hit.chunk.doc_id,
                 "score": round(s.hit.score, 6),
             })
         return out
@@ -192,6 +193,8 @@ class Assistant:
     def _checks(checked: Verification, confidence: Confidence, removed: int) -> dict[str, Any]:
         return {
             "removed_citations": removed,
+            "sentences": len(checked.sentences),
+            "supported_sentences": sum(x.supported for x in checked.sentences),
             "unsupported_sentences": checked.unsupported,
             "signals": confidence.signals,
             "reasons": confidence.reasons,

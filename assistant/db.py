@@ -40,6 +40,7 @@ documents = sa.Table(
     sa.Column("updated_at", UTCDateTime()),
     sa.Column("chunk_count", sa.Integer, nullable=False),
     sa.Column("indexed_at", UTCDateTime(), nullable=False),
+    sa.Column("meta", sa.JSON),  # connector metadata: labels, breadcrumb, version, ticket fields...
 )
 
 # Every chunk's text and metadata: the keyword index is rebuilt from here, and hits are read

@@ -28,6 +28,7 @@ class DocumentRecord:
     audience: str
     updated_at: datetime | None
     chunk_count: int = 0
+    meta: dict[str, Any] | None = None
 
 
 class IndexStore:
@@ -42,6 +43,18 @@ class IndexStore:
         )
         with self.engine.connect() as conn:
             return {row.doc_id: row.content_hash for row in conn.execute(q)}
+
+    def documents(self, source: str | None = None) -> Iterator[DocumentRecord]:
+        q = sa.select(db.documents).order_by(db.documents.c.source, db.documents.c.doc_id)
+        if source is not None:
+            q = q.where(db.documents.c.source == source)
+        with self.engine.connect() as conn:
+            for row in conn.execute(q):
+                yield DocumentRecord(
+                    source=row.source, doc_id=row.doc_id, title=row.title, url=row.url,
+                    content_hash=row.content_hash, audience=row.audience, updated_at=row.updated_at,
+                    chunk_count=row.chunk_count, meta=row.meta,
+                )
 
     def chunk_hashes(self, source: str, doc_id: str) -> dict[str, str]:
         c = db.chunks.c
@@ -100,14 +113,14 @@ class IndexStore:
                 out.update((row.id, _row_chunk(row)) for row in conn.execute(q))
         return out
 
-    def iter_keyword_rows(self, batch: int = 2000) -> Iterator[tuple[str, str, str, str]]:
-        """(id, search_text, source, audience) of every chunk, streamed in a stable order."""
+    def iter_keyword_rows(self, batch: int = 2000) -> Iterator[tuple[str, str, str, str, str]]:
+        """(id, search_text, source, audience, doc_id) of every chunk, streamed in a stable order."""
         c = db.chunks.c
-        q = sa.select(c.id, c.search_text, c.source, c.audience).order_by(c.id)
+        q = sa.select(c.id, c.search_text, c.source, c.audience, c.doc_id).order_by(c.id)
         with self.engine.connect() as conn:
             result = conn.execution_options(yield_per=batch).execute(q)
             for row in result:
-                yield row.id, row.search_text, row.source, row.audience
+                yield row.id, row.search_text, row.source, row.audience, row.doc_id
 
     def count_chunks(self) -> int:
         with self.engine.connect() as conn:

@@ -200,6 +200,7 @@ def _record(doc: SourceDocument, ref: DocumentRef, source: str) -> DocumentRecor
     return DocumentRecord(
         source=source, doc_id=doc.doc_id, title=doc.title, url=doc.url,
         content_hash=ref.content_hash, audience=doc.audience, updated_at=doc.updated_at,
+        meta=doc.meta or None,
     )
 
 

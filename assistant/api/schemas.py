@@ -16,11 +16,14 @@ class Citation(BaseModel):
     url: str
     snippet: str
     source: str
+    doc_id: str
     score: float
 
 
 class Checks(BaseModel):
     removed_citations: int = Field(description="[n] markers that named no given source and were removed.")
+    sentences: int = Field(description="Sentences of the answer that make a claim.")
+    supported_sentences: int = Field(description="Of those, how many their cited sources support.")
     unsupported_sentences: list[str] = Field(description="Sentences not supported by the sources they cite.")
     signals: dict[str, float]
     reasons: list[str]

@@ -19,7 +19,7 @@ import numpy as np
 from assistant.store import IndexStore
 from assistant.types import Where
 
-_FILTER_FIELDS = ("source", "audience")
+_FILTER_FIELDS = ("source", "audience", "doc_id")
 
 
 def tokenize(texts: list[str]) -> list[list[str]]:
@@ -68,7 +68,7 @@ class KeywordIndex:
         if folder is None or not (folder / "rows.json").exists():
             return False
         rows = json.loads((folder / "rows.json").read_text())
-        if rows.get("generation") != generation:
+        if rows.get("generation") != generation or any(f not in rows for f in _FILTER_FIELDS):
             return False
         self._set(rows, self._load_bm25(folder) if rows["ids"] else None, generation)
         return True
@@ -85,18 +85,17 @@ class KeywordIndex:
         ids: list[str] = []
         fields: dict[str, list[str]] = {f: [] for f in _FILTER_FIELDS}
         tokens: list[list[str]] = []
-        batch_ids: list[str] = []
         batch_text: list[str] = []
 
         def flush() -> None:
             tokens.extend(tokenize(batch_text))
             batch_text.clear()
 
-        for chunk_id, text, source, audience in self.store.iter_keyword_rows():
+        for chunk_id, text, source, audience, doc_id in self.store.iter_keyword_rows():
             ids.append(chunk_id)
             fields["source"].append(source)
             fields["audience"].append(audience)
-            batch_ids.append(chunk_id)
+            fields["doc_id"].append(doc_id)
             batch_text.append(text)
             if len(batch_text) >= 2000:
                 flush()
