@@ -139,7 +139,9 @@ def serve(host: Annotated[str, typer.Option(help="Interface to listen on.")] = "
 
 
 def main() -> None:
+    from eval.cli import app as eval_app
     from ingest.cli import app as ingest_app
 
     app.add_typer(ingest_app, name="ingest")
+    app.add_typer(eval_app, name="eval")
     app()

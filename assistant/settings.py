@@ -76,6 +76,11 @@ class Settings(BaseSettings):
     def _strip(cls, v: str) -> str:
         return v.strip()
 
+    @field_validator("openai_api_key", "openai_base_url", "confluence_token", "jira_token", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, v: object) -> object:
+        return None if isinstance(v, str) and not v.strip() else v
+
     @field_validator("chroma_url")
     @classmethod
     def _http_only(cls, v: str) -> str:

@@ -40,6 +40,8 @@ def compose(model: str, messages: list[dict[str, Any]]) -> str:
         assert convo is not None
         first_user = re.search(r"^user: (.*)$", convo.group(1), re.M)
         return f"{first_user.group(1) if first_user else ''} {convo.group(2)}".strip()
+    if 'Reply with one line "Score: X"' in last:  # the eval judge's prompts
+        return "Score: 1" if "ANSWER: " in last and "[1]" in last else "Score: 0.25"
     sources = SOURCE.findall(last)
     if model == "stub-garbage" or not sources:
         return "Lorem ipsum dolor sit amet, as everyone knows."
