@@ -139,9 +139,20 @@ def serve(host: Annotated[str, typer.Option(help="Interface to listen on.")] = "
 
 
 def main() -> None:
+    register()
+    app()
+
+
+def register() -> None:
+    """Attach the command groups that live in ingest/ and eval/ (idempotent, for tests too)."""
     from eval.cli import app as eval_app
     from ingest.cli import app as ingest_app
+    from ingest.site import site_command
+    from ingest.sync import sync_command
 
+    if any(g.name == "ingest" for g in app.registered_groups):
+        return
+    ingest_app.command("site")(site_command)
     app.add_typer(ingest_app, name="ingest")
     app.add_typer(eval_app, name="eval")
-    app()
+    app.command("sync")(sync_command)

@@ -8,7 +8,8 @@ from typing import Annotated
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from assistant.cli import console, friendly, services
+from assistant import cli as base_cli
+from assistant.cli import console, friendly
 from ingest.docs import folder_refs, list_files
 from ingest.pipeline import Ingestor, IngestStats
 
@@ -43,7 +44,7 @@ def docs(
     """Index a docs folder: only new and changed files are embedded, deleted files are removed."""
     files = list_files(path)
     name = source or path.resolve().name
-    svc = services()
+    svc = base_cli.services()  # looked up at call time, so tests (and embedders) can swap it
     with progress_bar() as bar:
         task = bar.add_task(f"Indexing {name}", total=len(files), item="")
         ingestor = Ingestor(svc, name, on_document=lambda label: bar.update(task, advance=1, item=label))

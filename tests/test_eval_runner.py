@@ -40,11 +40,9 @@ def tiny_set(tmp_path: Path) -> Path:
 
 
 def cli(*args: str, env: dict[str, str]) -> tuple[int, str]:
-    from assistant.cli import app
-    from eval.cli import app as eval_app
+    from assistant.cli import app, register
 
-    if not any(g.name == "eval" for g in app.registered_groups):
-        app.add_typer(eval_app, name="eval")
+    register()
     result = CliRunner().invoke(app, list(args), env={"COLUMNS": "200", **env})
     return result.exit_code, result.output
 
