@@ -20,6 +20,7 @@ from assistant.conversations import Conversations
 from assistant.embeddings import Embedder
 from assistant.errors import GenerationError
 from assistant.escalation import EscalationRequest, TicketQueue
+from assistant.keys import Identity
 from assistant.retrieval import Retriever
 from assistant.types import Where
 
@@ -57,7 +58,11 @@ class Assistant:
         k: int = 5,
         history_turns: int = 6,
         rewriter: Rewriter | None = None,
+        priorities: dict[str, str] | None = None,
+        sla_labels: dict[str, str] | None = None,
     ) -> None:
+        self.priorities = priorities or {}
+        self.sla_labels = sla_labels or {}
         self.retriever = retriever
         self.answerer = answerer
         self.fallback = fallback
@@ -69,17 +74,21 @@ class Assistant:
         self.history_turns = history_turns
         self.rewriter = rewriter or (lambda q, prev, _h: rule_rewrite(q, prev))
 
-    def respond(self, question: str, conversation_id: str | None = None, where: Where | None = None) -> dict[str, Any]:
+    def respond(self, question: str, conversation_id: str | None = None, where: Where | None = None,
+                identity: Identity | None = None) -> dict[str, Any]:
         done = None
-        for event in self.stream(question, conversation_id, where):
+        for event in self.stream(question, conversation_id, where, identity):
             if event.kind == "done":
                 done = event.data
         assert done is not None
         return done
 
-    def stream(self, question: str, conversation_id: str | None = None, where: Where | None = None) -> Iterator[Event]:
+    def stream(self, question: str, conversation_id: str | None = None, where: Where | None = None,
+               identity: Identity | None = None) -> Iterator[Event]:
+        """identity None is the local operator (CLI): no owner, no restriction beyond `where`."""
         question = question.strip()
-        conversation_id = self.conversations.ensure(conversation_id)
+        conversation_id = self.conversations.ensure(
+            conversation_id, owner=identity.key_id if identity else None, staff=identity is None or identity.staff)
         past = self.conversations.messages(conversation_id, self.history_turns * 2)
         history = [Turn(m.role, m.content) for m in past]
         previous_query = next((m.search_query for m in reversed(past) if m.role == "user"), None)
@@ -136,6 +145,7 @@ class Assistant:
                 confidence=confidence.score,
                 reasons=(["user_requested"] if wants_human else []) + confidence.reasons,
                 requested_by_user=wants_human,
+                **self.routing(identity),
             ))
             escalation_id = ref.id
             note = not_sure_note(ref.id, bool(citations)) if not wants_human else (
@@ -159,6 +169,18 @@ class Assistant:
         }
         response["message_id"] = self.conversations.add_exchange(conversation_id, question, search_query, response)
         yield Event("done", response)
+
+    def routing(self, identity: Identity | None) -> dict[str, Any]:
+        """Who asked decides the escalation's priority and SLA label (mapping in settings)."""
+        plan = identity.plan if identity else "operator"
+        label = self.sla_labels.get(plan)
+        return {
+            "role": identity.role if identity else "operator",
+            "org": identity.org if identity else None,
+            "tier": identity.tier if identity else None,
+            "priority": self.priorities.get(plan, self.priorities.get("default", "Medium")),
+            "labels": ["answerdesk"] + ([label] if label else []),
+        }
 
     @staticmethod
     def _generate(answerer: Answerer, question: str, sources: list[Source], history: list[Turn],

@@ -32,20 +32,32 @@ class Conversations:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
 
-    def ensure(self, conversation_id: str | None) -> str:
-        """The given conversation (404 if unknown) or a new one."""
+    def ensure(self, conversation_id: str | None, owner: str | None = None, staff: bool = True) -> str:
+        """The given conversation or a new one owned by `owner` (an API key id; None = anonymous).
+
+        A conversation that belongs to another key is reported as not found, not as forbidden:
+        its existence is nobody else's business. Staff (and the local operator) see all."""
         now = utcnow()
         with self.engine.begin() as conn:
             if conversation_id is None:
                 conversation_id = str(uuid.uuid4())
-                conn.execute(db.conversations.insert(), {"id": conversation_id, "created_at": now, "updated_at": now})
+                conn.execute(db.conversations.insert(), {"id": conversation_id, "owner_key_id": owner,
+                                                         "created_at": now, "updated_at": now})
                 return conversation_id
             found = conn.execute(
-                sa.select(db.conversations.c.id).where(db.conversations.c.id == conversation_id)
+                sa.select(db.conversations.c.owner_key_id).where(db.conversations.c.id == conversation_id)
             ).first()
-        if found is None:
+        if found is None or not (staff or found.owner_key_id is None or found.owner_key_id == owner):
             raise NotFound(f"conversation {conversation_id} not found")
         return conversation_id
+
+    def message_conversation(self, message_id: str) -> str:
+        with self.engine.connect() as conn:
+            cid = conn.execute(sa.select(db.messages.c.conversation_id).where(
+                db.messages.c.id == message_id, db.messages.c.role == "assistant")).scalar_one_or_none()
+        if cid is None:
+            raise NotFound(f"message {message_id} not found")
+        return str(cid)
 
     def messages(self, conversation_id: str, limit: int = 50) -> list[StoredMessage]:
         m = db.messages.c

@@ -54,6 +54,7 @@ chunks = sa.Table(
     sa.Column("ordinal", sa.Integer, nullable=False),
     sa.Column("content_hash", sa.String(64), nullable=False),
     sa.Column("audience", sa.String(20), nullable=False),
+    sa.Column("org", sa.String(200), nullable=False, server_default=""),
     sa.Column("text", sa.Text, nullable=False),
     sa.Column("search_text", sa.Text, nullable=False),
     sa.Column("meta", sa.JSON, nullable=False),
@@ -72,6 +73,21 @@ ingest_runs = sa.Table(
     sa.Column("status", sa.String(20), nullable=False),
     sa.Column("stats", sa.JSON, nullable=False),
     sa.Column("error", sa.Text),
+)
+
+api_keys = sa.Table(
+    "api_keys",
+    metadata,
+    sa.Column("id", sa.String(36), primary_key=True),
+    sa.Column("key_hash", sa.String(64), nullable=False, unique=True),  # sha256 of the key; the key is never kept
+    sa.Column("prefix", sa.String(12), nullable=False),  # first characters, to recognise a key in lists
+    sa.Column("name", sa.String(200), nullable=False),
+    sa.Column("role", sa.String(20), nullable=False),  # customer | agent | admin
+    sa.Column("org", sa.String(200)),
+    sa.Column("tier", sa.String(40)),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+    sa.Column("revoked_at", UTCDateTime()),
+    sa.Column("last_used_at", UTCDateTime()),
 )
 
 # Small key/value facts, e.g. the index generation that tells a keyword index it is stale.
@@ -109,6 +125,7 @@ conversations = sa.Table(
     "conversations",
     metadata,
     sa.Column("id", sa.String(36), primary_key=True),
+    sa.Column("owner_key_id", sa.String(36)),  # None: an anonymous (community) conversation
     sa.Column("created_at", UTCDateTime(), nullable=False),
     sa.Column("updated_at", UTCDateTime(), nullable=False),
 )
@@ -152,6 +169,11 @@ escalations = sa.Table(
     sa.Column("confidence", sa.Float),
     sa.Column("reasons", sa.JSON, nullable=False),
     sa.Column("requested_by_user", sa.Boolean, nullable=False),
+    sa.Column("role", sa.String(20)),
+    sa.Column("org", sa.String(200)),
+    sa.Column("tier", sa.String(40)),
+    sa.Column("priority", sa.String(40)),
+    sa.Column("labels", sa.JSON),
     sa.Column("status", sa.String(20), nullable=False),
     sa.Column("ticket_key", sa.String(100)),
     sa.Column("ticket_url", sa.Text),

@@ -28,6 +28,11 @@ class EscalationRequest:
     reasons: list[str]
     requested_by_user: bool = False
     message_id: str | None = None
+    role: str | None = None
+    org: str | None = None
+    tier: str | None = None
+    priority: str | None = None
+    labels: list[str] = field(default_factory=list)
 
 
 @dataclass

@@ -13,6 +13,7 @@ from assistant.embeddings import Embedder, load_embedder
 from assistant.escalation import LocalQueue, TicketQueue
 from assistant.index.keyword import KeywordIndex
 from assistant.index.vector import ChromaIndex
+from assistant.keys import Keys
 from assistant.retrieval import Retriever
 from assistant.settings import Settings
 from assistant.store import IndexStore
@@ -54,6 +55,10 @@ class Services:
             self.embedder, self.vectors, self.keywords, self.store, s.retrieval_candidates, s.rrf_k
         )
 
+    @cached_property
+    def keys(self) -> Keys:
+        return Keys(self.store.engine)
+
     # -- answering -------------------------------------------------------------------------
     @cached_property
     def conversations(self) -> Conversations:
@@ -87,4 +92,5 @@ class Services:
         return Assistant(
             self.retriever, self.answerer, self.extractive, self.queue, self.conversations, self.embedder,
             threshold=s.confidence_threshold, k=s.retrieval_k, history_turns=s.history_turns, rewriter=rewriter,
+            priorities=s.escalation_priorities, sla_labels=s.sla_labels,
         )

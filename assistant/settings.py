@@ -68,6 +68,18 @@ class Settings(BaseSettings):
     jira_project: str | None = None
     sources_file: Path = Path("answerdesk.toml")
 
+    # Escalations: priority and SLA label by who asked (customer tier, or role). JSON in the environment.
+    escalation_priorities: dict[str, str] = {"paid": "High", "free": "Medium", "community": "Low",
+                                             "agent": "Medium", "admin": "Medium", "default": "Medium"}
+    sla_labels: dict[str, str] = {"paid": "sla-paid"}
+
+    # Traffic: answers computed at once, and limits per plan (customer tier, or community/agent/admin).
+    max_concurrent_answers: int = Field(4, ge=1, le=256)
+    priority_share: int = Field(4, ge=2, le=100)  # every Nth start goes to a waiting ordinary request
+    rate_limits: dict[str, int] = {"community": 30, "free": 60, "paid": 600, "agent": 1200, "admin": 1200}
+    stream_limits: dict[str, int] = {"community": 2, "free": 4, "paid": 16, "agent": 32, "admin": 32}
+    redis_url: str = ""  # set: rate-limit counters shared by every API process through Redis
+
     # A folder served read-only at /kb, so the demo's citation links open (make run: docs/).
     demo_docs_dir: Path | None = None
 

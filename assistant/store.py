@@ -113,14 +113,15 @@ class IndexStore:
                 out.update((row.id, _row_chunk(row)) for row in conn.execute(q))
         return out
 
-    def iter_keyword_rows(self, batch: int = 2000) -> Iterator[tuple[str, str, str, str, str]]:
-        """(id, search_text, source, audience, doc_id) of every chunk, streamed in a stable order."""
+    def iter_keyword_rows(self, batch: int = 2000) -> Iterator[tuple[str, str, dict[str, str]]]:
+        """(id, search_text, filter fields) of every chunk, streamed in a stable order."""
         c = db.chunks.c
-        q = sa.select(c.id, c.search_text, c.source, c.audience, c.doc_id).order_by(c.id)
+        q = sa.select(c.id, c.search_text, c.source, c.audience, c.doc_id, c.org).order_by(c.id)
         with self.engine.connect() as conn:
             result = conn.execution_options(yield_per=batch).execute(q)
             for row in result:
-                yield row.id, row.search_text, row.source, row.audience, row.doc_id
+                yield row.id, row.search_text, {"source": row.source, "audience": row.audience,
+                                                "doc_id": row.doc_id, "org": row.org or ""}
 
     def count_chunks(self) -> int:
         with self.engine.connect() as conn:
@@ -196,7 +197,7 @@ class IndexStore:
 def _chunk_row(ch: Chunk) -> dict[str, Any]:
     return {
         "id": ch.id, "source": ch.source, "doc_id": ch.doc_id, "ordinal": ch.ordinal,
-        "content_hash": ch.content_hash, "audience": ch.audience, "text": ch.text,
+        "content_hash": ch.content_hash, "audience": ch.audience, "org": ch.org, "text": ch.text,
         "search_text": ch.search_text, "meta": ch.meta,
     }
 
@@ -205,5 +206,5 @@ def _row_chunk(row: Any) -> Chunk:
     return Chunk(
         id=row.id, source=row.source, doc_id=row.doc_id, ordinal=row.ordinal, text=row.text,
         search_text=row.search_text, content_hash=row.content_hash, audience=row.audience,
-        meta=dict(row.meta),
+        meta=dict(row.meta), org=row.org or "",
     )

@@ -7,8 +7,9 @@ from typing import Any
 
 AUDIENCES = ("public", "customer", "internal")
 
-# A metadata filter: field -> allowed value(s). Applied inside both indexes, never afterwards.
-Where = dict[str, str | list[str]]
+# A metadata filter: field -> allowed value(s), all of which must hold; "$or" -> a list of such
+# filters of which one must hold. Applied inside both indexes, never afterwards.
+Where = dict[str, Any]
 
 
 @dataclass(frozen=True)
@@ -22,6 +23,7 @@ class Chunk:
     content_hash: str
     audience: str
     meta: dict[str, Any] = field(default_factory=dict)  # title, heading, url, updated_at
+    org: str = ""  # the customer organisation a ticket belongs to; "" for everything else
 
     @property
     def title(self) -> str:

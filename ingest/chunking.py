@@ -58,6 +58,7 @@ def chunk_document(doc: SourceDocument, source: str, chunk_size: int, overlap: i
                     search_text=search_text,
                     content_hash=digest(search_text, doc.audience)[:32],
                     audience=doc.audience,
+                    org=str(doc.meta.get("org") or ""),
                     meta={
                         "title": doc.title,
                         "heading": heading,

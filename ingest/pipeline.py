@@ -58,7 +58,7 @@ def timed(stats: IngestStats, stage: str) -> Iterator[None]:
 
 def vector_metadata(ch: Chunk) -> dict[str, Any]:
     return {
-        "source": ch.source, "doc_id": ch.doc_id, "audience": ch.audience,
+        "source": ch.source, "doc_id": ch.doc_id, "audience": ch.audience, "org": ch.org,
         "title": ch.title, "url": ch.url, "content_hash": ch.content_hash,
     }
 

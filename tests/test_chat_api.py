@@ -21,6 +21,12 @@ def client(docs_services: Services) -> Iterator[TestClient]:
         yield c
 
 
+@pytest.fixture(scope="module")
+def agent(docs_services: Services) -> dict[str, str]:
+    key, _ = docs_services.keys.create("agent", "test agent")
+    return {"Authorization": f"Bearer {key}"}
+
+
 def ask(client: TestClient, question: str, conversation_id: str | None = None) -> dict[str, Any]:
     r = client.post("/v1/chat", json={"question": question, "conversation_id": conversation_id})
     assert r.status_code == 200, r.text
@@ -70,18 +76,22 @@ def test_extractive_answer_only_quotes_sources(client: TestClient, docs_services
     assert texts
 
 
-def test_off_topic_question_is_escalated_honestly(client: TestClient) -> None:
+def test_off_topic_question_is_escalated_honestly(client: TestClient, agent: dict[str, str]) -> None:
     body = ask(client, "What is the best recipe for banana bread?")
     assert body["escalated"] and body["escalation_id"]
     assert body["confidence"] < 0.45
     assert "not sure" in body["answer"] or "couldn't find" in body["answer"]
     assert body["escalation_id"] in body["answer"]
     assert "low_confidence" in body["flags"]
-    listed = {e["id"]: e for e in client.get("/v1/escalations").json()}
+    assert client.get("/v1/escalations").status_code == 403  # the queue is for agents
+    listed = {e["id"]: e for e in client.get("/v1/escalations", headers=agent).json()}
     esc = listed[body["escalation_id"]]
     assert esc["question"] == "What is the best recipe for banana bread?"
     assert esc["status"] == "open" and not esc["requested_by_user"]
     assert esc["reasons"] and esc["confidence"] == body["confidence"]
+    assert esc["role"] == "community" and esc["priority"] == "Low" and esc["labels"] == ["answerdesk"]
+    own = client.get(f"/v1/escalations/{body['escalation_id']}")  # the anonymous asker can follow it
+    assert own.status_code == 200 and own.json()["id"] == body["escalation_id"]
 
 
 def test_asking_for_a_human_escalates(client: TestClient) -> None:
@@ -196,7 +206,8 @@ def test_unexpected_error_is_json_without_trace(client: TestClient, docs_service
     assert r.json()["detail"]
 
 
-def test_http_callers_never_see_internal_content(client: TestClient, docs_services: Services, tmp_path: Any) -> None:
+def test_http_callers_never_see_internal_content(client: TestClient, docs_services: Services, tmp_path: Any,
+                                                 agent: dict[str, str]) -> None:
     """Anonymous API users are community users: an internal page is invisible to them, even when
     asked for by its unique words, while the operator's CLI (all audiences) finds it."""
     from tests.conftest import index_docs
@@ -213,4 +224,4 @@ def test_http_callers_never_see_internal_content(client: TestClient, docs_servic
         assert r.status_code == 200
         shown = r.text.replace(question, "")  # the question is echoed back as search_query
         assert "OSPREY" not in shown and "internal-notes" not in shown and "Refund runbook" not in shown
-    assert "OSPREY" not in client.get("/v1/escalations").text.replace(question, "")
+    assert "OSPREY" not in client.get("/v1/escalations", headers=agent).text.replace(question, "")

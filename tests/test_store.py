@@ -50,7 +50,7 @@ def test_keyword_rows_stream_every_chunk_with_filters(database_url: str) -> None
     store.save_documents(items)
     rows = list(store.iter_keyword_rows(batch=7))
     assert len(rows) == 30 == store.count_chunks()
-    assert {r[3] for r in rows} == {"public", "internal"}
+    assert {r[2]["audience"] for r in rows} == {"public", "internal"}
 
 
 def test_runs_and_status(database_url: str) -> None:

@@ -15,7 +15,9 @@ from fastapi import FastAPI, Request
 from fastapi.responses import FileResponse, JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from assistant.api.routes import build_router, problem
+from assistant.api.admin import router as admin_router
+from assistant.api.routes import Traffic, build_router, problem
+from assistant.api.traffic import RateLimited
 from assistant.conversations import NotFound
 from assistant.errors import AnswerdeskError, EmbeddingError, EscalationError, RetrievalError
 from assistant.services import Services
@@ -95,7 +97,9 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
         description="Cited answers from your documentation, with escalation to a human queue.",
         lifespan=lifespan,
     )
+    app.state.traffic = Traffic(settings)
     app.include_router(build_router(settings))
+    app.include_router(admin_router)
 
     @app.get("/", include_in_schema=False)
     def demo_page() -> FileResponse:
@@ -105,6 +109,10 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
         from fastapi.staticfiles import StaticFiles
 
         app.mount("/kb", StaticFiles(directory=settings.demo_docs_dir), name="kb")
+
+    @app.exception_handler(RateLimited)
+    async def rate_limited(_request: Request, exc: RateLimited) -> JSONResponse:
+        return problem(429, str(exc), {"Retry-After": str(exc.retry_after)})
 
     @app.exception_handler(NotFound)
     async def not_found(_request: Request, exc: NotFound) -> JSONResponse:

@@ -3,15 +3,17 @@
 # No `from __future__ import annotations`: FastAPI must see the per-app ChatRequest class itself.
 
 import json
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from itertools import chain
 from typing import Annotated, Any
 
 import sqlalchemy as sa
 from fastapi import APIRouter, Body, Depends, Request, Response
 from fastapi.responses import JSONResponse, StreamingResponse
-from starlette.concurrency import run_in_threadpool
+from starlette.concurrency import iterate_in_threadpool, run_in_threadpool
 
+from assistant.access import access_filter
+from assistant.api.auth import CurrentIdentity, require
 from assistant.api.schemas import (
     ChatResponse,
     Escalation,
@@ -22,13 +24,13 @@ from assistant.api.schemas import (
     Readiness,
     chat_request_model,
 )
+from assistant.api.traffic import Limits, PrioritySlots
 from assistant.chat import Event
 from assistant.conversations import NotFound
 from assistant.errors import AnswerdeskError
 from assistant.escalation import EscalationRequest, get_escalation, list_escalations
 from assistant.services import Services
 from assistant.settings import Settings
-from assistant.types import Where
 
 
 def get_services(request: Request) -> Services:
@@ -36,12 +38,11 @@ def get_services(request: Request) -> Services:
 
 
 Svc = Annotated[Services, Depends(get_services)]
-# Until API keys and roles exist, every HTTP caller is an anonymous community user: they see
-# public documents only, enforced inside both indexes by this filter.
-PUBLIC: Where = {"audience": ["public"]}
 ERRORS: dict[int | str, dict[str, Any]] = {
+    401: {"model": Problem, "description": "Unknown or revoked API key"},
     404: {"model": Problem, "description": "Unknown conversation or message"},
     413: {"model": Problem, "description": "Request body too large"},
+    429: {"model": Problem, "description": "Rate limit reached; see Retry-After"},
     503: {"model": Problem, "description": "Index or database unavailable; retry later"},
 }
 
@@ -62,29 +63,58 @@ def build_router(settings: Settings) -> APIRouter:
                "JSON, or with `Accept: text/event-stream` Server-Sent Events: delta, citations, done"}},
         tags=["chat"],
     )
-    async def chat(svc: Svc, request: Request, body: Annotated[ChatRequest, Body()]) -> Any:  # type: ignore[valid-type]
-        """Ask a question; the answer cites its sources as [n]. Low confidence escalates to a human."""
+    async def chat(svc: Svc, request: Request, identity: CurrentIdentity,
+                   body: Annotated[ChatRequest, Body()]) -> Any:  # type: ignore[valid-type]
+        """Ask a question; the answer cites its sources as [n]. Low confidence escalates to a human.
+
+        Anonymous callers are community users and see public documents only; an API key can see more."""
         question, conversation_id = body.question, body.conversation_id  # type: ignore[attr-defined]
+        traffic: Traffic = request.app.state.traffic
+        traffic.limits.hit(identity)
+        where = access_filter(identity)
         if "text/event-stream" not in request.headers.get("accept", ""):
-            return await run_in_threadpool(svc.assistant.respond, question, conversation_id, PUBLIC)
-        events = svc.assistant.stream(question, conversation_id, PUBLIC)
-        # The first event comes after retrieval: unknown conversations and index failures
-        # surface here, as proper 404/503 responses instead of a broken stream.
-        first = await run_in_threadpool(next, events)
-        return StreamingResponse(
-            _stream(chain([first], events)), media_type="text/event-stream",
-            headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
-        )
+            await traffic.slots.acquire(identity.priority, identity.plan)
+            try:
+                return await run_in_threadpool(svc.assistant.respond, question, conversation_id, where, identity)
+            finally:
+                traffic.slots.release()
+        stream_token = traffic.limits.open_stream(identity)
+        try:
+            await traffic.slots.acquire(identity.priority, identity.plan)
+        except BaseException:
+            traffic.limits.close_stream(stream_token)
+            raise
+        try:
+            events = svc.assistant.stream(question, conversation_id, where, identity)
+            # The first event comes after retrieval: unknown conversations and index failures
+            # surface here, as proper 404/503 responses instead of a broken stream.
+            first = await run_in_threadpool(next, events)
+        except BaseException:
+            traffic.slots.release()
+            traffic.limits.close_stream(stream_token)
+            raise
+
+        async def body_stream() -> AsyncIterator[str]:
+            try:
+                async for chunk in iterate_in_threadpool(_stream(chain([first], events))):
+                    yield chunk
+            finally:
+                traffic.slots.release()
+                traffic.limits.close_stream(stream_token)
+
+        return StreamingResponse(body_stream(), media_type="text/event-stream",
+                                 headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
 
     @router.post("/v1/escalations", response_model=Escalation, status_code=201, responses=ERRORS,
                  tags=["escalations"])
-    def create_escalation(svc: Svc, body: EscalationCreate) -> dict[str, Any]:
+    def create_escalation(svc: Svc, identity: CurrentIdentity, body: EscalationCreate) -> dict[str, Any]:
         """The user asks for a human: the conversation so far goes to the support queue."""
-        past = svc.conversations.messages(svc.conversations.ensure(body.conversation_id))
+        cid = svc.conversations.ensure(body.conversation_id, owner=identity.key_id, staff=identity.staff)
+        past = svc.conversations.messages(cid)
         question = next((m.content for m in reversed(past) if m.role == "user"), "")
         answer = next((m for m in reversed(past) if m.role == "assistant"), None)
         ref = svc.queue.open(EscalationRequest(
-            conversation_id=body.conversation_id,
+            conversation_id=cid,
             question=question or "(no question asked yet)",
             transcript=[{"role": m.role, "content": m.content} for m in past],
             draft_answer=answer.content if answer else "",
@@ -94,17 +124,29 @@ def build_router(settings: Settings) -> APIRouter:
             reasons=["user_requested"] + ([body.reason] if body.reason else []),
             requested_by_user=True,
             message_id=answer.id if answer else None,
+            **svc.assistant.routing(identity),
         ))
         return _escalation(svc, ref.id)
 
-    @router.get("/v1/escalations", response_model=list[Escalation], tags=["escalations"])
+    @router.get("/v1/escalations", response_model=list[Escalation], responses=ERRORS, tags=["escalations"],
+                dependencies=[require("agent", "admin")])
     def escalations(svc: Svc) -> list[dict[str, Any]]:
-        """The most recent escalations, newest first."""
+        """The most recent escalations, newest first (agents and admins)."""
         return list_escalations(svc.store.engine)
 
+    @router.get("/v1/escalations/{escalation_id}", response_model=Escalation, responses=ERRORS,
+                tags=["escalations"])
+    def escalation(svc: Svc, identity: CurrentIdentity, escalation_id: str) -> dict[str, Any]:
+        """One escalation: its owner (the conversation's) and staff may see it."""
+        row = _escalation(svc, escalation_id)
+        svc.conversations.ensure(row["conversation_id"], owner=identity.key_id, staff=identity.staff)
+        return row
+
     @router.post("/v1/feedback", response_model=FeedbackOut, status_code=201, responses=ERRORS, tags=["chat"])
-    def feedback(svc: Svc, body: FeedbackCreate) -> dict[str, Any]:
+    def feedback(svc: Svc, identity: CurrentIdentity, body: FeedbackCreate) -> dict[str, Any]:
         """Thumbs up or down on an answer, with an optional comment."""
+        cid = svc.conversations.message_conversation(body.message_id)
+        svc.conversations.ensure(cid, owner=identity.key_id, staff=identity.staff)
         fid = svc.conversations.add_feedback(body.message_id, body.rating, body.comment)
         return {"id": fid, "message_id": body.message_id, "rating": body.rating}
 
@@ -134,6 +176,14 @@ def build_router(settings: Settings) -> APIRouter:
         return {"status": "ready" if ready else "unavailable", "checks": checks}
 
     return router
+
+
+class Traffic:
+    """The app's priority queue and rate limits, built once per app."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.slots = PrioritySlots(settings.max_concurrent_answers, settings.priority_share)
+        self.limits = Limits(settings.rate_limits, settings.stream_limits, settings.redis_url)
 
 
 def _escalation(svc: Services, escalation_id: str) -> dict[str, Any]:

@@ -70,6 +70,11 @@ class Escalation(BaseModel):
     confidence: float | None
     reasons: list[str]
     requested_by_user: bool
+    role: str | None = None
+    org: str | None = None
+    tier: str | None = None
+    priority: str | None = None
+    labels: list[str] | None = None
     status: str
     ticket_key: str | None
     ticket_url: str | None

@@ -19,7 +19,7 @@ import numpy as np
 from assistant.store import IndexStore
 from assistant.types import Where
 
-_FILTER_FIELDS = ("source", "audience", "doc_id")
+_FILTER_FIELDS = ("source", "audience", "doc_id", "org")
 
 
 def tokenize(texts: list[str]) -> list[list[str]]:
@@ -91,11 +91,10 @@ class KeywordIndex:
             tokens.extend(tokenize(batch_text))
             batch_text.clear()
 
-        for chunk_id, text, source, audience, doc_id in self.store.iter_keyword_rows():
+        for chunk_id, text, values in self.store.iter_keyword_rows():
             ids.append(chunk_id)
-            fields["source"].append(source)
-            fields["audience"].append(audience)
-            fields["doc_id"].append(doc_id)
+            for f in _FILTER_FIELDS:
+                fields[f].append(values[f])
             batch_text.append(text)
             if len(batch_text) >= 2000:
                 flush()
@@ -156,6 +155,10 @@ class KeywordIndex:
             return None
         mask = np.ones(len(self._ids), dtype=bool)
         for key, value in where.items():
+            if key == "$or":
+                alternatives = [self._mask(w) for w in value]
+                mask &= np.logical_or.reduce([a if a is not None else np.ones_like(mask) for a in alternatives])
+                continue
             if key not in self._fields:
                 raise ValueError(f"keyword index cannot filter on {key!r}")
             values = [value] if isinstance(value, str) else list(value)

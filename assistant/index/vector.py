@@ -39,8 +39,16 @@ def chroma_where(where: Where | None) -> dict[str, Any] | None:
         return None
     clauses: list[dict[str, Any]] = []
     for key, value in sorted(where.items()):
+        if key == "$or":
+            alternatives = [c for c in (chroma_where(w) for w in value) if c is not None]
+            if len(alternatives) < len(value):
+                continue  # an empty alternative allows everything: the "$or" restricts nothing
+            clauses.append({"$or": alternatives} if len(alternatives) > 1 else alternatives[0])
+            continue
         values = [value] if isinstance(value, str) else list(value)
         clauses.append({key: {"$in": values}} if len(values) != 1 else {key: {"$eq": values[0]}})
+    if not clauses:
+        return None
     return clauses[0] if len(clauses) == 1 else {"$and": clauses}
 
 

@@ -1,0 +1,151 @@
+"""Who goes first and how much: a priority queue in front of answering, and rate limits per plan.
+
+Priority: at most `limit` answers run at once. Waiting requests are served by priority (agents,
+admins and paid customers first), but every `share`-th start goes to the longest-waiting ordinary
+request when one is waiting, so the community is slowed under load, never starved.
+
+Rate limits: requests per minute (a moving window, from the `limits` library) and concurrent
+streams, per API key or per client IP for the community. With ANSWERDESK_REDIS_URL the counters
+live in Redis and hold across every API process; otherwise in this process."""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+import math
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from limits import parse
+from limits.storage import MemoryStorage, storage_from_string
+from limits.strategies import MovingWindowRateLimiter
+
+from assistant.keys import Identity
+
+
+@dataclass(order=True)
+class _Waiter:
+    priority: int
+    seq: int
+    future: asyncio.Future[None] = field(compare=False)
+    label: str = field(compare=False, default="")
+
+
+class PrioritySlots:
+    def __init__(self, limit: int, share: int = 4) -> None:
+        self.limit = limit
+        self.share = share
+        self.active = 0
+        self._heap: list[_Waiter] = []
+        self._seq = 0
+        self._priority_streak = 0
+        self.started: list[str] = []  # labels in the order they started, for tests and benchmarks
+
+    async def acquire(self, priority: int, label: str = "") -> None:
+        if self.active < self.limit and not self._heap:
+            self.active += 1
+            self.started.append(label)
+            return
+        self._seq += 1
+        waiter = _Waiter(priority, self._seq, asyncio.get_running_loop().create_future(), label)
+        heapq.heappush(self._heap, waiter)
+        try:
+            await waiter.future
+        except asyncio.CancelledError:
+            if waiter.future.done() and not waiter.future.cancelled():
+                self.release()  # granted just as the client went away: pass the slot on
+            else:
+                self._heap.remove(waiter)
+                heapq.heapify(self._heap)
+            raise
+
+    def release(self) -> None:
+        self.active -= 1
+        while self.active < self.limit and self._heap:
+            waiter = self._next()
+            if waiter.future.cancelled():
+                continue
+            self.active += 1
+            self.started.append(waiter.label)
+            waiter.future.set_result(None)
+
+    def _next(self) -> _Waiter:
+        ordinary = [w for w in self._heap if w.priority > 0]
+        if ordinary and self._priority_streak >= self.share - 1:
+            chosen = min(ordinary, key=lambda w: w.seq)  # the longest-waiting ordinary request
+            self._heap.remove(chosen)
+            heapq.heapify(self._heap)
+        else:
+            chosen = heapq.heappop(self._heap)
+        self._priority_streak = self._priority_streak + 1 if chosen.priority == 0 else 0
+        return chosen
+
+    @property
+    def waiting(self) -> int:
+        return len(self._heap)
+
+
+class RateLimited(Exception):
+    def __init__(self, message: str, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = max(1, retry_after)
+
+
+class Limits:
+    def __init__(self, per_minute: dict[str, int], streams: dict[str, int], redis_url: str = "") -> None:
+        self.per_minute = per_minute
+        self.streams = streams
+        self.storage: Any = storage_from_string(redis_url) if redis_url else MemoryStorage()
+        self.limiter = MovingWindowRateLimiter(self.storage)
+        self._redis = None
+        if redis_url:
+            import redis
+
+            self._redis = redis.Redis.from_url(redis_url)
+        self._local: dict[str, int] = {}
+        self._lock = threading.Lock()
+
+    def _limit(self, table: dict[str, int], identity: Identity) -> int | None:
+        value = table.get(identity.plan, table.get("default"))
+        return None if value is None or value <= 0 else value
+
+    def hit(self, identity: Identity) -> None:
+        """Count one request; RateLimited when over the plan's requests per minute."""
+        n = self._limit(self.per_minute, identity)
+        if n is None:
+            return
+        item = parse(f"{n}/minute")
+        if not self.limiter.hit(item, "answerdesk", identity.subject):
+            reset = self.limiter.get_window_stats(item, "answerdesk", identity.subject).reset_time
+            raise RateLimited(f"Rate limit of {n} requests per minute reached for your plan ({identity.plan})",
+                              math.ceil(reset - time.time()))
+
+    def open_stream(self, identity: Identity) -> str | None:
+        """Reserve a concurrent stream; returns the token to close it with (None when unlimited)."""
+        n = self._limit(self.streams, identity)
+        if n is None:
+            return None
+        key = f"answerdesk:streams:{identity.subject}"
+        if self._redis is not None:
+            count = int(self._redis.incr(key))
+            self._redis.expire(key, 600)  # a crashed process must not hold streams forever
+            if count > n:
+                self._redis.decr(key)
+                raise RateLimited(f"At most {n} concurrent streams for your plan ({identity.plan})", 5)
+            return key
+        with self._lock:
+            if self._local.get(key, 0) >= n:
+                raise RateLimited(f"At most {n} concurrent streams for your plan ({identity.plan})", 5)
+            self._local[key] = self._local.get(key, 0) + 1
+        return key
+
+    def close_stream(self, token: str | None) -> None:
+        if token is None:
+            return
+        if self._redis is not None:
+            self._redis.decr(token)
+            return
+        with self._lock:
+            self._local[token] = max(0, self._local.get(token, 0) - 1)
