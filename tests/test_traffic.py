@@ -1,0 +1,156 @@
+"""Who goes first and how much: the priority queue (order in which queued requests start, and no
+starvation), 429 with Retry-After per plan, concurrent-stream limits, and limits shared by two API
+instances through Redis."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+import uvicorn
+from fastapi.testclient import TestClient
+
+from assistant.api import create_app
+from assistant.api.traffic import Limits, PrioritySlots, RateLimited
+from assistant.keys import Identity
+from assistant.services import Services
+from assistant.settings import Settings
+
+REDIS_URL = "redis://127.0.0.1:6379/0"
+
+
+def test_priority_queue_serves_paid_first_without_starving_the_community() -> None:
+    async def scenario() -> list[str]:
+        slots = PrioritySlots(limit=1, share=4)
+        await slots.acquire(1, "holder")
+        waiting = [asyncio.create_task(slots.acquire(1, f"c{i}")) for i in range(1, 4)]
+        await asyncio.sleep(0)
+        waiting += [asyncio.create_task(slots.acquire(0, f"p{i}")) for i in range(1, 6)]
+        await asyncio.sleep(0)
+        assert slots.waiting == 8
+        for _ in range(9):
+            slots.release()
+            await asyncio.sleep(0)
+        await asyncio.gather(*waiting)
+        return slots.started
+
+    # Three priority starts, then the longest-waiting community request, and so on.
+    assert asyncio.run(scenario()) == ["holder", "p1", "p2", "p3", "c1", "p4", "p5", "c2", "c3"]
+
+
+def test_cancelled_waiter_gives_its_turn_away() -> None:
+    async def scenario() -> list[str]:
+        slots = PrioritySlots(limit=1)
+        await slots.acquire(1, "holder")
+        gone = asyncio.create_task(slots.acquire(0, "gone"))
+        stays = asyncio.create_task(slots.acquire(1, "stays"))
+        await asyncio.sleep(0)
+        gone.cancel()
+        await asyncio.sleep(0)
+        slots.release()
+        await stays
+        return slots.started
+
+    assert asyncio.run(scenario()) == ["holder", "stays"]
+
+
+@pytest.fixture
+def served(docs_services: Services) -> Iterator[tuple[str, Any]]:
+    settings = docs_services.settings.model_copy(update={"max_concurrent_answers": 1, "rate_limits": {},
+                                                         "stream_limits": {}})
+    app = create_app(settings=settings, services=docs_services)
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    while not (server.started and server.servers):
+        time.sleep(0.02)
+    yield f"http://127.0.0.1:{server.servers[0].sockets[0].getsockname()[1]}", app
+    server.should_exit = True
+    thread.join(10)
+
+
+def test_paid_requests_jump_the_queue_under_load(served: tuple[str, Any], docs_services: Services) -> None:
+    url, app = served
+    slots: PrioritySlots = app.state.traffic.slots
+    paid, _ = docs_services.keys.create("customer", "p", "acme", "paid")
+    codes: list[int] = []
+
+    def ask(headers: dict[str, str], q: str) -> None:
+        codes.append(httpx.post(f"{url}/v1/chat", json={"question": q}, headers=headers, timeout=120).status_code)
+
+    community = [threading.Thread(target=ask, args=({}, f"How do I install answerdesk, take {i}?")) for i in range(6)]
+    for t in community:
+        t.start()
+    deadline = time.monotonic() + 60
+    while slots.waiting < 5 and time.monotonic() < deadline:  # one answering, five queued
+        time.sleep(0.01)
+    paying = [threading.Thread(target=ask, args=({"Authorization": f"Bearer {paid}"}, f"Configure the database {i}"))
+              for i in range(2)]
+    for t in paying:
+        t.start()
+    while slots.waiting < 7 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    for t in community + paying:
+        t.join(120)
+    assert codes == [200] * 8
+    order = slots.started[-8:]
+    # The two paid requests arrived last but start right after the one already running.
+    assert order[1:3] == ["paid", "paid"], order
+
+
+def test_rate_limit_429_with_retry_after(docs_services: Services) -> None:
+    settings = docs_services.settings.model_copy(update={"rate_limits": {"community": 3, "free": 5}})
+    with TestClient(create_app(settings=settings, services=docs_services)) as c:
+        codes = [c.post("/v1/chat", json={"question": "How do I install answerdesk?"}).status_code for _ in range(4)]
+        assert codes == [200, 200, 200, 429]
+        r = c.post("/v1/chat", json={"question": "How do I install answerdesk?"})
+        assert r.status_code == 429 and 1 <= int(r.headers["Retry-After"]) <= 60
+        assert "community" in r.json()["detail"]
+        key, _ = docs_services.keys.create("customer", "f", "initech", "free")  # counted per key, not per IP
+        assert c.post("/v1/chat", json={"question": "hi there"}, headers={"X-API-Key": key}).status_code == 200
+
+
+def test_concurrent_stream_limit() -> None:
+    limits = Limits({}, {"community": 1})
+    who = Identity("community", client=f"10.0.0.{uuid.uuid4().int % 250}")
+    token = limits.open_stream(who)
+    with pytest.raises(RateLimited) as exc:
+        limits.open_stream(who)
+    assert exc.value.retry_after >= 1
+    limits.close_stream(token)
+    limits.close_stream(limits.open_stream(who))
+
+
+@pytest.fixture(scope="module")
+def redis_available() -> str:
+    import redis
+
+    try:
+        redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2).ping()
+    except redis.RedisError as exc:
+        pytest.skip(f"Redis not reachable at {REDIS_URL} ({exc}); shared-limit test skipped")
+    return REDIS_URL
+
+
+def test_limits_are_shared_across_instances_through_redis(docs_services: Services, redis_available: str) -> None:
+    key, _ = docs_services.keys.create("customer", "shared", f"org-{uuid.uuid4().hex[:6]}", "free")
+    hdr = {"Authorization": f"Bearer {key}"}
+
+    def instance(redis_url: str) -> TestClient:
+        s: Settings = docs_services.settings.model_copy(update={"rate_limits": {"free": 3}, "redis_url": redis_url})
+        return TestClient(create_app(settings=s, services=docs_services))
+
+    with instance(redis_available) as a, instance(redis_available) as b:
+        codes = [c.post("/v1/chat", json={"question": "hi"}, headers=hdr).status_code for c in (a, b, a, b)]
+    assert codes == [200, 200, 200, 429]  # one budget for both processes
+    key2, _ = docs_services.keys.create("customer", "local", f"org-{uuid.uuid4().hex[:6]}", "free")
+    with instance("") as a, instance("") as b:  # without Redis each process counts alone
+        codes = [c.post("/v1/chat", json={"question": "hi"}, headers={"X-API-Key": key2}).status_code
+                 for c in (a, b, a, b)]
+    assert codes == [200, 200, 200, 200]
