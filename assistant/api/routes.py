@@ -47,6 +47,11 @@ ERRORS: dict[int | str, dict[str, Any]] = {
 }
 
 
+# Community endpoints: a key is optional (no key = community), which OpenAPI says with an
+# empty security requirement next to the two key schemes.
+OPTIONAL_KEY: dict[str, Any] = {"security": [{}, {"HTTPBearer": []}, {"APIKeyHeader": []}]}
+
+
 def sse(event: Event) -> str:
     data = {"text": event.data} if event.kind == "delta" else event.data if event.data is not None else {}
     return f"event: {event.kind}\ndata: {json.dumps(data, default=str)}\n\n"
@@ -61,7 +66,7 @@ def build_router(settings: Settings) -> APIRouter:
         response_model=ChatResponse,
         responses={**ERRORS, 200: {"content": {"text/event-stream": {}}, "description":
                "JSON, or with `Accept: text/event-stream` Server-Sent Events: delta, citations, done"}},
-        tags=["chat"],
+        tags=["chat"], openapi_extra=OPTIONAL_KEY,
     )
     async def chat(svc: Svc, request: Request, identity: CurrentIdentity,
                    body: Annotated[ChatRequest, Body()]) -> Any:  # type: ignore[valid-type]
@@ -106,7 +111,7 @@ def build_router(settings: Settings) -> APIRouter:
                                  headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
 
     @router.post("/v1/escalations", response_model=Escalation, status_code=201, responses=ERRORS,
-                 tags=["escalations"])
+                 tags=["escalations"], openapi_extra=OPTIONAL_KEY)
     def create_escalation(svc: Svc, identity: CurrentIdentity, body: EscalationCreate) -> dict[str, Any]:
         """The user asks for a human: the conversation so far goes to the support queue."""
         cid = svc.conversations.ensure(body.conversation_id, owner=identity.key_id, staff=identity.staff)
@@ -128,21 +133,23 @@ def build_router(settings: Settings) -> APIRouter:
         ))
         return _escalation(svc, ref.id)
 
-    @router.get("/v1/escalations", response_model=list[Escalation], responses=ERRORS, tags=["escalations"],
+    @router.get("/v1/escalations", response_model=list[Escalation], tags=["escalations"],
+                responses={**ERRORS, 403: {"model": Problem, "description": "Agents and admins only"}},
                 dependencies=[require("agent", "admin")])
     def escalations(svc: Svc) -> list[dict[str, Any]]:
         """The most recent escalations, newest first (agents and admins)."""
         return list_escalations(svc.store.engine)
 
     @router.get("/v1/escalations/{escalation_id}", response_model=Escalation, responses=ERRORS,
-                tags=["escalations"])
+                tags=["escalations"], openapi_extra=OPTIONAL_KEY)
     def escalation(svc: Svc, identity: CurrentIdentity, escalation_id: str) -> dict[str, Any]:
         """One escalation: its owner (the conversation's) and staff may see it."""
         row = _escalation(svc, escalation_id)
         svc.conversations.ensure(row["conversation_id"], owner=identity.key_id, staff=identity.staff)
         return row
 
-    @router.post("/v1/feedback", response_model=FeedbackOut, status_code=201, responses=ERRORS, tags=["chat"])
+    @router.post("/v1/feedback", response_model=FeedbackOut, status_code=201, responses=ERRORS, tags=["chat"],
+                 openapi_extra=OPTIONAL_KEY)
     def feedback(svc: Svc, identity: CurrentIdentity, body: FeedbackCreate) -> dict[str, Any]:
         """Thumbs up or down on an answer, with an optional comment."""
         cid = svc.conversations.message_conversation(body.message_id)
