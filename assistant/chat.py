@@ -7,7 +7,7 @@ flow and returns the final response, so streaming and plain answers never differ
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -32,6 +32,14 @@ WANTS_HUMAN = re.compile(
 SNIPPET_CHARS = 300
 
 Rewriter = Callable[[str, str | None, list[Turn]], str]
+
+
+@dataclass
+class Draft:
+    answerer: Answerer
+    checked: Verification
+    flags: list[str]
+    removed: int
 
 
 @dataclass
@@ -96,36 +104,10 @@ class Assistant:
         hits = self.retriever.search(search_query, k=self.k, where=where)
         sources = [Source(n, hit) for n, hit in enumerate(hits, 1)]
 
-        flags: list[str] = []
-        answerer = self.answerer
-        text = ""
-        markers = MarkerFilter({s.n for s in sources})
-        try:
-            for delta in self._generate(answerer, question, sources, history, markers):
-                text += delta
-                yield Event("delta", delta)
-        except GenerationError:
-            flags.append("llm_fallback")
-            if text:
-                yield Event("reset", None)
-            answerer, text = self.fallback, ""
-            for delta in self._generate(answerer, question, sources, history, MarkerFilter(markers.valid)):
-                text += delta
-                yield Event("delta", delta)
-        checked = verify(text, sources, self.embedder)
-        if answerer is not self.fallback and (not checked.cited or not checked.text):
-            # An answer with no usable citation is garbage for our purposes: quote the sources instead.
-            flags.append("llm_fallback")
-            yield Event("reset", None)
-            answerer = self.fallback
-            text = "".join(self._generate(answerer, question, sources, history, MarkerFilter(markers.valid)))
-            yield Event("delta", text)
-            checked = verify(text, sources, self.embedder)
-        removed = checked.removed_markers + (markers.removed if answerer is self.answerer else 0)
-        if removed:
-            flags.append("invalid_citations_removed")
-        if checked.unsupported:
-            flags.append("unsupported_sentences")
+        answer_draft = yield from self._produce(question, sources, history)
+        checked, flags = answer_draft.checked, answer_draft.flags
+        answerer = answer_draft.answerer
+        removed = answer_draft.removed
 
         confidence = assess(search_query, sources, checked)
         wants_human = bool(WANTS_HUMAN.search(question))
@@ -169,6 +151,56 @@ class Assistant:
         }
         response["message_id"] = self.conversations.add_exchange(conversation_id, question, search_query, response)
         yield Event("done", response)
+
+    def _produce(self, question: str, sources: list[Source], history: list[Turn]) -> Generator[Event, None, Draft]:
+        """Generate (streaming "delta"/"reset" events), verify citations, fall back when the LLM fails
+        or answers with no usable citation; returns the checked draft."""
+        flags: list[str] = []
+        answerer = self.answerer
+        text = ""
+        markers = MarkerFilter({s.n for s in sources})
+        try:
+            for delta in self._generate(answerer, question, sources, history, markers):
+                text += delta
+                yield Event("delta", delta)
+        except GenerationError:
+            flags.append("llm_fallback")
+            if text:
+                yield Event("reset", None)
+            answerer, text = self.fallback, ""
+            for delta in self._generate(answerer, question, sources, history, MarkerFilter(markers.valid)):
+                text += delta
+                yield Event("delta", delta)
+        checked = verify(text, sources, self.embedder)
+        if answerer is not self.fallback and (not checked.cited or not checked.text):
+            # An answer with no usable citation is garbage for our purposes: quote the sources instead.
+            flags.append("llm_fallback")
+            yield Event("reset", None)
+            answerer = self.fallback
+            text = "".join(self._generate(answerer, question, sources, history, MarkerFilter(markers.valid)))
+            yield Event("delta", text)
+            checked = verify(text, sources, self.embedder)
+        removed = checked.removed_markers + (markers.removed if answerer is self.answerer else 0)
+        if removed:
+            flags.append("invalid_citations_removed")
+        if checked.unsupported:
+            flags.append("unsupported_sentences")
+        return Draft(answerer, checked, flags, removed)
+
+    def draft(self, question: str, where: Where | None = None) -> dict[str, Any]:
+        """An answer with citations and confidence, nothing stored and nothing escalated: for agents."""
+        hits = self.retriever.search(question, k=self.k, where=where)
+        sources = [Source(n, hit) for n, hit in enumerate(hits, 1)]
+        gen = self._produce(question, sources, [])
+        try:
+            while True:
+                next(gen)
+        except StopIteration as stop:
+            result: Draft = stop.value
+        confidence = assess(question, sources, result.checked)
+        return {"answer": result.checked.text, "citations": self._citations(result.checked, sources),
+                "confidence": confidence.score, "answerer": result.answerer.name, "flags": result.flags,
+                "checks": self._checks(result.checked, confidence, result.removed)}
 
     def routing(self, identity: Identity | None) -> dict[str, Any]:
         """Who asked decides the escalation's priority and SLA label (mapping in settings)."""

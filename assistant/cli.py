@@ -202,3 +202,53 @@ def keys_revoke(key_id: Annotated[str, typer.Argument(help="The key's id (from `
         err.print(f"[red]error:[/red] no active key {key_id}")
         raise typer.Exit(1)
     console.print(f"Revoked {key_id}.")
+
+
+escalations_app = typer.Typer(help="The escalation outbox: what is pending, and delivering it.", no_args_is_help=True)
+app.add_typer(escalations_app, name="escalations")
+
+
+@escalations_app.command("list")
+@friendly
+def escalations_list(status: Annotated[str | None, typer.Option(help="open, pending or delivered")] = None,
+                     limit: int = 50) -> None:
+    """Recent escalations with their delivery state and ticket."""
+    from assistant.escalation import list_escalations
+
+    table = Table()
+    for col in ("id", "created", "status", "ticket", "attempts", "priority", "question", "last error"):
+        table.add_column(col, overflow="fold")
+    for r in list_escalations(services().store.engine, limit=limit, status=status):
+        table.add_row(r["id"][:8], str(r["created_at"])[:19], r["status"], r["ticket_key"] or "",
+                      str(r["attempts"]), r["priority"] or "", r["question"][:60], (r["last_error"] or "")[:60])
+    console.print(table)
+
+
+@escalations_app.command("retry")
+@friendly
+def escalations_retry() -> None:
+    """Deliver every pending escalation now (ignoring backoff); exit 1 if any is still pending."""
+    svc = services()
+    deliver = getattr(svc.queue, "deliver_pending", None)
+    if deliver is None:
+        console.print("Escalations stay in the local queue (ANSWERDESK_ESCALATION=local): nothing to deliver.")
+        return
+    result = deliver(limit=1000, force=True)
+    console.print(f"delivered {result['delivered']} of {result['due']} pending")
+    if result["delivered"] < result["due"]:
+        raise typer.Exit(1)
+
+
+@app.command("suggest")
+@friendly
+def suggest_cmd(
+    ticket_key: Annotated[str, typer.Argument(help="A Jira ticket key, e.g. SUP-123")],
+    post: Annotated[bool, typer.Option(help="Add it to the ticket as an internal comment")] = False,
+) -> None:
+    """A suggested reply for a Jira ticket, with sources and similar resolved tickets."""
+    from assistant.agent import render_comment, suggest
+
+    result = suggest(services(), ticket_key, post)
+    console.print(render_comment(result), markup=False, highlight=False)
+    if result["posted"]:
+        console.print(f"Posted to {ticket_key} as an internal comment.", style="dim")

@@ -174,9 +174,16 @@ escalations = sa.Table(
     sa.Column("tier", sa.String(40)),
     sa.Column("priority", sa.String(40)),
     sa.Column("labels", sa.JSON),
-    sa.Column("status", sa.String(20), nullable=False),
+    sa.Column("status", sa.String(20), nullable=False),  # open (local queue) | pending | delivered
     sa.Column("ticket_key", sa.String(100)),
     sa.Column("ticket_url", sa.Text),
+    # The outbox: delivery to Jira is retried from these until it succeeds, exactly once.
+    sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("next_attempt_at", UTCDateTime()),
+    sa.Column("claimed_until", UTCDateTime()),  # a worker's lease: two workers never deliver one escalation
+    sa.Column("last_error", sa.Text),
+    sa.Column("jira_status", sa.String(100)),
+    sa.Column("delivered_at", UTCDateTime()),
     sa.Column("created_at", UTCDateTime(), nullable=False),
     sa.Column("updated_at", UTCDateTime(), nullable=False),
 )

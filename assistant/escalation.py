@@ -57,7 +57,8 @@ class LocalQueue:
     def open(self, request: EscalationRequest) -> TicketRef:
         now = utcnow()
         ref = TicketRef(id=str(uuid.uuid4()), status="open")
-        row = {**request.__dict__, "id": ref.id, "status": ref.status, "created_at": now, "updated_at": now}
+        row = {**request.__dict__, "id": ref.id, "status": ref.status, "created_at": now, "updated_at": now,
+               "attempts": 0}
         try:
             with self.engine.begin() as conn:
                 conn.execute(db.escalations.insert(), row)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from functools import cached_property
+from typing import TYPE_CHECKING
 
 from assistant.answering.extractive import ExtractiveAnswerer
 from assistant.answering.types import Answerer
@@ -10,10 +11,14 @@ from assistant.chat import Assistant
 from assistant.conversations import Conversations
 from assistant.db import create_engine
 from assistant.embeddings import Embedder, load_embedder
+from assistant.errors import ConfigError
 from assistant.escalation import LocalQueue, TicketQueue
 from assistant.index.keyword import KeywordIndex
 from assistant.index.vector import ChromaIndex
 from assistant.keys import Keys
+
+if TYPE_CHECKING:
+    from assistant.jira_client import JiraClient
 from assistant.retrieval import Retriever
 from assistant.settings import Settings
 from assistant.store import IndexStore
@@ -66,7 +71,26 @@ class Services:
 
     @cached_property
     def queue(self) -> TicketQueue:
-        return LocalQueue(self.store.engine)
+        s = self.settings
+        if s.escalation != "jira":
+            return LocalQueue(self.store.engine)
+        from assistant.jira_queue import JiraQueue
+
+        if not s.jira_project and not s.jsm_service_desk_id:
+            raise ConfigError("ANSWERDESK_ESCALATION=jira needs ANSWERDESK_JIRA_PROJECT (or a JSM service desk: "
+                              "ANSWERDESK_JSM_SERVICE_DESK_ID and ANSWERDESK_JSM_REQUEST_TYPE_ID).")
+        self.jira_client()  # fail at start on missing credentials, not at the first escalation
+        return JiraQueue(self.store.engine, self.jira_client, s.jira_project or "",
+                         f"{s.public_url.rstrip('/')}/v1/conversations" if s.public_url else None)
+
+    def jira_client(self) -> JiraClient:
+        from assistant.jira_client import JiraClient, JsmTarget
+
+        s = self.settings
+        jsm = (JsmTarget(s.jsm_service_desk_id, s.jsm_request_type_id)
+               if s.jsm_service_desk_id and s.jsm_request_type_id else None)
+        return JiraClient(s.jira_url or "", s.jira_user, s.jira_token.get_secret_value() if s.jira_token else None,
+                          s.jira_cloud, s.jira_issue_type, jsm, s.jira_internal_role)
 
     @cached_property
     def extractive(self) -> ExtractiveAnswerer:

@@ -68,6 +68,15 @@ class Settings(BaseSettings):
     jira_project: str | None = None
     sources_file: Path = Path("answerdesk.toml")
 
+    # Where escalations go: the local database queue, or Jira (an issue, or a JSM request).
+    escalation: Literal["local", "jira"] = "local"
+    jira_issue_type: str = "Task"
+    jira_internal_role: str = "Administrators"  # who may read internal comments on plain Jira issues
+    jsm_service_desk_id: str | None = None
+    jsm_request_type_id: str | None = None
+    public_url: str | None = None  # this deployment's URL, for links back to conversations
+    delivery_interval: float = Field(15.0, gt=0)  # seconds between outbox delivery passes
+
     # Escalations: priority and SLA label by who asked (customer tier, or role). JSON in the environment.
     escalation_priorities: dict[str, str] = {"paid": "High", "free": "Medium", "community": "Low",
                                              "agent": "Medium", "admin": "Medium", "default": "Medium"}

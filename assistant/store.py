@@ -163,6 +163,18 @@ class IndexStore:
                 .values(finished_at=utcnow(), status=status, stats=stats, error=error)
             )
 
+    def sources_of_kind(self, kind: str) -> list[str]:
+        """Sources that some run ingested as `kind` (e.g. "jira": the resolved-ticket sources)."""
+        r = db.ingest_runs.c
+        with self.engine.connect() as conn:
+            return sorted(conn.execute(sa.select(r.source).where(r.kind == kind).distinct()).scalars())
+
+    def document_meta(self, source: str, doc_id: str) -> dict[str, Any]:
+        d = db.documents.c
+        with self.engine.connect() as conn:
+            meta = conn.execute(sa.select(d.meta).where(d.source == source, d.doc_id == doc_id)).scalar_one_or_none()
+        return dict(meta or {})
+
     def last_success(self, source: str) -> datetime | None:
         """When the last run of `source` that finished cleanly started: an incremental connector
         asks for changes since then (start, not end, so edits made during that run are not missed)."""

@@ -6,6 +6,7 @@ whose body says nothing about the internals (the trace goes to the server log)."
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -16,6 +17,7 @@ from fastapi.responses import FileResponse, JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from assistant.api.admin import router as admin_router
+from assistant.api.agent import router as agent_router
 from assistant.api.routes import Traffic, build_router, problem
 from assistant.api.traffic import RateLimited
 from assistant.conversations import NotFound
@@ -76,6 +78,17 @@ class _TooLarge(Exception):
     pass
 
 
+def deliver_outbox(svc: Services, stop: threading.Event) -> None:
+    """Deliver pending escalations to Jira until the app stops (no-op for the local queue)."""
+    while not stop.wait(svc.settings.delivery_interval):
+        try:
+            deliver = getattr(svc.queue, "deliver_pending", None)
+            if deliver is not None:
+                deliver()
+        except Exception:  # the worker must outlive any one failure; each is logged
+            log.exception("outbox delivery pass failed")
+
+
 def create_app(settings: Settings | None = None, services: Services | None = None) -> FastAPI:
     settings = settings or (services.settings if services else load_settings())
 
@@ -89,7 +102,12 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
         except AnswerdeskError as exc:
             # Start anyway: /readyz says what is wrong and requests get 503 until it is fixed.
             log.error("answerdesk is not ready: %s", exc)
+        stop = threading.Event()
+        worker = threading.Thread(target=deliver_outbox, args=(svc, stop), daemon=True, name="outbox")
+        worker.start()
         yield
+        stop.set()
+        worker.join(10)
 
     app = FastAPI(
         title="answerdesk",
@@ -100,6 +118,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     app.state.traffic = Traffic(settings)
     app.include_router(build_router(settings))
     app.include_router(admin_router)
+    app.include_router(agent_router)
 
     @app.get("/", include_in_schema=False)
     def demo_page() -> FileResponse:

@@ -146,7 +146,8 @@ def build_router(settings: Settings) -> APIRouter:
         """One escalation: its owner (the conversation's) and staff may see it."""
         row = _escalation(svc, escalation_id)
         svc.conversations.ensure(row["conversation_id"], owner=identity.key_id, staff=identity.staff)
-        return row
+        refresh = getattr(svc.queue, "refresh_status", None)  # Jira: the ticket's current status
+        return (refresh(escalation_id) or row) if refresh and row.get("ticket_key") else row
 
     @router.post("/v1/feedback", response_model=FeedbackOut, status_code=201, responses=ERRORS, tags=["chat"],
                  openapi_extra=OPTIONAL_KEY)

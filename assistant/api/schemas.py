@@ -78,6 +78,9 @@ class Escalation(BaseModel):
     status: str
     ticket_key: str | None
     ticket_url: str | None
+    jira_status: str | None = None
+    attempts: int = 0
+    last_error: str | None = None
     created_at: datetime
 
 

@@ -1,0 +1,128 @@
+"""The few Jira calls escalations and agent assist need, through atlassian-python-api.
+
+Jira Cloud uses REST v3 (descriptions and comments are ADF documents); Data Center v2 (plain
+text). With a JSM service desk configured, escalations are customer requests and context goes in
+as an internal comment (`public: false`). Vendor errors become EscalationError here."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from assistant.errors import ConfigError, EscalationError
+
+
+def adf(text: str) -> dict[str, Any]:
+    """Plain text as an Atlassian Document: one paragraph per line block."""
+    paragraphs = [p for p in text.split("\n\n")]
+    content = []
+    for p in paragraphs:
+        lines = p.split("\n")
+        nodes: list[dict[str, Any]] = []
+        for i, line in enumerate(lines):
+            if i:
+                nodes.append({"type": "hardBreak"})
+            if line:
+                nodes.append({"type": "text", "text": line})
+        content.append({"type": "paragraph", "content": nodes})
+    return {"type": "doc", "version": 1, "content": content}
+
+
+def adf_text(node: Any) -> str:
+    if isinstance(node, str):
+        return node
+    if not isinstance(node, dict):
+        return ""
+    if node.get("type") == "text":
+        return str(node.get("text", ""))
+    if node.get("type") == "hardBreak":
+        return "\n"
+    inner = "".join(adf_text(c) for c in node.get("content", []))
+    return inner + ("\n\n" if node.get("type") in ("paragraph", "heading", "codeBlock") else "")
+
+
+@dataclass
+class JsmTarget:
+    service_desk_id: str
+    request_type_id: str
+
+
+class JiraClient:
+    def __init__(self, url: str, user: str | None, token: str | None, cloud: bool, issue_type: str = "Task",
+                 jsm: JsmTarget | None = None, internal_role: str = "Administrators", timeout: int = 20) -> None:
+        from atlassian import Jira, ServiceDesk
+
+        if not url or not token:
+            raise ConfigError("Jira escalation needs ANSWERDESK_JIRA_URL and ANSWERDESK_JIRA_TOKEN "
+                              "(and ANSWERDESK_JIRA_USER for Cloud), or ANSWERDESK_ESCALATION=local.")
+        auth: dict[str, Any] = {"username": user, "password": token} if cloud else {"token": token}
+        self.url, self.cloud, self.issue_type, self.jsm, self.internal_role = (
+            url.rstrip("/"), cloud, issue_type, jsm, internal_role)
+        self.v = 3 if cloud else 2
+        self.jira = Jira(self.url, cloud=cloud, timeout=timeout, api_version=self.v, **auth)
+        self.desk = ServiceDesk(self.url, cloud=cloud, timeout=timeout, **auth)
+
+    def _call(self, what: str, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except Exception as exc:  # requests errors, HTTPError, the library's own ApiError...
+            response = getattr(exc, "response", None)
+            status = getattr(response, "status_code", None)
+            detail = f"HTTP {status}" if status else type(exc).__name__
+            raise EscalationError(f"Jira {what} failed ({detail}): {' '.join(str(exc).split())[:300]}") from exc
+
+    def body(self, text: str) -> Any:
+        return adf(text) if self.v == 3 else text
+
+    def find_by_label(self, label: str) -> str | None:
+        jql = f'labels = "{label}" ORDER BY created ASC'
+        if self.cloud:
+            data = self._call("search", self.jira.enhanced_jql, jql, fields="key", limit=1)
+        else:
+            data = self._call("search", self.jira.jql, jql, fields="key", limit=1)
+        issues = (data or {}).get("issues") or []
+        return str(issues[0]["key"]) if issues else None
+
+    def create(self, project: str, summary: str, description: str, labels: list[str],
+               priority: str | None) -> str:
+        if self.jsm is not None:
+            values = {"summary": summary, "description": "A customer question the assistant escalated; the full "
+                      "context is in the internal comment.", "labels": labels}
+            created = self._call("request creation", self.desk.create_customer_request,
+                                 self.jsm.service_desk_id, self.jsm.request_type_id, values)
+            key = str(created["issueKey"])
+            self.comment(key, description, internal=True)
+            return key
+        fields: dict[str, Any] = {"project": {"key": project}, "summary": summary,
+                                  "issuetype": {"name": self.issue_type}, "description": self.body(description),
+                                  "labels": labels}
+        if priority:
+            fields["priority"] = {"name": priority}
+        created = self._call("issue creation", self.jira.create_issue, fields=fields)
+        return str(created["key"])
+
+    def comment(self, key: str, text: str, internal: bool) -> None:
+        if self.jsm is not None:
+            self._call("comment", self.desk.create_request_comment, key, text, public=not internal)
+            return
+        data: dict[str, Any] = {"body": self.body(text)}
+        if internal:
+            data["visibility"] = {"type": "role", "value": self.internal_role}
+        self._call("comment", self.jira.post, f"rest/api/{self.v}/issue/{key}/comment", data=data)
+
+    def status(self, key: str) -> str:
+        data = self._call("status", self.jira.get, f"rest/api/{self.v}/issue/{key}", params={"fields": "status"})
+        return str(((data or {}).get("fields") or {}).get("status", {}).get("name", "unknown"))
+
+    def issue(self, key: str) -> dict[str, Any]:
+        """Summary, description and comments (with their visibility) as plain text."""
+        data = self._call("read", self.jira.get, f"rest/api/{self.v}/issue/{key}",
+                          params={"fields": "summary,description,comment,status,labels"})
+        f = (data or {}).get("fields") or {}
+        comments = [{"body": adf_text(c.get("body")).strip(), "public": not c.get("visibility")}
+                    for c in ((f.get("comment") or {}).get("comments") or [])]
+        return {"key": key, "summary": f.get("summary") or "", "description": adf_text(f.get("description")).strip(),
+                "comments": comments, "status": ((f.get("status") or {}).get("name") or "")}
+
+    def browse_url(self, key: str) -> str:
+        return f"{self.url}/browse/{key}"
