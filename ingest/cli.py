@@ -50,3 +50,70 @@ def docs(
         ingestor = Ingestor(svc, name, on_document=lambda label: bar.update(task, advance=1, item=label))
         stats = ingestor.run(folder_refs(path, files, base_url), kind="docs", location=str(path.resolve()))
     report(stats)
+
+
+def _audiences(internal: list[str] | None, customer: list[str] | None) -> dict[str, str]:
+    mapping = {key: "customer" for key in customer or []}
+    mapping.update({key: "internal" for key in internal or []})  # internal wins if a key is given twice
+    return mapping
+
+
+@app.command("confluence")
+@friendly
+def confluence(
+    url: Annotated[str, typer.Option(help="Cloud: https://SITE.atlassian.net/wiki; Data Center: the address you "
+                                          "open Confluence at (with its context path, e.g. /confluence).")],
+    space: Annotated[list[str], typer.Option("--space", help="Space key; repeat for several spaces.")],
+    cloud: Annotated[bool, typer.Option(
+        "--cloud", help="Confluence Cloud: Basic auth with ANSWERDESK_CONFLUENCE_USER (e-mail) and an API token.")
+    ] = False,
+    internal_space: Annotated[
+        list[str] | None, typer.Option(help="Space whose pages are internal-only; repeatable.")] = None,
+    customer_space: Annotated[
+        list[str] | None, typer.Option(help="Space whose pages paying customers may see; repeatable.")] = None,
+    source: Annotated[str | None, typer.Option(help="Source name (default: confluence-<space keys>).")] = None,
+) -> None:
+    """Index Confluence spaces: only changed pages are fetched and embedded, deleted or moved pages removed.
+
+    Credentials: ANSWERDESK_CONFLUENCE_TOKEN (Cloud API token, or Data Center personal access token) and,
+    for Cloud, ANSWERDESK_CONFLUENCE_USER. Restricted pages are always internal."""
+    from ingest.confluence import sync_confluence
+
+    name = source or "confluence-" + "-".join(k.lower() for k in space)
+    svc = base_cli.services()
+    with progress_bar() as bar:
+        task = bar.add_task(f"Indexing {name}", total=None, item="")
+        stats = sync_confluence(svc, name, url, list(space), cloud, _audiences(internal_space, customer_space),
+                                on_document=lambda label: bar.update(task, advance=1, item=label))
+    report(stats)
+
+
+@app.command("jira")
+@friendly
+def jira(
+    url: Annotated[str, typer.Option(help="Cloud: https://SITE.atlassian.net; Data Center: your Jira's address.")],
+    jql: Annotated[str | None, typer.Option(help="Which tickets (default: resolved tickets of "
+                                                 "ANSWERDESK_JIRA_PROJECT).")] = None,
+    cloud: Annotated[bool, typer.Option("--cloud", help="Jira Cloud: enhanced search, Basic auth with "
+                                                        "ANSWERDESK_JIRA_USER (e-mail) and an API token.")] = False,
+    customer_project: Annotated[
+        list[str] | None, typer.Option(help="Project whose tickets customers may see (default: internal).")] = None,
+    public_project: Annotated[
+        list[str] | None, typer.Option(help="Project whose tickets anyone may see; use with care.")] = None,
+    source: Annotated[str | None, typer.Option(help="Source name (default: jira).")] = None,
+) -> None:
+    """Index resolved Jira tickets, one document per ticket, with personal data redacted.
+
+    Internal comments (JSM internal notes, role-restricted comments) are never indexed. Tickets are
+    internal unless their project is mapped with --customer-project or --public-project."""
+    from ingest.jira import sync_jira
+
+    audiences = {key: "public" for key in public_project or []}
+    audiences.update({key: "customer" for key in customer_project or []})
+    name = source or "jira"
+    svc = base_cli.services()
+    with progress_bar() as bar:
+        task = bar.add_task(f"Indexing {name}", total=None, item="")
+        stats = sync_jira(svc, name, url, jql, cloud, audiences,
+                          on_document=lambda label: bar.update(task, advance=1, item=label))
+    report(stats)
