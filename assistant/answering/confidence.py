@@ -6,7 +6,9 @@ Signals (each in [0, 1]):
 - coverage: share of the question's content words found in the top sources;
 - agreement: dense and keyword search put the same chunk near the top;
 - support: share of the answer's sentences supported by the sources they cite.
-The weights are a hand-set prior; `answerdesk eval calibrate` picks the threshold from data.
+The weighted sum is scaled down when `match` is low (below 0.5): agreement and support mean little
+when nothing is close to the question. The weights are a hand-set prior; `answerdesk eval
+calibrate` picks the threshold from data.
 """
 
 from __future__ import annotations
@@ -44,7 +46,10 @@ def assess(question: str, sources: list[Source], verification: Verification) -> 
         "agreement": 1.0 if both and both[0] is sources[0] else 0.5 if both else 0.0,
         "support": verification.support_ratio if verification.cited else 0.0,
     }
-    score = _clip(sum(WEIGHTS[k] * v for k, v in signals.items()))
+    # Meaning gates the rest: when no source is close to the question, the retrievers agreeing on
+    # some page and the answer quoting it faithfully say nothing about whether it answers.
+    gate = min(1.0, 0.5 + signals["match"])
+    score = _clip(gate * sum(WEIGHTS[k] * v for k, v in signals.items()))
     reasons = []
     if signals["match"] < 0.4:
         reasons.append("weak_match")

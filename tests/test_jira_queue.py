@@ -1,0 +1,156 @@
+"""Escalations into Jira through the real atlassian-python-api client, against the contract-checked
+fake Atlassian server: the whole context in the ticket, JSM requests with internal comments, outages
+that lose nothing and duplicate nothing, and agent assist."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from pydantic import SecretStr
+
+from assistant.api import create_app
+from assistant.jira_client import adf_text
+from assistant.jira_queue import JiraQueue, idempotency_label
+from assistant.services import Services
+from tests.fakes.atlassian import SKIP_REASON, FakeAtlassian, running, shared_contracts
+
+pytestmark = pytest.mark.skipif(shared_contracts() is None, reason=SKIP_REASON)
+OFF_TOPIC = "What is the best recipe for banana bread?"
+
+
+@pytest.fixture(params=[False, True], ids=["data-center", "cloud"])
+def jira(request: pytest.FixtureRequest) -> Iterator[FakeAtlassian]:
+    with running(cloud=request.param) as fake:
+        fake.add_issue("SUP", "Seed ticket", "so the project exists")
+        yield fake
+
+
+def jira_services(base: Services, fake: FakeAtlassian, **extra: Any) -> Services:
+    settings = base.settings.model_copy(update={
+        "escalation": "jira", "jira_url": fake.url, "jira_user": fake.user, "jira_token": SecretStr(fake.token),
+        "jira_cloud": fake.cloud, "jira_project": "SUP", "public_url": "https://help.example", **extra})
+    return Services(settings, embedder=base.embedder)
+
+
+def tickets(fake: FakeAtlassian, escalation_id: str) -> list[Any]:
+    return [i for i in fake.issues.values() if idempotency_label(escalation_id) in i.labels]
+
+
+def test_escalation_becomes_a_ticket_with_the_whole_context(docs_services: Services, jira: FakeAtlassian) -> None:
+    svc = jira_services(docs_services, jira)
+    key, _ = svc.keys.create("customer", "acme", "acme", "paid")
+    with TestClient(create_app(services=svc)) as c:
+        first = c.post("/v1/chat", json={"question": "How do I install answerdesk?"},
+                       headers={"X-API-Key": key}).json()
+        body = c.post("/v1/chat", json={"question": OFF_TOPIC, "conversation_id": first["conversation_id"]},
+                      headers={"X-API-Key": key}).json()
+        assert body["escalated"]
+        view = c.get(f"/v1/escalations/{body['escalation_id']}", headers={"X-API-Key": key}).json()
+    assert view["status"] == "delivered" and view["ticket_key"].startswith("SUP-")
+    assert view["ticket_url"] == f"{jira.url}/browse/{view['ticket_key']}" and view["jira_status"]
+    [issue] = tickets(jira, body["escalation_id"])
+    text = adf_text(issue.description) if isinstance(issue.description, dict) else str(issue.description)
+    assert issue.summary == OFF_TOPIC
+    for expected in ("How do I install answerdesk?", "Draft answer:", "Confidence:", "Why:", "tier: paid",
+                     "org: acme", f"https://help.example/v1/conversations/{first['conversation_id']}"):
+        assert expected in text, expected
+    assert "answerdesk" in issue.labels and "sla-paid" in issue.labels
+
+
+def test_jira_down_loses_nothing_and_delivers_exactly_once(docs_services: Services, jira: FakeAtlassian) -> None:
+    svc = jira_services(docs_services, jira)
+    port = jira.port
+    jira.stop()  # Jira is down
+    with TestClient(create_app(services=svc)) as c:
+        body = c.post("/v1/chat", json={"question": OFF_TOPIC}).json()
+        assert body["escalated"] and body["escalation_id"]  # the user still gets a reference
+        view = c.get(f"/v1/escalations/{body['escalation_id']}").json()
+        assert view["status"] == "pending" and view["ticket_key"] is None and view["last_error"]
+    jira.start(port)  # back
+    queue = svc.queue
+    assert isinstance(queue, JiraQueue)
+    assert queue.deliver_pending(force=True)["delivered"] >= 1
+    assert queue.deliver_pending(force=True)["delivered"] == 0
+    assert len(tickets(jira, body["escalation_id"])) == 1
+
+
+def test_server_errors_then_recovery(docs_services: Services, jira: FakeAtlassian) -> None:
+    svc = jira_services(docs_services, jira)
+    jira.fail(500, "/rest/api/")
+    ref_id = svc.assistant.respond(OFF_TOPIC)["escalation_id"]
+    queue = svc.queue
+    assert isinstance(queue, JiraQueue)
+    assert queue.deliver_pending(force=True)["delivered"] == 0  # still failing: stays pending
+    jira.heal()
+    queue.deliver_pending(force=True)
+    assert len(tickets(jira, ref_id)) == 1
+
+
+def test_racing_deliveries_and_lost_responses_make_one_ticket(docs_services: Services, jira: FakeAtlassian) -> None:
+    svc = jira_services(docs_services, jira)
+    queue = JiraQueue(svc.store.engine, svc.jira_client, "SUP", deliver_now=False)
+    svc.__dict__["queue"] = queue
+    esc = svc.assistant.respond(OFF_TOPIC)["escalation_id"]
+    results: list[bool] = []
+    threads = [threading.Thread(target=lambda: results.append(queue.deliver(esc))) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert results.count(True) == 1 and len(tickets(jira, esc)) == 1
+    # A ticket created whose response never came back: the retry adopts it instead of opening another.
+    lost = svc.assistant.respond(OFF_TOPIC + " Really.")["escalation_id"]
+    made = jira.add_issue("SUP", OFF_TOPIC, "created, response lost", labels=[idempotency_label(lost)],
+                          resolution=None)
+    assert queue.deliver(lost)
+    assert [i.key for i in tickets(jira, lost)] == [made]
+
+
+def test_second_escalation_of_a_conversation_comments_on_its_ticket(docs_services: Services,
+                                                                    jira: FakeAtlassian) -> None:
+    svc = jira_services(docs_services, jira)
+    first = svc.assistant.respond(OFF_TOPIC)
+    again = svc.assistant.respond("I want to talk to a human please", first["conversation_id"])
+    assert again["escalated"]
+    [issue] = tickets(jira, first["escalation_id"])
+    assert not tickets(jira, again["escalation_id"])
+    assert any("escalated again" in (adf_text(c.body) if isinstance(c.body, dict) else c.body)
+               for c in issue.comments)
+
+
+def test_jsm_request_with_context_as_internal_comment(docs_services: Services, jira: FakeAtlassian) -> None:
+    svc = jira_services(docs_services, jira, jsm_service_desk_id="1", jsm_request_type_id="10")
+    esc = svc.assistant.respond(OFF_TOPIC)["escalation_id"]
+    row = svc.queue.refresh_status(esc)  # type: ignore[attr-defined]
+    issue = jira.issues[row["ticket_key"]]
+    assert issue.jsm and issue.summary == OFF_TOPIC
+    [context] = [c for c in issue.comments if "Draft answer:" in str(c.body)]
+    assert context.public is False  # the context is an internal note, never shown to the customer
+
+
+def test_agent_suggest_cites_docs_lists_similar_ticket_and_posts_internally(
+        docs_services: Services, jira: FakeAtlassian) -> None:
+    from ingest.jira import sync_jira
+
+    svc = jira_services(docs_services, jira)
+    old = jira.add_issue("SUP", "Cannot connect to PostgreSQL database",
+                         "The database URL was wrong; ANSWERDESK_DATABASE_URL fixed it.", resolution="Fixed")
+    sync_jira(svc, "tickets", jira.url, 'project = SUP AND resolution is not EMPTY', jira.cloud, None)
+    new = jira.add_issue("SUP", "How do I point answerdesk at a PostgreSQL database?",
+                         "We want to use our PostgreSQL server instead of SQLite.", resolution=None)
+    agent, _ = svc.keys.create("agent", "sam")
+    with TestClient(create_app(services=svc)) as c:
+        assert c.post("/v1/agent/suggest", json={"ticket_key": new}).status_code == 403  # community
+        r = c.post("/v1/agent/suggest", json={"ticket_key": new, "post": True}, headers={"X-API-Key": agent})
+    assert r.status_code == 200, r.text
+    out = r.json()
+    assert any("configuration.md#" in x["url"] for x in out["citations"])
+    assert old in [t["key"] for t in out["similar_tickets"]]
+    assert out["posted"]
+    [comment] = jira.issues[new].comments
+    assert comment.visibility or comment.public is False  # internal only
+    assert "Suggested reply" in (adf_text(comment.body) if isinstance(comment.body, dict) else comment.body)
