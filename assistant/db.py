@@ -90,6 +90,18 @@ api_keys = sa.Table(
     sa.Column("last_used_at", UTCDateTime()),
 )
 
+# Resolved escalations turned into eval cases: the question and the agent's final answer.
+eval_candidates = sa.Table(
+    "eval_candidates",
+    metadata,
+    sa.Column("id", sa.String(36), primary_key=True),  # the escalation id
+    sa.Column("ticket_key", sa.String(100), nullable=False),
+    sa.Column("question", sa.Text, nullable=False),
+    sa.Column("answer", sa.Text, nullable=False),
+    sa.Column("status", sa.String(20), nullable=False),  # candidate | accepted | rejected
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+)
+
 # Small key/value facts, e.g. the index generation that tells a keyword index it is stale.
 state = sa.Table(
     "state",

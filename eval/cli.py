@@ -129,3 +129,24 @@ def calibrate(
     console.print(f"ANSWERDESK_CONFIDENCE_THRESHOLD={chosen['threshold']:.4f} written to {env_file} "
                   f"(coverage {chosen['coverage']:.1%}, precision {chosen['precision']:.1%}).")
     console.print_json(json.dumps(chosen))
+
+
+@app.command("from-tickets")
+@friendly
+def from_tickets(
+    out: Annotated[Path, typer.Option(help="Folder for corpus.jsonl, queries.jsonl, qrels.tsv")] = Path("golden"),
+    candidates: Annotated[bool, typer.Option(help="Include resolved escalations as cases")] = True,
+) -> None:
+    """Turn resolved tickets (and resolved escalations) into an eval set over the current knowledge base."""
+    from assistant.candidates import collect_escalation_candidates
+    from assistant.cli import services
+    from eval.golden import export
+
+    svc = services()
+    added = collect_escalation_candidates(svc)
+    counts = export(svc, out, include_candidates=candidates)
+    console.print(f"{counts['queries']} cases ({added} new from resolved escalations), {counts['qrels']} relevance "
+                  f"judgements, {counts['documents']} documents written to {out}")
+    if counts["queries"] == 0:
+        console.print("[red]No resolved tickets found:[/red] run `answerdesk ingest jira` (or sync) first.")
+        raise typer.Exit(1)

@@ -18,6 +18,7 @@ from datetime import datetime
 from functools import partial
 from typing import Any
 
+from assistant.candidates import collect_escalation_candidates
 from assistant.errors import ConfigError, SourceError
 from assistant.services import Services
 from assistant.types import AUDIENCES
@@ -270,7 +271,11 @@ def build_ticket(client: Client, issue: dict[str, Any], audience: str, org_field
               "status": (f.get("status") or {}).get("name"), "resolved": f.get("resolutiondate"),
               "labels": list(f.get("labels") or []), "issue_type": (f.get("issuetype") or {}).get("name"),
               "org": orgs[0] if orgs else None, "organizations": orgs,  # chunks carry "org" for per-org filtering
-              "comments_indexed": len(public), "comments_withheld": len(items) - len(public)},
+              "comments_indexed": len(public), "comments_withheld": len(items) - len(public),
+              # For golden eval sets: what the customer asked and the last public reply (both redacted).
+              "question": "\n\n".join(x for x in (summary, description) if x)[:4000],
+              "final_answer": redact(wiki_to_markdown(body_text(public[-1].get("body"))), names)[:4000]
+              if public else ""},
     )
 
 
@@ -356,5 +361,8 @@ def sync_jira(services: Services, source: str, url: str, jql: str | None, cloud:
     stale = {key for key, (h, _a) in listed.items() if known.get(key) != h}
     refs = ticket_refs(client, jql, listed, stale)
     ingestor = Ingestor(services, source, on_document=on_document)
-    return ingestor.run(refs, kind="jira", location=f"{client.url} {jql}", complete=False,
-                        removed=sorted(set(known) - set(listed)))
+    stats = ingestor.run(refs, kind="jira", location=f"{client.url} {jql}", complete=False,
+                         removed=sorted(set(known) - set(listed)))
+    # Escalations whose tickets are now resolved become candidate eval cases.
+    collect_escalation_candidates(services)
+    return stats

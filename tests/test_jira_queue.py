@@ -154,3 +154,33 @@ def test_agent_suggest_cites_docs_lists_similar_ticket_and_posts_internally(
     [comment] = jira.issues[new].comments
     assert comment.visibility or comment.public is False  # internal only
     assert "Suggested reply" in (adf_text(comment.body) if isinstance(comment.body, dict) else comment.body)
+
+
+def test_resolved_escalation_flows_back_as_knowledge_and_eval_case(docs_services: Services, jira: FakeAtlassian,
+                                                                    tmp_path: Any) -> None:
+    import json
+
+    from eval.golden import export
+    from ingest.jira import sync_jira
+
+    svc = jira_services(docs_services, jira)
+    question = "Our PostgreSQL connection string is refused, what format does answerdesk expect?"
+    esc = svc.assistant.respond(question + " I want to talk to a human.")["escalation_id"]
+    key = svc.queue.refresh_status(esc)["ticket_key"]  # type: ignore[attr-defined]
+    reply = ("Use postgresql://user:password@host:5432/db in ANSWERDESK_DATABASE_URL, see "
+             "https://answerdesk.example/docs/configuration.md#setting-the-database-url")
+    jira.add_comment(key, reply)
+    jira.update_issue(key, resolution="Fixed")
+    sync_jira(svc, "tickets", jira.url, "project = SUP AND resolution is not EMPTY", jira.cloud, None)
+
+    hits = svc.retriever.search(key, k=3)  # the resolved ticket is now knowledge, findable by its key
+    assert hits and hits[0].chunk.doc_id == key
+    counts = export(svc, tmp_path / "golden")
+    queries = [json.loads(x) for x in (tmp_path / "golden" / "queries.jsonl").read_text().splitlines()]
+    candidate = next(q for q in queries if q["id"] == f"esc-{esc}")
+    assert candidate["question"].startswith(question) and "ANSWERDESK_DATABASE_URL" in candidate["answer"]
+    assert "user:password" not in candidate["answer"]  # redacted by the connector before storage
+    ticket_case = next(q for q in queries if q["id"] == key)
+    qrels = (tmp_path / "golden" / "qrels.tsv").read_text()
+    assert f"{key}\tanswerdesk-docs:configuration.md" in qrels and ticket_case["answer"]
+    assert counts["documents"] >= 6 and "tickets:" not in (tmp_path / "golden" / "corpus.jsonl").read_text()[:2000]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import threading
 from pathlib import Path
@@ -20,12 +21,18 @@ from assistant.store import IndexStore
 from assistant.types import Where
 
 _FILTER_FIELDS = ("source", "audience", "doc_id", "org")
+FORMAT = 2  # bump when tokenization changes: older snapshots on disk are rebuilt, not misread
+
+# "ABC-7" tokenizes to "abc" and a dropped one-character "7"; a joined "abc7" token keeps ticket
+# keys (and names like IL-6) findable as one word.
+_KEY = re.compile(r"\b([A-Za-z][A-Za-z0-9]*)-(\d+)\b")
 
 
 def tokenize(texts: list[str]) -> list[list[str]]:
     import bm25s
     import Stemmer
 
+    texts = [_KEY.sub(lambda m: f"{m.group(0)} {m.group(1)}{m.group(2)}", t) for t in texts]
     return bm25s.tokenize(  # type: ignore[no-any-return]
         texts, stopwords="en", stemmer=Stemmer.Stemmer("english"), return_ids=False, show_progress=False
     )
@@ -68,7 +75,7 @@ class KeywordIndex:
         if folder is None or not (folder / "rows.json").exists():
             return False
         rows = json.loads((folder / "rows.json").read_text())
-        if rows.get("generation") != generation or any(f not in rows for f in _FILTER_FIELDS):
+        if rows.get("generation") != generation or rows.get("format") != FORMAT:
             return False
         self._set(rows, self._load_bm25(folder) if rows["ids"] else None, generation)
         return True
@@ -103,7 +110,7 @@ class KeywordIndex:
         if ids:
             bm25 = bm25s.BM25()
             bm25.index(tokens, show_progress=False)
-        rows = {"generation": generation, "ids": ids, **fields}
+        rows = {"generation": generation, "format": FORMAT, "ids": ids, **fields}
         self._save(rows, bm25)
         self._set(rows, bm25, generation)
 
