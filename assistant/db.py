@@ -129,7 +129,22 @@ def create_engine(url: str, **kwargs: Any) -> Engine:
 
 
 def init_db(engine: Engine) -> None:
+    """Create missing tables, and add columns a newer version introduced to existing ones (all new
+    columns are nullable or have a server default, so this is safe on a populated database)."""
     metadata.create_all(engine)
+    inspector = sa.inspect(engine)
+    with engine.begin() as conn:
+        for table in metadata.sorted_tables:
+            present = {c["name"] for c in inspector.get_columns(table.name)}
+            for column in table.columns:
+                if column.name in present:
+                    continue
+                ddl = f"ALTER TABLE {table.name} ADD COLUMN {column.name} {column.type.compile(engine.dialect)}"
+                if column.server_default is not None:
+                    ddl += f" DEFAULT '{column.server_default.arg}'"  # type: ignore[attr-defined]
+                    if not column.nullable:
+                        ddl += " NOT NULL"
+                conn.execute(sa.text(ddl))
 
 
 # -- conversations, answers, feedback, escalations -------------------------------------------

@@ -65,3 +65,20 @@ def test_runs_and_status(database_url: str) -> None:
     assert status["docs"]["last_run"]["status"] == "ok"
     assert status["wiki"]["documents"] == 0
     assert status["wiki"]["last_run"]["error"] == "SourceError: boom"
+
+
+def test_an_older_database_gains_new_columns(database_url: str) -> None:
+    """A database made by an earlier version (no chunks.org, no documents.meta) keeps working."""
+    import sqlalchemy as sa
+
+    engine = create_engine(database_url)
+    with engine.begin() as conn:
+        conn.execute(sa.text("CREATE TABLE chunks (id VARCHAR(64) PRIMARY KEY, source VARCHAR(200) NOT NULL, "
+                             "doc_id VARCHAR(1000) NOT NULL, ordinal INTEGER NOT NULL, content_hash VARCHAR(64) NOT "
+                             "NULL, audience VARCHAR(20) NOT NULL, text TEXT NOT NULL, search_text TEXT NOT NULL, "
+                             "meta JSON NOT NULL)"))
+        conn.execute(sa.text("INSERT INTO chunks VALUES ('old-0', 'docs', 'old.md', 0, 'h', 'public', 't', 's', '{}')"))
+    store = IndexStore(engine)
+    assert store.get_chunks(["old-0"])["old-0"].org == ""
+    store.save_documents([(record("a.md"), [chunk("a.md", 0)])])
+    assert store.count_chunks() == 2
