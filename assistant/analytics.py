@@ -24,8 +24,9 @@ from assistant import db
 from assistant.embeddings import Embedder
 
 ESCALATION_FLAGS = ("low_confidence", "human_requested")
-# all-MiniLM-L6-v2 puts paraphrases of one question above ~0.7 and unrelated ones below ~0.4.
-GAP_SIMILARITY = 0.7
+# all-MiniLM-L6-v2 puts paraphrases of one question at ~0.75-0.95 and unrelated ones below ~0.2;
+# 0.6 also joins looser rewordings of one need without merging different topics.
+GAP_SIMILARITY = 0.6
 MAX_GAP_QUESTIONS = 500  # the most recent ones; bounds the embedding work per request
 # Columns the analytics read when the schema has them (added with latency measurement).
 LATENCY_COLUMNS = ("latency_ms", "first_token_ms")
@@ -70,7 +71,8 @@ def _latest_feedback() -> Any:
     return sa.select(sa.func.max(f.id)).group_by(f.message_id).scalar_subquery()
 
 
-def summary(engine: Engine, period: Period, embedder: Embedder | None = None, top: int = 10) -> dict[str, Any]:
+def summary(engine: Engine, period: Period, embedder: Embedder | None = None, top: int = 10,
+            similarity: float = GAP_SIMILARITY) -> dict[str, Any]:
     """The whole report: totals, one row per day, coverage gaps and the sources cited most."""
     m, f = db.messages.c, db.feedback.c
     in_period = sa.and_(m.role == "assistant", m.created_at >= period.since, m.created_at <= period.until)
@@ -116,7 +118,7 @@ def summary(engine: Engine, period: Period, embedder: Embedder | None = None, to
             **latency(engine, period),
         },
         "per_day": days,
-        "gaps": coverage_gaps(engine, period, embedder, top=top) if embedder is not None else [],
+        "gaps": coverage_gaps(engine, period, embedder, top, similarity) if embedder is not None else [],
         "sources": top_sources(citations, top=top),
     }
 
@@ -173,7 +175,8 @@ def coverage_gaps(engine: Engine, period: Period, embedder: Embedder, top: int =
             "escalated": sum(bool(rows[i].escalated) for i in members),
             "thumbs_down": sum(rows[i].rating == "down" for i in members),
             "examples": examples[:5],
-            "comments": [rows[i].comment for i in members if rows[i].rating == "down" and rows[i].comment][:5],
+            "comments": list(dict.fromkeys(rows[i].comment for i in members
+                                           if rows[i].rating == "down" and rows[i].comment))[:5],
             "last_asked": max(rows[i].created_at for i in members).isoformat(),
         })
     return out

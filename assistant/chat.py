@@ -7,6 +7,7 @@ flow and returns the final response, so streaming and plain answers never differ
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -94,6 +95,7 @@ class Assistant:
     def stream(self, question: str, conversation_id: str | None = None, where: Where | None = None,
                identity: Identity | None = None) -> Iterator[Event]:
         """identity None is the local operator (CLI): no owner, no restriction beyond `where`."""
+        started, first_ms = time.perf_counter(), None
         question = question.strip()
         conversation_id = self.conversations.ensure(
             conversation_id, owner=identity.key_id if identity else None, staff=identity is None or identity.staff)
@@ -104,7 +106,16 @@ class Assistant:
         hits = self.retriever.search(search_query, k=self.k, where=where)
         sources = [Source(n, hit) for n, hit in enumerate(hits, 1)]
 
-        answer_draft = yield from self._produce(question, sources, history)
+        produced = self._produce(question, sources, history)
+        while True:
+            try:
+                event = next(produced)
+            except StopIteration as stop:
+                answer_draft: Draft = stop.value
+                break
+            if first_ms is None and event.kind == "delta":
+                first_ms = int((time.perf_counter() - started) * 1000)
+            yield event
         checked, flags = answer_draft.checked, answer_draft.flags
         answerer = answer_draft.answerer
         removed = answer_draft.removed
@@ -149,7 +160,9 @@ class Assistant:
             "search_query": search_query,
             "checks": self._checks(checked, confidence, removed),
         }
-        response["message_id"] = self.conversations.add_exchange(conversation_id, question, search_query, response)
+        timings = {"latency_ms": int((time.perf_counter() - started) * 1000), "first_token_ms": first_ms}
+        response["message_id"] = self.conversations.add_exchange(conversation_id, question, search_query, response,
+                                                                 timings)
         yield Event("done", response)
 
     def _produce(self, question: str, sources: list[Source], history: list[Turn]) -> Generator[Event, None, Draft]:

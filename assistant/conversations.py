@@ -70,10 +70,12 @@ class Conversations:
     def history(self, conversation_id: str, turns: int) -> list[Turn]:
         return [Turn(m.role, m.content) for m in self.messages(conversation_id, turns * 2)] if turns else []
 
-    def add_exchange(self, conversation_id: str, question: str, search_query: str, answer: dict[str, Any]) -> str:
+    def add_exchange(self, conversation_id: str, question: str, search_query: str, answer: dict[str, Any],
+                     timings: dict[str, int | None] | None = None) -> str:
         """Store the question and the answer together; returns the answer's message id."""
         now = utcnow()
         message_id = str(uuid.uuid4())
+        timings = timings or {}
         with self.engine.begin() as conn:
             seq = conn.execute(
                 sa.select(sa.func.coalesce(sa.func.max(db.messages.c.seq), 0)).where(
@@ -83,10 +85,11 @@ class Conversations:
             conn.execute(db.messages.insert(), [
                 {"id": str(uuid.uuid4()), "conversation_id": conversation_id, "seq": seq + 1, "role": "user",
                  "content": question, "search_query": search_query, "citations": None, "confidence": None,
-                 "flags": None, "answerer": None, "created_at": now},
+                 "flags": None, "answerer": None, "latency_ms": None, "first_token_ms": None, "created_at": now},
                 {"id": message_id, "conversation_id": conversation_id, "seq": seq + 2, "role": "assistant",
                  "content": answer["answer"], "search_query": None, "citations": answer["citations"],
                  "confidence": answer["confidence"], "flags": answer["flags"], "answerer": answer["answerer"],
+                 "latency_ms": timings.get("latency_ms"), "first_token_ms": timings.get("first_token_ms"),
                  "created_at": now},
             ])
             conn.execute(db.conversations.update().where(db.conversations.c.id == conversation_id)

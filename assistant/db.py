@@ -170,7 +170,10 @@ messages = sa.Table(
     sa.Column("confidence", sa.Float),
     sa.Column("flags", sa.JSON),
     sa.Column("answerer", sa.String(40)),
+    sa.Column("latency_ms", sa.Integer),  # question received -> answer complete
+    sa.Column("first_token_ms", sa.Integer),  # question received -> first text streamed
     sa.Column("created_at", UTCDateTime(), nullable=False),
+    sa.Index("ix_messages_role_created", "role", "created_at"),
 )
 
 feedback = sa.Table(

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from assistant.errors import ConfigError
 
@@ -89,6 +89,9 @@ class Settings(BaseSettings):
     stream_limits: dict[str, int] = {"community": 2, "free": 4, "paid": 16, "agent": 32, "admin": 32}
     redis_url: str = ""  # set: rate-limit counters shared by every API process through Redis
 
+    # Docs-site origins allowed to call the API from a browser (the widget): comma-separated.
+    cors_origins: Annotated[list[str], NoDecode] = []
+
     # A folder served read-only at /kb, so the demo's citation links open (make run: docs/).
     demo_docs_dir: Path | None = None
 
@@ -101,6 +104,11 @@ class Settings(BaseSettings):
     @classmethod
     def _empty_is_unset(cls, v: object) -> object:
         return None if isinstance(v, str) and not v.strip() else v
+
+    @field_validator("cors_origins", mode="before")
+    @classmethod
+    def _split_origins(cls, v: object) -> object:
+        return [o.strip().rstrip("/") for o in v.split(",") if o.strip()] if isinstance(v, str) else v
 
     @field_validator("chroma_url")
     @classmethod

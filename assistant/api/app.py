@@ -13,13 +13,15 @@ from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI, Request
-from fastapi.responses import FileResponse, JSONResponse
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from assistant.api.admin import router as admin_router
 from assistant.api.agent import router as agent_router
 from assistant.api.routes import Traffic, build_router, problem
 from assistant.api.traffic import RateLimited
+from assistant.api.web import router as web_router
 from assistant.conversations import NotFound
 from assistant.errors import AnswerdeskError, EmbeddingError, EscalationError, RetrievalError
 from assistant.services import Services
@@ -119,15 +121,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     app.include_router(build_router(settings))
     app.include_router(admin_router)
     app.include_router(agent_router)
-
-    @app.get("/", include_in_schema=False)
-    def demo_page() -> FileResponse:
-        return FileResponse(WEB / "demo.html", media_type="text/html")
-
-    if settings.demo_docs_dir is not None and settings.demo_docs_dir.is_dir():
-        from fastapi.staticfiles import StaticFiles
-
-        app.mount("/kb", StaticFiles(directory=settings.demo_docs_dir), name="kb")
+    app.include_router(web_router)
 
     @app.exception_handler(RateLimited)
     async def rate_limited(_request: Request, exc: RateLimited) -> JSONResponse:
@@ -155,6 +149,10 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
         return problem(500, "Internal error; the server log has the details.")
 
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)  # type: ignore[arg-type]
+    # Outermost, so 413/429/401 answers carry CORS headers too; only configured docs-site origins.
+    app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["GET", "POST"],  # type: ignore[arg-type]
+                       allow_headers=["Content-Type", "Authorization", "X-API-Key"], expose_headers=["Retry-After"],
+                       max_age=600)
     return app
 
 

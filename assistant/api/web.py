@@ -1,0 +1,261 @@
+"""What browsers load: the embeddable widget, the demo docs site, and the analytics page and API.
+
+The demo site renders the folder in ANSWERDESK_DEMO_DOCS_DIR (make run: docs/) at /kb, with the
+widget on every page and heading ids equal to the anchors ingestion puts in citation links, so a
+citation opens the exact section and the conversation follows the reader from page to page.
+"""
+
+# No `from __future__ import annotations`: FastAPI reads the route signatures at runtime.
+
+import gzip
+import hashlib
+import html
+import re
+from datetime import datetime
+from functools import lru_cache
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from fastapi import APIRouter, HTTPException, Query, Request
+from fastapi.responses import FileResponse, HTMLResponse, Response
+from markdown_it import MarkdownIt
+from pydantic import BaseModel
+
+from assistant import analytics
+from assistant.api.auth import require
+from assistant.api.routes import Svc
+from assistant.api.schemas import Problem
+
+WEB = Path(__file__).resolve().parent.parent / "web"
+# Pages we render run only our own script; the widget needs nothing looser than this.
+DEMO_CSP = ("default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data: https:; "
+            "connect-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'")
+IMAGE_TYPES = {".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".gif": "image/gif",
+               ".webp": "image/webp"}
+# Raw HTML in a Markdown page is shown as text, never run.
+_MD = MarkdownIt("commonmark", {"html": False}).enable("table")
+
+router = APIRouter()
+
+
+# -- the widget ------------------------------------------------------------------------------------
+@lru_cache(maxsize=8)
+def _asset(name: str, mtime_ns: int) -> tuple[bytes, bytes, str]:
+    body = (WEB / name).read_bytes()
+    return body, gzip.compress(body, 9, mtime=0), '"' + hashlib.sha256(body).hexdigest()[:32] + '"'
+
+
+@router.get("/widget.js", include_in_schema=False)
+def widget(request: Request) -> Response:
+    path = WEB / "widget.js"
+    body, packed, etag = _asset(path.name, path.stat().st_mtime_ns)
+    # Short max-age plus an ETag: docs sites pick up a new version within minutes, and a
+    # revalidation of an unchanged file costs a 304.
+    headers = {"Cache-Control": "public, max-age=300", "ETag": etag, "Vary": "Accept-Encoding",
+               "X-Content-Type-Options": "nosniff", "Cross-Origin-Resource-Policy": "cross-origin"}
+    if request.headers.get("if-none-match") == etag:
+        return Response(status_code=304, headers=headers)
+    if "gzip" in request.headers.get("accept-encoding", ""):
+        return Response(packed, media_type="application/javascript; charset=utf-8",
+                        headers={**headers, "Content-Encoding": "gzip"})
+    return Response(body, media_type="application/javascript; charset=utf-8", headers=headers)
+
+
+# -- the demo docs site ----------------------------------------------------------------------------
+@router.get("/", include_in_schema=False)
+def demo(svc: Svc) -> HTMLResponse:
+    return _page(svc.settings.demo_docs_dir, None, None, None)
+
+
+@router.get("/kb/{path:path}", include_in_schema=False)
+def docs_page(svc: Svc, path: str) -> Response:
+    root = svc.settings.demo_docs_dir
+    if root is None or not root.is_dir():
+        raise HTTPException(404, "No demo docs folder: set ANSWERDESK_DEMO_DOCS_DIR")
+    root = root.resolve()
+    target = (root / path).resolve()
+    if not target.is_relative_to(root) or not target.is_file() or any(p.startswith(".") for p in Path(path).parts):
+        raise HTTPException(404, f"No page {path}")
+    suffix = target.suffix.lower()
+    if suffix in (".md", ".markdown"):
+        title, body = render_markdown(target.read_text("utf-8", errors="replace"), target.stem)
+        return _page(root, title, body, target.relative_to(root).as_posix())
+    if suffix in (".html", ".htm"):
+        return FileResponse(target, media_type="text/html")
+    if suffix in IMAGE_TYPES:
+        return FileResponse(target, media_type=IMAGE_TYPES[suffix])
+    return FileResponse(target, media_type="text/plain; charset=utf-8")
+
+
+def _page(root: Path | None, title: str | None, body: str | None, current: str | None) -> HTMLResponse:
+    page = (WEB / "demo.html").read_text("utf-8")
+    nav = "".join(
+        f'<li><a href="/kb/{html.escape(rel)}"{" aria-current=page" if rel == current else ""}>'
+        f"{html.escape(name)}</a></li>"
+        for rel, name in _pages(root)
+    )
+    page = _fill(page, "nav", nav)
+    if title is not None and body is not None:
+        page = _fill(page, "title", html.escape(f"{title} — answerdesk documentation"))
+        page = _fill(page, "content", body)
+    return HTMLResponse(page, headers={"Content-Security-Policy": DEMO_CSP, "Cache-Control": "no-cache"})
+
+
+def _fill(page: str, slot: str, value: str) -> str:
+    return re.sub(rf"<!--{slot}-->.*?<!--/{slot}-->", lambda _m: value, page, count=1, flags=re.S)
+
+
+def _pages(root: Path | None) -> list[tuple[str, str]]:
+    if root is None or not root.is_dir():
+        return []
+    out = []
+    for path in sorted(root.rglob("*.md"))[:200]:
+        rel = path.relative_to(root).as_posix()
+        if not any(p.startswith(".") for p in Path(rel).parts):
+            meta, body = _front_matter(path.read_text("utf-8", errors="replace"))
+            out.append((rel, _title(meta, body, path.stem)))
+    return sorted(out, key=lambda p: (p[0] != "index.md", p[1].lower()))
+
+
+def render_markdown(text: str, fallback_title: str) -> tuple[str, str]:
+    """(title, HTML). Top-level headings get the ids ingestion uses for citation anchors."""
+    meta, body = _front_matter(text)
+    tokens = _MD.parse(body)
+    used: set[str] = set()
+    for i, tok in enumerate(tokens):
+        if tok.type == "heading_open" and tok.level == 0:
+            tok.attrSet("id", _unique(slugify(_inline_text(tokens[i + 1])), used))
+    return _title(meta, body, fallback_title), _MD.renderer.render(tokens, _MD.options, {})
+
+
+def _title(meta: dict[str, Any], body: str, fallback: str) -> str:
+    if isinstance(meta.get("title"), str):
+        return str(meta["title"])
+    first = re.search(r"^# +(.+?)\s*#*\s*$", body, re.M)
+    return first.group(1) if first else fallback
+
+
+def _front_matter(text: str) -> tuple[dict[str, Any], str]:
+    match = re.match(r"---\n(.*?)\n---[ \t]*\n", text.replace("\r\n", "\n"), re.S)
+    if not match:
+        return {}, text
+    try:
+        meta = yaml.safe_load(match.group(1))
+    except yaml.YAMLError:
+        return {}, text
+    return (meta if isinstance(meta, dict) else {}), text.replace("\r\n", "\n")[match.end():]
+
+
+# The same rules as ingest.parsers (slugify, duplicate suffixes, inline text), restated here because
+# assistant/ never imports ingest/. tests/test_widget_browser.py checks that citation anchors land.
+def slugify(heading: str) -> str:
+    return re.sub(r"\s", "-", re.sub(r"[^\w\- ]", "", heading.strip().lower()))
+
+
+def _unique(anchor: str, used: set[str]) -> str:
+    candidate, n = anchor, 0
+    while candidate in used:
+        n += 1
+        candidate = f"{anchor}-{n}"
+    used.add(candidate)
+    return candidate
+
+
+def _inline_text(token: Any) -> str:
+    parts = [c.content if c.type in ("text", "code_inline", "image") else " " for c in token.children or []
+             if c.type in ("text", "code_inline", "image", "softbreak", "hardbreak")]
+    return " ".join("".join(parts).split())
+
+
+# -- analytics -------------------------------------------------------------------------------------
+class DayRow(BaseModel):
+    day: str
+    questions: int
+    answered: int
+    escalated: int
+    up: int
+    down: int
+
+
+class Gap(BaseModel):
+    question: str
+    count: int
+    escalated: int
+    thumbs_down: int
+    examples: list[str]
+    comments: list[str]
+    last_asked: datetime
+
+
+class CitedSource(BaseModel):
+    title: str
+    url: str
+    citations: int
+    top_section: str
+
+
+class Totals(BaseModel):
+    questions: int
+    answered: int
+    escalated: int
+    deflection_rate: float | None
+    human_requests: int
+    thumbs_up: int
+    thumbs_down: int
+    thumbs_up_rate: float | None
+    median_latency_ms: float | None
+    median_first_token_ms: float | None
+
+
+class AnalyticsPeriod(BaseModel):
+    since: datetime
+    until: datetime
+    days: int
+
+
+class Analytics(BaseModel):
+    period: AnalyticsPeriod
+    totals: Totals
+    per_day: list[DayRow]
+    gaps: list[Gap]
+    sources: list[CitedSource]
+
+
+@router.get("/admin/analytics", include_in_schema=False)
+def analytics_page() -> FileResponse:
+    # The page itself is public: it holds no data, and asks for an admin key to fetch it.
+    return FileResponse(WEB / "analytics.html", media_type="text/html",
+                        headers={"Cache-Control": "no-cache", "X-Frame-Options": "DENY"})
+
+
+@router.get(
+    "/v1/analytics",
+    response_model=Analytics,
+    dependencies=[require("admin")],
+    tags=["analytics"],
+    responses={
+        200: {"content": {"text/csv": {}}, "description": "JSON, or with format=csv one table as CSV"},
+        401: {"model": Problem, "description": "Unknown or revoked API key"},
+        403: {"model": Problem, "description": "Not an admin key"},
+    },
+)
+def analytics_report(
+    svc: Svc,
+    response: Response,
+    days: Annotated[int, Query(ge=1, le=366, description="The last N days, today included (UTC).")] = 30,
+    fmt: Annotated[Literal["json", "csv"], Query(alias="format")] = "json",
+    table: Annotated[Literal["days", "gaps", "sources"], Query(description="With format=csv: which table.")] = "days",
+    similarity: Annotated[float, Query(ge=0.3, le=0.95, description="Cosine similarity at which questions are "
+                                       "grouped into one coverage gap; lower groups more.")] = analytics.GAP_SIMILARITY,
+) -> Any:
+    """Questions per day, deflection, feedback, latency, coverage gaps and the sources cited most (admin)."""
+    needs_gaps = fmt == "json" or table == "gaps"
+    report = analytics.summary(svc.store.engine, analytics.Period.last(days),
+                               svc.embedder if needs_gaps else None, similarity=similarity)
+    if fmt == "csv":
+        name = f"answerdesk-{table}-{report['period']['until'][:10]}.csv"
+        return Response(analytics.to_csv(report, table), media_type="text/csv; charset=utf-8",
+                        headers={"Content-Disposition": f'attachment; filename="{name}"', "Cache-Control": "no-store"})
+    response.headers["Cache-Control"] = "no-store"
+    return report
