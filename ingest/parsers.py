@@ -18,6 +18,11 @@ from docutils import nodes
 from docutils.core import publish_doctree
 from markdown_it import MarkdownIt
 
+from assistant.anchors import slugify
+from assistant.anchors import unique_anchor as _unique
+
+__all__ = ["SUPPORTED_SUFFIXES", "ParseError", "ParsedDocument", "Section", "parse_file", "parse_text", "slugify"]
+
 SUPPORTED_SUFFIXES: frozenset[str] = frozenset({".md", ".markdown", ".rst", ".html", ".htm"})
 
 
@@ -41,12 +46,6 @@ class ParsedDocument:
 
 # (level, heading or None, anchor, text): what every format produces before nesting.
 _Raw = tuple[int, str | None, str | None, str]
-
-
-def slugify(heading: str) -> str:
-    """GitHub-style anchor: each space becomes '-' (not collapsed), as GitHub does."""
-    slug = re.sub(r"[^\w\- ]", "", heading.strip().lower())
-    return re.sub(r"\s", "-", slug)
 
 
 def parse_file(path: Path) -> ParsedDocument:
@@ -104,16 +103,6 @@ def _fence(code: str, lang: str = "") -> str:
         ticks += "`"
     lang = re.sub(r"[^\w+#.-]", "", lang)
     return f"{ticks}{lang}\n{code.strip(chr(10)).rstrip()}\n{ticks}"
-
-
-def _unique(anchor: str, used: set[str]) -> str:
-    """GitHub's duplicate rule: foo, foo-1, foo-2 ... skipping ids already taken."""
-    candidate, n = anchor, 0
-    while candidate in used:
-        n += 1
-        candidate = f"{anchor}-{n}"
-    used.add(candidate)
-    return candidate
 
 
 # --- Markdown ---------------------------------------------------------------------------

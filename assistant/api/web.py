@@ -23,6 +23,8 @@ from markdown_it import MarkdownIt
 from pydantic import BaseModel
 
 from assistant import analytics
+from assistant.anchors import slugify
+from assistant.anchors import unique_anchor as _unique
 from assistant.api.auth import require
 from assistant.api.routes import Svc
 from assistant.api.schemas import Problem
@@ -147,21 +149,8 @@ def _front_matter(text: str) -> tuple[dict[str, Any], str]:
     return (meta if isinstance(meta, dict) else {}), text.replace("\r\n", "\n")[match.end():]
 
 
-# The same rules as ingest.parsers (slugify, duplicate suffixes, inline text), restated here because
-# assistant/ never imports ingest/. tests/test_widget_browser.py checks that citation anchors land.
-def slugify(heading: str) -> str:
-    return re.sub(r"\s", "-", re.sub(r"[^\w\- ]", "", heading.strip().lower()))
-
-
-def _unique(anchor: str, used: set[str]) -> str:
-    candidate, n = anchor, 0
-    while candidate in used:
-        n += 1
-        candidate = f"{anchor}-{n}"
-    used.add(candidate)
-    return candidate
-
-
+# Anchors follow assistant.anchors, the rule ingestion uses; tests/test_widget_browser.py checks
+# that citation anchors land.
 def _inline_text(token: Any) -> str:
     parts = [c.content if c.type in ("text", "code_inline", "image") else " " for c in token.children or []
              if c.type in ("text", "code_inline", "image", "softbreak", "hardbreak")]
