@@ -21,7 +21,9 @@ from eval.bench_util import free_port, percentile
 
 def start_server(data_dir: Path) -> tuple[subprocess.Popen[bytes], str]:
     port = free_port()
-    env = {**os.environ, "ANSWERDESK_DATA_DIR": str(data_dir), "ANSWERDESK_ANSWERER": "extractive"}
+    # Rate limits off: this measures the server, not the community's requests-per-minute budget.
+    env = {**os.environ, "ANSWERDESK_DATA_DIR": str(data_dir), "ANSWERDESK_ANSWERER": "extractive",
+           "ANSWERDESK_RATE_LIMITS": "{}", "ANSWERDESK_STREAM_LIMITS": "{}"}
     exe = Path(sys.executable).with_name("answerdesk")
     proc = subprocess.Popen([str(exe), "serve", "--host", "127.0.0.1", "--port", str(port)], env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)

@@ -75,11 +75,21 @@ def served(docs_services: Services) -> Iterator[tuple[str, Any]]:
     thread.join(10)
 
 
-def test_paid_requests_jump_the_queue_under_load(served: tuple[str, Any], docs_services: Services) -> None:
+def test_paid_requests_jump_the_queue_under_load(served: tuple[str, Any], docs_services: Services,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
     url, app = served
     slots: PrioritySlots = app.state.traffic.slots
     paid, _ = docs_services.keys.create("customer", "p", "acme", "paid")
     codes: list[int] = []
+    # The answer holding the only slot waits for the gate, so the queue is full before anyone moves on.
+    gate = threading.Event()
+    respond = docs_services.assistant.respond
+
+    def gated(*args: Any, **kwargs: Any) -> Any:
+        gate.wait(60)
+        return respond(*args, **kwargs)
+
+    monkeypatch.setattr(docs_services.assistant, "respond", gated)
 
     def ask(headers: dict[str, str], q: str) -> None:
         codes.append(httpx.post(f"{url}/v1/chat", json={"question": q}, headers=headers, timeout=120).status_code)
@@ -96,6 +106,8 @@ def test_paid_requests_jump_the_queue_under_load(served: tuple[str, Any], docs_s
         t.start()
     while slots.waiting < 7 and time.monotonic() < deadline:
         time.sleep(0.01)
+    assert slots.waiting == 7
+    gate.set()
     for t in community + paying:
         t.join(120)
     assert codes == [200] * 8
