@@ -53,7 +53,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--escalations", type=int, default=100)
     ap.add_argument("--failure-rate", type=float, default=0.3)
     args = ap.parse_args(argv)
-    jira = FlakyJira(args.failure_rate).start()
+    jira = FlakyJira(args.failure_rate)
+    jira.start()
     jira.add_issue("SUP", "Seed", "the project exists")
     with tempfile.TemporaryDirectory() as tmp:
         settings = Settings(data_dir=Path(tmp), escalation="jira", jira_url=jira.url, jira_token=SecretStr(jira.token),
