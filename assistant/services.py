@@ -90,7 +90,7 @@ class Services:
         jsm = (JsmTarget(s.jsm_service_desk_id, s.jsm_request_type_id)
                if s.jsm_service_desk_id and s.jsm_request_type_id else None)
         return JiraClient(s.jira_url or "", s.jira_user, s.jira_token.get_secret_value() if s.jira_token else None,
-                          s.jira_cloud, s.jira_issue_type, jsm, s.jira_internal_role)
+                          s.jira_cloud, s.jira_issue_type, jsm, s.jira_internal_role, s.jira_timeout)
 
     @cached_property
     def extractive(self) -> ExtractiveAnswerer:

@@ -71,6 +71,7 @@ class Settings(BaseSettings):
     # Where escalations go: the local database queue, or Jira (an issue, or a JSM request).
     escalation: Literal["local", "jira"] = "local"
     jira_issue_type: str = "Task"
+    jira_timeout: int = Field(20, ge=1, le=300)  # seconds per Jira call; a slower answer counts as a failure
     jira_internal_role: str = "Administrators"  # who may read internal comments on plain Jira issues
     jsm_service_desk_id: str | None = None
     jsm_request_type_id: str | None = None

@@ -184,3 +184,19 @@ def test_resolved_escalation_flows_back_as_knowledge_and_eval_case(docs_services
     qrels = (tmp_path / "golden" / "qrels.tsv").read_text()
     assert f"{key}\tanswerdesk-docs:configuration.md" in qrels and ticket_case["answer"]
     assert counts["documents"] >= 6 and "tickets:" not in (tmp_path / "golden" / "corpus.jsonl").read_text()[:2000]
+
+
+def test_jira_timeout_keeps_it_pending_and_the_late_ticket_is_adopted(docs_services: Services,
+                                                                      jira: FakeAtlassian) -> None:
+    """Jira does the work but answers after our timeout: the escalation stays pending, and the retry
+    finds the ticket Jira made instead of opening a second one."""
+    svc = jira_services(docs_services, jira, jira_timeout=1)
+    jira.slow_down(2.5, "/issue")
+    esc = svc.assistant.respond(OFF_TOPIC)["escalation_id"]
+    row = svc.queue.refresh_status(esc)  # type: ignore[attr-defined]
+    assert row["status"] == "pending" and row["ticket_key"] is None
+    assert "ReadTimeout" in row["last_error"]  # the outbox says why it is still waiting
+    jira.slow_down(0)
+    svc.queue.deliver_pending(force=True)  # type: ignore[attr-defined]
+    assert len(tickets(jira, esc)) == 1
+    assert svc.queue.refresh_status(esc)["status"] == "delivered"  # type: ignore[attr-defined]

@@ -17,6 +17,7 @@ the fake answers with Atlassian's HTML 404) are not checked. State lives in memo
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import re
@@ -320,6 +321,7 @@ class FakeAtlassian:
         self.log: list[tuple[str, str, dict[str, str], int]] = []  # method, path, query, status
         self.violations: list[Violation] = []
         self.checked: set[str] = set()
+        self.slow: tuple[float, str] | None = None  # seconds, path part: answer late (after doing the work)
         self.failure: tuple[int, str, int | None, str] | None = None  # status, path part, times left, query part
         self.lock = threading.RLock()
         self._ids = 1000
@@ -408,6 +410,10 @@ class FakeAtlassian:
         values contains `query`, `times` times or forever."""
         self.failure = (status, path, times, query)
 
+    def slow_down(self, seconds: float, path: str = "") -> None:
+        """Do the work, then answer `seconds` late: a client with a shorter timeout never hears back."""
+        self.slow = (seconds, path) if seconds > 0 else None
+
     def heal(self) -> None:
         self.failure = None
 
@@ -446,6 +452,8 @@ class FakeAtlassian:
             data = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
             ctype = headers.pop("content-type", "application/json;charset=UTF-8")
             self.log.append((request.method, path, query, status))
+        if self.slow is not None and self.slow[1] in path:
+            await asyncio.sleep(self.slow[0])
         operation = f"{request.method} {path}"
         if self.contracts is not None and not fault:
             req = {"query": query, "headers": dict(request.headers), "body": body,
