@@ -11,24 +11,20 @@ written only after the pipeline has stored the documents; a page the index lacks
 
 from __future__ import annotations
 
-import gzip
 import hashlib
-import io
 import json
 import re
 import threading
 import time
-import xml.etree.ElementTree as ET
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field, fields
-from datetime import UTC, datetime
+from dataclasses import dataclass, fields
+from datetime import datetime
 from email.utils import parsedate_to_datetime
 from functools import partial
 from typing import Annotated, Any
-from urllib.parse import urljoin, urlsplit, urlunsplit
-from urllib.robotparser import RobotFileParser
+from urllib.parse import urlsplit
 
 import httpx
 import sqlalchemy as sa
@@ -43,12 +39,21 @@ from ingest.chunking import digest
 from ingest.model import DocumentRef, SourceDocument
 from ingest.parsers import ParseError, parse_text
 from ingest.pipeline import Ingestor, IngestStats
+from ingest.sitemaps import (
+    FetchError,
+    clean_url,
+    default_source_name,
+    get_capped,
+    host_of,
+    is_sitemap_url,
+    origin_of,
+    read_robots,
+    read_sitemaps,
+)
 
 USER_AGENT = "answerdesk/0.1 (docs-site connector)"
 ROBOTS_AGENT = "answerdesk"  # the token a site's robots.txt addresses us by (User-agent: answerdesk)
-MAX_SITEMAP_BYTES = 50 * 1024 * 1024  # the sitemaps.org limit, uncompressed
 MAX_PAGE_BYTES = 20 * 1024 * 1024
-MAX_SITEMAP_DEPTH = 5  # an index of indexes of ...: deeper than this is a loop or a mistake
 MAX_CRAWL_DELAY = 30.0  # seconds; honoured up to this, so one odd robots.txt cannot stall a run for days
 HTML_TYPES = ("text/html", "application/xhtml+xml")
 
@@ -70,177 +75,6 @@ class SiteStats(IngestStats):
                                                  ("other host", self.other_host),
                                                  ("not HTML", self.not_html)) if n]
         return super().summary() + "; " + " / ".join(extra)
-
-
-class _FetchError(Exception):
-    """One URL could not be fetched; the message is what the user sees next to the URL."""
-
-
-# --- URLs ----------------------------------------------------------------------------------
-
-def _host(url: str) -> tuple[str, int | None]:
-    """Host name and any non-default port: http://h and https://h are one site, h:8000 and h:9000 two."""
-    parts = urlsplit(url)
-    return (parts.hostname or "").lower(), None if parts.port in (None, 80, 443) else parts.port
-
-
-def _clean(url: str) -> str:
-    """The page itself: no fragment, surrounding blanks gone (sitemaps often indent <loc>)."""
-    parts = urlsplit(url.strip())
-    return urlunsplit((parts.scheme.lower(), parts.netloc.lower(), parts.path or "/", parts.query, ""))
-
-
-def _origin(url: str) -> str:
-    parts = urlsplit(url)
-    return f"{parts.scheme}://{parts.netloc}"
-
-
-def _is_sitemap(url: str) -> bool:
-    return urlsplit(url).path.lower().endswith((".xml", ".xml.gz", ".gz"))
-
-
-def default_source_name(url: str) -> str:
-    return urlsplit(url).hostname or "site"
-
-
-# --- fetching ------------------------------------------------------------------------------
-
-def _describe(exc: httpx.HTTPError, timeout: float) -> str:
-    if isinstance(exc, httpx.TimeoutException):
-        return f"timed out after {timeout:g} s"
-    if isinstance(exc, httpx.ConnectError):
-        return f"cannot connect ({exc})"
-    if isinstance(exc, httpx.TooManyRedirects):
-        return "too many redirects"
-    return f"{type(exc).__name__}: {exc}"
-
-
-def _get(client: httpx.Client, url: str, cap: int, headers: dict[str, str] | None = None
-         ) -> tuple[httpx.Response, bytes]:
-    """GET with a size cap, so a runaway page or sitemap cannot fill memory."""
-    try:
-        with client.stream("GET", url, headers=headers) as response:
-            body = bytearray()
-            for part in response.iter_bytes():
-                body += part
-                if len(body) > cap:
-                    raise _FetchError(f"larger than {cap // (1024 * 1024)} MB")
-            return response, bytes(body)
-    except httpx.HTTPError as exc:
-        timeout = client.timeout.read or 0.0
-        raise _FetchError(_describe(exc, timeout)) from exc
-
-
-def read_robots(client: httpx.Client, origin: str) -> RobotFileParser:
-    """RFC 9309: a 4xx robots.txt means no rules; an unreachable one means fetch nothing."""
-    url = origin + "/robots.txt"
-    robots = RobotFileParser(url)
-    try:
-        response, body = _get(client, url, 512 * 1024)
-    except _FetchError as exc:
-        raise SourceError(f"Cannot read {url}: {exc}. Nothing was fetched (robots.txt must be readable "
-                          "first); check that the site is up and retry.") from None
-    if response.status_code >= 500:
-        raise SourceError(f"{url} answered HTTP {response.status_code}. Nothing was fetched (robots.txt "
-                          "must be readable first); retry when the site is healthy.")
-    # A 4xx (none, or forbidden) means no rules: parsing nothing allows everything.
-    robots.parse(body.decode("utf-8", "replace").splitlines() if response.status_code < 400 else [])
-    return robots
-
-
-# --- sitemaps ------------------------------------------------------------------------------
-
-@dataclass
-class Listing:
-    pages: dict[str, datetime | None] = field(default_factory=dict)  # url -> <lastmod>, sitemap order
-    other_host: int = 0
-    sitemaps: int = 0
-    failures: list[tuple[str, str]] = field(default_factory=list)  # nested sitemaps that failed
-
-
-def _local(tag: str) -> str:
-    return tag.rsplit("}", 1)[-1]
-
-
-def _child(el: ET.Element, name: str) -> str | None:
-    found = next((c for c in el if _local(c.tag) == name), None)
-    return (found.text or "").strip() if found is not None else None
-
-
-def _parse_lastmod(value: str | None) -> datetime | None:
-    if not value:
-        return None
-    try:
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
-
-
-def _fetch_sitemap(client: httpx.Client, url: str) -> ET.Element:
-    response, data = _get(client, url, MAX_SITEMAP_BYTES)
-    if response.status_code != 200:
-        raise _FetchError(f"HTTP {response.status_code}")
-    if data[:2] == b"\x1f\x8b":  # a .xml.gz served as a file, not as Content-Encoding
-        try:
-            data = gzip.GzipFile(fileobj=io.BytesIO(data)).read(MAX_SITEMAP_BYTES + 1)
-        except (OSError, EOFError) as exc:
-            raise _FetchError(f"broken gzip ({exc})") from None
-        if len(data) > MAX_SITEMAP_BYTES:
-            raise _FetchError("larger than 50 MB uncompressed")
-    if re.search(rb"<!(DOCTYPE|ENTITY)", data, re.I):  # sitemaps need neither; entities are an attack
-        raise _FetchError("has a DOCTYPE or entity declarations, refused")
-    try:
-        return ET.fromstring(data)
-    except ET.ParseError as exc:
-        raise _FetchError(f"not valid XML ({exc})") from None
-
-
-def read_sitemaps(client: httpx.Client, candidates: list[str], host: tuple[str, int | None]) -> Listing:
-    """Breadth-first through sitemap indexes. The first readable candidate is the root; if none is,
-    the run stops. A nested sitemap that fails is reported and its pages are kept, not deleted."""
-    listing = Listing()
-    root_errors = []
-    for candidate in candidates:
-        try:
-            root = _fetch_sitemap(client, candidate)
-            break
-        except _FetchError as exc:
-            root_errors.append(f"{candidate}: {exc}")
-    else:
-        raise SourceError("No sitemap could be read (" + "; ".join(root_errors) + "). Pass the sitemap's own URL "
-                          "(answerdesk ingest site https://HOST/path/sitemap.xml), or add a Sitemap: line to "
-                          "robots.txt.")
-    queue: deque[tuple[str, ET.Element | None, int]] = deque([(candidate, root, 0)])
-    visited = {candidate}
-    while queue:
-        url, tree, depth = queue.popleft()
-        if tree is None:
-            try:
-                tree = _fetch_sitemap(client, url)
-            except _FetchError as exc:
-                listing.failures.append((url, f"sitemap not read: {exc}; the pages it lists were kept"))
-                continue
-        listing.sitemaps += 1
-        kind = _local(tree.tag)
-        if kind not in ("sitemapindex", "urlset"):
-            listing.failures.append((url, f"not a sitemap (root element <{kind}>)"))
-            continue
-        for entry in tree:
-            loc = _child(entry, "loc")
-            if not loc:
-                continue
-            loc = urljoin(url, loc)
-            if _host(loc) != host:
-                listing.other_host += 1
-            elif kind == "urlset":
-                listing.pages.setdefault(_clean(loc), _parse_lastmod(_child(entry, "lastmod")))
-            elif depth + 1 > MAX_SITEMAP_DEPTH:
-                listing.failures.append((loc, f"sitemap nested deeper than {MAX_SITEMAP_DEPTH} levels, not read"))
-            elif loc not in visited:
-                visited.add(loc)
-                queue.append((loc, None, depth + 1))
-    return listing
 
 
 # --- per-page state ------------------------------------------------------------------------
@@ -331,14 +165,14 @@ class _Fetcher:
             headers["If-Modified-Since"] = old["last_modified"]
         try:
             self._throttle()
-            response, body = _get(self.client, url, MAX_PAGE_BYTES, headers)
+            response, body = get_capped(self.client, url, MAX_PAGE_BYTES, headers)
             if response.status_code == 304 and old:
                 load = partial(self.refetch, url, lastmod)  # only if the index lacks the page
                 validators = {**old, **_validators(response, old)}
                 return _Result(url, "not_modified", DocumentRef(url, old["hash"], load, url),
                                validators if validators != old else None)
             doc = self._document(url, response, body, lastmod)
-        except (_FetchError, ParseError) as exc:
+        except (FetchError, ParseError) as exc:
             return self._failed(url, str(exc))
         if doc is None:
             return _Result(url, "not_html")
@@ -348,9 +182,9 @@ class _Fetcher:
 
     def refetch(self, url: str, lastmod: datetime | None) -> SourceDocument:
         try:
-            response, body = _get(self.client, url, MAX_PAGE_BYTES)
+            response, body = get_capped(self.client, url, MAX_PAGE_BYTES)
             doc = self._document(url, response, body, lastmod)
-        except _FetchError as exc:
+        except FetchError as exc:
             raise ParseError(str(exc)) from None
         if doc is None:
             raise ParseError("no longer an HTML page")
@@ -367,10 +201,10 @@ class _Fetcher:
     def _document(self, url: str, response: httpx.Response, body: bytes, lastmod: datetime | None
                   ) -> SourceDocument | None:
         if response.status_code != 200:
-            raise _FetchError(f"HTTP {response.status_code}")
+            raise FetchError(f"HTTP {response.status_code}")
         final = str(response.url)
-        if _host(final) != self.host:
-            raise _FetchError(f"redirects to another host ({final}), not indexed")
+        if host_of(final) != self.host:
+            raise FetchError(f"redirects to another host ({final}), not indexed")
         ctype = response.headers.get("content-type", "text/html").split(";")[0].strip().lower()
         if ctype not in HTML_TYPES:
             return None
@@ -384,7 +218,7 @@ class _Fetcher:
         modified = response.headers.get("last-modified")
         updated = _http_date(modified) or lastmod
         meta = {k: parsed.meta[k] for k in ("description",) if k in parsed.meta}
-        return SourceDocument(url, parsed.title, _clean(final), parsed.sections, audience, updated, meta)
+        return SourceDocument(url, parsed.title, clean_url(final), parsed.sections, audience, updated, meta)
 
 
 def _validators(response: httpx.Response, old: dict[str, Any]) -> dict[str, Any]:
@@ -429,14 +263,14 @@ def sync_site(services: Services, source: str, url: str, concurrency: int = 4,
         raise SourceError(f"Not a web address: {url!r}. Give the site's URL, e.g. https://docs.example.com/")
     if concurrency < 1:
         raise SourceError(f"concurrency must be at least 1, got {concurrency}")
-    start, host, notify = url.strip(), _host(url), on_document or (lambda _label: None)
+    start, host, notify = url.strip(), host_of(url), on_document or (lambda _label: None)
     state = SiteState(services.store.engine, source)
     transport = httpx.HTTPTransport(retries=1, limits=httpx.Limits(max_connections=concurrency + 1))
     with httpx.Client(transport=transport, timeout=timeout, follow_redirects=True,
                       headers={"User-Agent": USER_AGENT}) as client:
-        robots = read_robots(client, _origin(start))
-        candidates = [start] if _is_sitemap(start) else [start.rstrip("/") + "/sitemap.xml"]
-        candidates += [s for s in robots.site_maps() or [] if _host(s) == host and s not in candidates]
+        robots = read_robots(client, origin_of(start))
+        candidates = [start] if is_sitemap_url(start) else [start.rstrip("/") + "/sitemap.xml"]
+        candidates += [s for s in robots.site_maps() or [] if host_of(s) == host and s not in candidates]
         listing = read_sitemaps(client, candidates, host)
         allowed = {u: m for u, m in listing.pages.items() if robots.can_fetch(ROBOTS_AGENT, u)}
         disallowed = len(listing.pages) - len(allowed)
