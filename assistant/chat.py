@@ -20,7 +20,7 @@ from assistant.answering.types import Answerer, Source, Turn
 from assistant.conversations import Conversations
 from assistant.embeddings import Embedder
 from assistant.errors import GenerationError
-from assistant.escalation import EscalationRequest, TicketQueue
+from assistant.escalation import EscalationRequest, TicketQueue, escalation_sources
 from assistant.keys import Identity
 from assistant.retrieval import Retriever
 from assistant.types import Where
@@ -134,7 +134,7 @@ class Assistant:
                 transcript=[{"role": t.role, "content": t.content} for t in history]
                 + [{"role": "user", "content": question}],
                 draft_answer=checked.text,
-                sources=[{k: c[k] for k in ("n", "title", "url", "score")} for c in citations],
+                sources=escalation_sources(citations),
                 confidence=confidence.score,
                 reasons=(["user_requested"] if wants_human else []) + confidence.reasons,
                 requested_by_user=wants_human,

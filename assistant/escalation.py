@@ -44,6 +44,11 @@ class TicketRef:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
+def escalation_sources(citations: list[dict[str, Any]] | None) -> list[dict[str, Any]]:
+    """What an escalation keeps of an answer's citations: enough for an agent to open each one."""
+    return [{k: c.get(k) for k in ("n", "title", "url", "score")} for c in citations or []]
+
+
 class TicketQueue(Protocol):
     def open(self, request: EscalationRequest) -> TicketRef: ...
 
@@ -51,12 +56,13 @@ class TicketQueue(Protocol):
 class LocalQueue:
     """Escalations kept in the database, status `open`, for agents to pick up."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, status: str = "open") -> None:
         self.engine = engine
+        self.status = status  # "pending" when a delivery (Jira) follows
 
     def open(self, request: EscalationRequest) -> TicketRef:
         now = utcnow()
-        ref = TicketRef(id=str(uuid.uuid4()), status="open")
+        ref = TicketRef(id=str(uuid.uuid4()), status=self.status)
         row = {**request.__dict__, "id": ref.id, "status": ref.status, "created_at": now, "updated_at": now,
                "attempts": 0}
         try:

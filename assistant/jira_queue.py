@@ -64,14 +64,11 @@ class JiraQueue:
         self.project = project
         self.conversation_url = conversation_url
         self.deliver_now = deliver_now
-        self._local = LocalQueue(engine)
+        self._local = LocalQueue(engine, status="pending")
 
     # -- the seam --------------------------------------------------------------------------------
     def open(self, request: EscalationRequest) -> TicketRef:
-        ref = self._local.open(request)  # stored before Jira is called: nothing is lost
-        with self.engine.begin() as conn:
-            conn.execute(db.escalations.update().where(db.escalations.c.id == ref.id)
-                         .values(status="pending", next_attempt_at=utcnow()))
+        ref = self._local.open(request)  # stored before Jira is called (due at once): nothing is lost
         if self.deliver_now:
             self.deliver(ref.id)
         row = get_escalation(self.engine, ref.id) or {}

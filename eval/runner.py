@@ -4,6 +4,7 @@ the same assistant the API uses, and score retrieval, answers, citations, escala
 from __future__ import annotations
 
 import csv
+import itertools
 import json
 import statistics
 import subprocess
@@ -162,15 +163,9 @@ def run_eval(cfg: EvalConfig, base: Settings, services: Services | None = None,
     if cfg.limit:
         queries = queries[: cfg.limit]
 
-    docs_seen = [0]
-
-    def counted(ref_iter: Any) -> Any:
-        for ref in ref_iter:
-            docs_seen[0] += 1
-            yield ref
-
-    stats = Ingestor(svc, "eval", on_document=lambda _l: progress("index", docs_seen[0], 0)).run(
-        counted(corpus_refs(cfg.corpus)), "beir", str(cfg.corpus))
+    indexed = itertools.count(1)  # the pipeline calls back once per document
+    stats = Ingestor(svc, "eval", on_document=lambda _label: progress("index", next(indexed), 0)).run(
+        corpus_refs(cfg.corpus), "beir", str(cfg.corpus))
     rows = []
     ragas = []
     for i, q in enumerate(queries):

@@ -65,6 +65,25 @@ def status_of(exc: BaseException) -> int | None:
     return None
 
 
+def atlassian_call(product: str, url: str, what: str, explain: Callable[[int, str, BaseException], str],
+                   fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    """One Confluence or Jira call; network and HTTP failures become SourceErrors naming the cause."""
+    import requests
+
+    try:
+        return fn(*args, **kwargs)
+    except requests.ConnectionError as exc:
+        raise SourceError(f"Cannot reach {product} at {url} ({type(exc).__name__}); check the URL and that this "
+                          "machine can reach it.") from exc
+    except requests.Timeout as exc:
+        raise SourceError(f"{product} at {url} did not answer in time ({what}); try again later.") from exc
+    except Exception as exc:
+        status = status_of(exc)
+        if status is None:
+            raise
+        raise SourceError(explain(status, what, exc)) from exc
+
+
 def connect(url: str, cloud: bool, user: str | None, token: str | None) -> Any:
     from atlassian.confluence import ConfluenceServer
 
@@ -96,20 +115,7 @@ class Client:
         self.base = url  # replaced by the site's own _links.base once seen
 
     def call(self, what: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> dict[str, Any]:
-        import requests
-
-        try:
-            data = fn(*args, **kwargs)
-        except requests.ConnectionError as exc:
-            raise SourceError(f"Cannot reach Confluence at {self.url} ({type(exc).__name__}); check the URL and "
-                              "that this machine can reach it.") from exc
-        except requests.Timeout as exc:
-            raise SourceError(f"Confluence at {self.url} did not answer in time ({what}); try again later.") from exc
-        except Exception as exc:
-            status = status_of(exc)
-            if status is None:
-                raise
-            raise SourceError(self.explain(status, what, exc)) from exc
+        data = atlassian_call("Confluence", self.url, what, self.explain, fn, *args, **kwargs)
         if not isinstance(data, dict):
             raise SourceError(f"{self.url} did not answer like the Confluence REST API ({what}): check the base URL "
                               "(Cloud: https://SITE.atlassian.net/wiki; Data Center: the address you open "

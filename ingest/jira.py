@@ -22,7 +22,7 @@ from assistant.candidates import collect_escalation_candidates
 from assistant.errors import ConfigError, SourceError
 from assistant.services import Services
 from assistant.types import AUDIENCES
-from ingest.confluence import record_failure, status_of
+from ingest.confluence import atlassian_call, record_failure, status_of
 from ingest.model import DocumentRef, SourceDocument
 from ingest.parsers import Section
 from ingest.pipeline import Ingestor, IngestStats
@@ -57,19 +57,7 @@ class Client:
         self.desk = ServiceDesk(self.url, cloud=cloud, timeout=60, **auth)
 
     def call(self, what: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-        import requests
-
-        try:
-            return fn(*args, **kwargs)
-        except requests.ConnectionError as exc:
-            raise SourceError(f"Cannot reach Jira at {self.url} ({type(exc).__name__}); check the URL.") from exc
-        except requests.Timeout as exc:
-            raise SourceError(f"Jira at {self.url} did not answer in time ({what}); try again later.") from exc
-        except Exception as exc:
-            status = status_of(exc)
-            if status is None:
-                raise
-            raise SourceError(self.explain(status, what, exc)) from exc
+        return atlassian_call("Jira", self.url, what, self.explain, fn, *args, **kwargs)
 
     def explain(self, status: int, what: str, exc: BaseException) -> str:
         if status == 401:

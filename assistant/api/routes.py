@@ -28,7 +28,7 @@ from assistant.api.traffic import Limits, PrioritySlots
 from assistant.chat import Event
 from assistant.conversations import NotFound
 from assistant.errors import AnswerdeskError
-from assistant.escalation import EscalationRequest, get_escalation, list_escalations
+from assistant.escalation import EscalationRequest, escalation_sources, get_escalation, list_escalations
 from assistant.services import Services
 from assistant.settings import Settings
 
@@ -123,8 +123,7 @@ def build_router(settings: Settings) -> APIRouter:
             question=question or "(no question asked yet)",
             transcript=[{"role": m.role, "content": m.content} for m in past],
             draft_answer=answer.content if answer else "",
-            sources=[{k: c.get(k) for k in ("n", "title", "url", "score")} for c in (answer.citations or [])]
-            if answer else [],
+            sources=escalation_sources(answer.citations) if answer else [],
             confidence=answer.confidence if answer else None,
             reasons=["user_requested"] + ([body.reason] if body.reason else []),
             requested_by_user=True,
