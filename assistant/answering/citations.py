@@ -112,6 +112,7 @@ def verify(text: str, sources: list[Source], embedder: Embedder | None = None) -
     cited: list[int] = []
     checks: list[SentenceCheck] = []
     pending_semantic: list[tuple[SentenceCheck, str, list[int]]] = []
+    source_words: dict[int, set[str]] = {}
     for block in clean.split("\n\n"):
         if block.lstrip().startswith(("```", "~~~")):
             continue  # code is quoted, not claimed
@@ -127,7 +128,10 @@ def verify(text: str, sources: list[Source], embedder: Embedder | None = None) -
             if not ns:
                 checks.append(SentenceCheck(plain, [], 0.0, False))
                 continue
-            source_terms = set().union(*(terms(by_n[n].hit.chunk.search_text) for n in ns))
+            for n in ns:  # each source is tokenized once, however many sentences cite it
+                if n not in source_words:
+                    source_words[n] = terms(by_n[n].hit.chunk.search_text)
+            source_terms = set().union(*(source_words[n] for n in ns))
             lexical = coverage(words, source_terms) if words else 1.0
             check = SentenceCheck(plain, ns, lexical, lexical >= LEXICAL_SUPPORT)
             checks.append(check)
@@ -142,9 +146,17 @@ def _semantic_support(pending: list[tuple[SentenceCheck, str, list[int]]], by_n:
                       embedder: Embedder) -> None:
     """Paraphrases fail the word test; give them a second chance by meaning."""
     claim_vecs = embedder.embed([p for _, p, _ in pending], kind="query")
+    cited = sorted({n for _, _, ns in pending for n in ns})
+    # Each cited source's sentences are embedded once, in one batch, whatever cites them.
+    sentences = {n: split_sentences(by_n[n].text) or [by_n[n].text] for n in cited}
+    flat = [s for n in cited for s in sentences[n]]
+    vectors = embedder.embed(flat, kind="document")
+    rows: dict[int, np.ndarray] = {}
+    start = 0
+    for n in cited:
+        rows[n] = vectors[start : start + len(sentences[n])]
+        start += len(sentences[n])
     for (check, _plain, ns), vec in zip(pending, claim_vecs, strict=True):
-        candidates = [s for n in ns for s in split_sentences(by_n[n].text)] or [by_n[ns[0]].text]
-        sims = embedder.embed(candidates, kind="document") @ vec
-        best = float(np.max(sims))
+        best = float(max(np.max(rows[n] @ vec) for n in ns))
         check.support = max(check.support, best)
         check.supported = best >= SEMANTIC_SUPPORT
