@@ -21,8 +21,10 @@ from assistant.conversations import Conversations
 from assistant.embeddings import Embedder
 from assistant.errors import GenerationError
 from assistant.escalation import EscalationRequest, TicketQueue, escalation_sources
+from assistant.handoff import handoff_options
 from assistant.keys import Identity
 from assistant.retrieval import Retriever
+from assistant.settings import HandoffOption
 from assistant.types import Where
 
 WANTS_HUMAN = re.compile(
@@ -69,8 +71,10 @@ class Assistant:
         rewriter: Rewriter | None = None,
         priorities: dict[str, str] | None = None,
         sla_labels: dict[str, str] | None = None,
+        handoff: dict[str, list[HandoffOption]] | None = None,
     ) -> None:
         self.priorities = priorities or {}
+        self.handoff = handoff or {}
         self.sla_labels = sla_labels or {}
         self.retriever = retriever
         self.answerer = answerer
@@ -155,6 +159,7 @@ class Assistant:
             "confidence": confidence.score,
             "escalated": escalate,
             "escalation_id": escalation_id,
+            "handoff": handoff_options(self.handoff, identity) if escalate else [],
             "answerer": answerer.name,
             "flags": flags,
             "search_query": search_query,

@@ -116,5 +116,5 @@ class Services:
         return Assistant(
             self.retriever, self.answerer, self.extractive, self.queue, self.conversations, self.embedder,
             threshold=s.confidence_threshold, k=s.retrieval_k, history_turns=s.history_turns, rewriter=rewriter,
-            priorities=s.escalation_priorities, sla_labels=s.sla_labels,
+            priorities=s.escalation_priorities, sla_labels=s.sla_labels, handoff=s.handoff_options,
         )

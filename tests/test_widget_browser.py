@@ -49,6 +49,9 @@ class Site:
     other_port: int  # a second local origin that embeds the widget
 
 
+HANDOFF = {"default": [{"label": "Ask in the community forum", "url": "https://forum.example/c/help"}]}
+
+
 @pytest.fixture(scope="module")
 def site(tmp_path_factory: pytest.TempPathFactory, embedder: Embedder) -> Iterator[Site]:
     port, other_port = free_port(), free_port()
@@ -58,7 +61,7 @@ def site(tmp_path_factory: pytest.TempPathFactory, embedder: Embedder) -> Iterat
     # One browser asks every question of this module: the community rate limit is not under test here.
     limits = {"community": 10_000, "free": 10_000, "paid": 10_000, "agent": 10_000, "admin": 10_000}
     settings = Settings(data_dir=tmp_path_factory.mktemp("widget"), demo_docs_dir=ROOT / "docs",  # type: ignore[call-arg]
-                        rate_limits=limits, _env_file=None, **cors)
+                        rate_limits=limits, _env_file=None, handoff_options=HANDOFF, **cors)
     services = Services(settings, embedder=embedder)
     index_docs(services, ROOT / "docs", base_url=f"{url}/kb")  # citation links open the demo site
     hostile = tmp_path_factory.mktemp("hostile")
@@ -171,6 +174,8 @@ def test_off_topic_question_is_unsure_and_can_go_to_a_human(page: Any, site: Sit
     expect(banner).to_contain_text("Not sure")
     auto = get_escalation(site.services.store.engine, banner.locator("code").inner_text())
     assert auto is not None and auto["question"] == question and not auto["requested_by_user"]
+    forum = banner.get_by_role("link", name="Ask in the community forum")  # the plan's other way to a human
+    expect(forum).to_have_attribute("href", HANDOFF["default"][0]["url"])
     page.screenshot(path="/tmp/widget-unsure.png")
 
     page.locator("footer").get_by_role("button", name="Talk to a human").click()
@@ -182,6 +187,7 @@ def test_off_topic_question_is_unsure_and_can_go_to_a_human(page: Any, site: Sit
     page.reload()  # the panel comes back open, and the reference stays in the transcript
     expect(page.get_by_role("dialog", name="Ask the docs")).to_be_visible()
     expect(page.locator(".handoff code")).to_have_text(requested["id"])
+    expect(page.locator(".handoff").get_by_role("link", name="Ask in the community forum")).to_be_visible()
 
 
 def test_feedback_shows_up_in_analytics(page: Any, site: Site) -> None:

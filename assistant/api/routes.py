@@ -28,7 +28,8 @@ from assistant.api.traffic import Limits, PrioritySlots
 from assistant.chat import Event
 from assistant.conversations import NotFound
 from assistant.errors import AnswerdeskError
-from assistant.escalation import EscalationRequest, escalation_sources, get_escalation, list_escalations
+from assistant.escalation import get_escalation, list_escalations
+from assistant.handoff import handoff_options, request_human
 from assistant.services import Services
 from assistant.settings import Settings
 
@@ -115,22 +116,8 @@ def build_router(settings: Settings) -> APIRouter:
     def create_escalation(svc: Svc, identity: CurrentIdentity, body: EscalationCreate) -> dict[str, Any]:
         """The user asks for a human: the conversation so far goes to the support queue."""
         cid = svc.conversations.ensure(body.conversation_id, owner=identity.key_id, staff=identity.staff)
-        past = svc.conversations.messages(cid)
-        question = next((m.content for m in reversed(past) if m.role == "user"), "")
-        answer = next((m for m in reversed(past) if m.role == "assistant"), None)
-        ref = svc.queue.open(EscalationRequest(
-            conversation_id=cid,
-            question=question or "(no question asked yet)",
-            transcript=[{"role": m.role, "content": m.content} for m in past],
-            draft_answer=answer.content if answer else "",
-            sources=escalation_sources(answer.citations) if answer else [],
-            confidence=answer.confidence if answer else None,
-            reasons=["user_requested"] + ([body.reason] if body.reason else []),
-            requested_by_user=True,
-            message_id=answer.id if answer else None,
-            **svc.assistant.routing(identity),
-        ))
-        return _escalation(svc, ref.id)
+        ref = request_human(svc, cid, identity, body.reason)
+        return {**_escalation(svc, ref.id), "handoff": handoff_options(svc.settings.handoff_options, identity)}
 
     @router.get("/v1/escalations", response_model=list[Escalation], tags=["escalations"],
                 responses={**ERRORS, 403: {"model": Problem, "description": "Agents and admins only"}},
@@ -146,7 +133,8 @@ def build_router(settings: Settings) -> APIRouter:
         row = _escalation(svc, escalation_id)
         svc.conversations.ensure(row["conversation_id"], owner=identity.key_id, staff=identity.staff)
         refresh = getattr(svc.queue, "refresh_status", None)  # Jira: the ticket's current status
-        return (refresh(escalation_id) or row) if refresh and row.get("ticket_key") else row
+        row = (refresh(escalation_id) or row) if refresh and row.get("ticket_key") else row
+        return {**row, "handoff": handoff_options(svc.settings.handoff_options, identity)}
 
     @router.post("/v1/feedback", response_model=FeedbackOut, status_code=201, responses=ERRORS, tags=["chat"],
                  openapi_extra=OPTIONAL_KEY)

@@ -29,6 +29,15 @@ class Checks(BaseModel):
     reasons: list[str]
 
 
+class HandoffOption(BaseModel):
+    label: str
+    url: str = Field(description="An http(s) or mailto: link, e.g. a call-booking page.")
+    description: str | None = None
+
+
+HANDOFF = "Ways to reach a human besides the ticket, configured per plan (ANSWERDESK_HANDOFF_OPTIONS)."
+
+
 class ChatResponse(BaseModel):
     conversation_id: str
     message_id: str
@@ -37,6 +46,7 @@ class ChatResponse(BaseModel):
     confidence: float = Field(ge=0, le=1)
     escalated: bool
     escalation_id: str | None
+    handoff: list[HandoffOption] = Field([], description=HANDOFF + " Empty unless escalated.")
     answerer: str
     flags: list[str] = Field(description="e.g. llm_fallback, invalid_citations_removed, unsupported_sentences, "
                                          "low_confidence, human_requested")
@@ -82,6 +92,7 @@ class Escalation(BaseModel):
     attempts: int = 0
     last_error: str | None = None
     created_at: datetime
+    handoff: list[HandoffOption] = Field([], description=HANDOFF)
 
 
 class FeedbackCreate(BaseModel):

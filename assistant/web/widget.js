@@ -238,6 +238,7 @@ textarea{font:inherit;color:inherit;border:1px solid #8c959f;border-radius:8px;p
 .note{font-size:13px;color:#57606a;margin:0}
 .error{color:#b42318}
 .handoff{background:#e9f7ef;color:#1a5e33;padding:8px 10px;border-radius:8px}
+.handoff p{margin:0}.contact{margin:6px 0 0;padding-left:18px}.contact a{color:inherit;font-weight:600}
 .ask{display:flex;gap:8px;padding:10px;border-top:1px solid #d0d7de}
 .ask textarea{flex:1;resize:none;min-height:42px;max-height:120px}
 .send{border:0;background:#0b57d0;color:#fff;border-radius:8px;width:44px;display:grid;place-items:center}
@@ -307,13 +308,21 @@ header :focus-visible,.user :focus-visible{outline-color:#fff}
 
   function redraw() {
     log.replaceChildren(h("p", { class: "note", text: GREETING }));
-    for (const item of state.items) log.append(item.r === "u" ? userView(item.t) : item.r === "h" ? handoffView(item.id) : botView(item).node);
+    for (const item of state.items) log.append(item.r === "u" ? userView(item.t) : item.r === "h" ? handoffView(item.id, item.opts) : botView(item).node);
     human.hidden = !state.cid;
   }
 
   const userView = (text) => h("div", { class: "msg user" }, h("p", { text }));
-  const handoffView = (id) => h("p", { class: "note handoff", role: "status" },
-    "A person from the support team will follow up. Your reference: ", h("code", { text: id }));
+  const handoffView = (id, opts) => h("div", { class: "note handoff", role: "status" },
+    h("p", null, "A person from the support team will follow up. Your reference: ", h("code", { text: id })),
+    optionsView(opts));
+  // Other ways to reach a human, configured per plan (e.g. book a call): links the server chose.
+  const contactUrl = (u) => (/^mailto:/i.test(String(u)) ? String(u) : safeUrl(u));
+  const optionsView = (opts) => {
+    const usable = (opts || []).filter((o) => contactUrl(o.url));
+    return usable.length ? h("ul", { class: "contact" }, ...usable.map((o) => h("li", null,
+      link(contactUrl(o.url), o.label), o.description ? h("span", { text: " — " + o.description }) : null))) : "";
+  };
   const mark = (name) => { try { performance.mark("answerdesk:" + name); } catch (e) { /* old browsers */ } };
   const nearBottom = () => log.scrollHeight - log.scrollTop - log.clientHeight < 80;
 
@@ -337,7 +346,7 @@ header :focus-visible,.user :focus-visible{outline-color:#fff}
         node.classList.toggle("unsure", unsure);
         const note = h("div", { class: "banner", role: "note" }, h("strong", { text: unsure ? "Not sure. " : "Passed on. " }),
           unsure ? "The documentation may not answer this. " : "");
-        if (bot.eid) note.append("The support team has it — reference ", h("code", { text: bot.eid }), ".");
+        if (bot.eid) note.append("The support team has it — reference ", h("code", { text: bot.eid }), ".", optionsView(bot.handoff));
         else note.append(h("button", { class: "link", type: "button", onclick: () => handoff() }, "Talk to a human"));
         node.prepend(note);
       }
@@ -404,9 +413,9 @@ header :focus-visible,.user :focus-visible{outline-color:#fff}
     human.disabled = true;
     try {
       const esc = await post("/v1/escalations", { conversation_id: state.cid });
-      state.items.push({ r: "h", id: esc.id });
+      state.items.push({ r: "h", id: esc.id, opts: esc.handoff });
       save();
-      log.append(handoffView(esc.id));
+      log.append(handoffView(esc.id, esc.handoff));
       log.scrollTop = log.scrollHeight;
     } catch (err) {
       log.append(errorView(err));
@@ -517,7 +526,7 @@ header :focus-visible,.user :focus-visible{outline-color:#fff}
         mark("done");
         Object.assign(bot, {
           text: data.answer, cites: data.citations, conf: data.confidence, eid: data.escalation_id,
-          mid: data.message_id, flags: data.flags,
+          mid: data.message_id, flags: data.flags, handoff: data.handoff,
         });
         state.cid = data.conversation_id;
       } else if (kind === "error") {
