@@ -7,10 +7,11 @@ from typing import Any
 
 from assistant.errors import EscalationError
 from assistant.services import Services
+from assistant.store import TICKET_KINDS
 
 
 def similar_tickets(services: Services, question: str, exclude: str, limit: int = 3) -> list[dict[str, Any]]:
-    sources = services.store.sources_of_kind("jira")
+    sources = services.store.sources_of_kind(*TICKET_KINDS)
     if not sources:
         return []
     out: dict[str, dict[str, Any]] = {}
@@ -26,13 +27,19 @@ def similar_tickets(services: Services, question: str, exclude: str, limit: int 
     return list(out.values())
 
 
+def ticket_title(ticket: dict[str, Any]) -> str:
+    """Titles already start with the key ("ABC-7: ...", "owner/repo#12: ..."): don't say it twice."""
+    title, key = str(ticket["title"]), str(ticket["key"])
+    return title if title.startswith(key) else f"{key}: {title}"
+
+
 def render_comment(result: dict[str, Any]) -> str:
     lines = ["Suggested reply (answerdesk, for the agent; not sent to the customer):", "", result["draft"], ""]
     if result["citations"]:
         lines += ["Sources:"] + [f"[{c['n']}] {c['title']} - {c['url']}" for c in result["citations"]] + [""]
     if result["similar_tickets"]:
         lines.append("Similar resolved tickets:")
-        lines += [f"{t['key']}: {t['title']} ({t['resolution'] or 'resolved'}) - {t['url']}"
+        lines += [f"{ticket_title(t)} ({t['resolution'] or 'resolved'}) - {t['url']}"
                   for t in result["similar_tickets"]]
     lines.append(f"Confidence: {result['confidence']:.2f}")
     return "\n".join(lines)

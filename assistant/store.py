@@ -13,6 +13,10 @@ from sqlalchemy.engine import Engine
 from assistant import db
 from assistant.types import Chunk
 
+# Sources whose documents are resolved questions (a ticket, an issue, an answered discussion): similar-ticket
+# search and golden eval sets draw from these.
+TICKET_KINDS = ("jira", "github")
+
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
@@ -163,11 +167,11 @@ class IndexStore:
                 .values(finished_at=utcnow(), status=status, stats=stats, error=error)
             )
 
-    def sources_of_kind(self, kind: str) -> list[str]:
-        """Sources that some run ingested as `kind` (e.g. "jira": the resolved-ticket sources)."""
+    def sources_of_kind(self, *kinds: str) -> list[str]:
+        """Sources that some run ingested as one of `kinds` (e.g. TICKET_KINDS: the resolved-ticket sources)."""
         r = db.ingest_runs.c
         with self.engine.connect() as conn:
-            return sorted(conn.execute(sa.select(r.source).where(r.kind == kind).distinct()).scalars())
+            return sorted(conn.execute(sa.select(r.source).where(r.kind.in_(kinds)).distinct()).scalars())
 
     def document_meta(self, source: str, doc_id: str) -> dict[str, Any]:
         d = db.documents.c

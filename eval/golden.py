@@ -16,6 +16,7 @@ import sqlalchemy as sa
 
 from assistant import db
 from assistant.services import Services
+from assistant.store import TICKET_KINDS
 
 URL = re.compile(r"https?://[^\s)\]>\"']+")
 
@@ -28,7 +29,7 @@ def _doc_text(services: Services, source: str, doc_id: str) -> str:
 
 
 def export(services: Services, out: Path, include_candidates: bool = True) -> dict[str, int]:
-    ticket_sources = set(services.store.sources_of_kind("jira"))
+    ticket_sources = set(services.store.sources_of_kind(*TICKET_KINDS))
     out.mkdir(parents=True, exist_ok=True)
     by_url: dict[str, str] = {}
     n_docs = 0
