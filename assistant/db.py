@@ -217,3 +217,39 @@ escalations = sa.Table(
     sa.Column("created_at", UTCDateTime(), nullable=False),
     sa.Column("updated_at", UTCDateTime(), nullable=False),
 )
+
+
+# -- Slack: which thread is which conversation, which bot message is which answer ------------
+# The Slack bot owns these three tables (assistant/slack/store.py).
+slack_threads = sa.Table(
+    "slack_threads",
+    metadata,
+    sa.Column("team_id", sa.String(32), primary_key=True),
+    sa.Column("channel_id", sa.String(32), primary_key=True),
+    sa.Column("thread_ts", sa.String(32), primary_key=True),  # the thread's first message
+    sa.Column("conversation_id", sa.String(36), sa.ForeignKey("conversations.id"), nullable=False),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+)
+
+slack_answers = sa.Table(
+    "slack_answers",
+    metadata,
+    sa.Column("channel_id", sa.String(32), primary_key=True),
+    sa.Column("ts", sa.String(32), primary_key=True),  # the bot's message: reactions and buttons point at it
+    sa.Column("team_id", sa.String(32), nullable=False),
+    sa.Column("thread_ts", sa.String(32), nullable=False),
+    sa.Column("conversation_id", sa.String(36), sa.ForeignKey("conversations.id"), nullable=False),
+    sa.Column("message_id", sa.String(36), sa.ForeignKey("messages.id"), nullable=False),
+    sa.Column("escalation_id", sa.String(36)),  # set once the answer went to a human
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+)
+
+# Deliveries already handled: Slack retries an event it thinks we missed, and the same message can
+# arrive as app_mention and as message.channels. The primary key makes the first claim win, across
+# processes too.
+slack_deliveries = sa.Table(
+    "slack_deliveries",
+    metadata,
+    sa.Column("key", sa.String(300), primary_key=True),
+    sa.Column("created_at", UTCDateTime(), nullable=False, index=True),
+)

@@ -26,6 +26,7 @@ from assistant.conversations import NotFound
 from assistant.errors import AnswerdeskError, EmbeddingError, EscalationError, RetrievalError
 from assistant.services import Services
 from assistant.settings import Settings, load_settings
+from assistant.slack.routes import slack_router
 
 log = logging.getLogger("answerdesk.api")
 WEB = Path(__file__).resolve().parent.parent / "web"
@@ -122,6 +123,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     app.include_router(admin_router)
     app.include_router(agent_router)
     app.include_router(web_router)
+    app.include_router(slack_router)
 
     @app.exception_handler(RateLimited)
     async def rate_limited(_request: Request, exc: RateLimited) -> JSONResponse:
