@@ -6,6 +6,7 @@ incomparable score scales; docs/performance.md has the SciFact figures behind th
 
 from __future__ import annotations
 
+import re
 from typing import Literal
 
 from assistant.embeddings import Embedder
@@ -15,6 +16,13 @@ from assistant.store import IndexStore
 from assistant.types import Hit, Where
 
 Mode = Literal["hybrid", "dense", "keyword"]
+# A ticket or issue named in the query ("SUP-2", "owner/repo#12") is a lookup: that document goes first.
+# Embeddings cannot tell SUP-1 from SUP-2, so fusion alone can tie the two.
+IDENTIFIER = re.compile(r"\b[A-Z][A-Z0-9_]+-\d+\b|\b[\w.-]+/[\w.-]+#\d+\b")
+
+
+def named_by(title: str, identifiers: set[str]) -> bool:
+    return title.split(":", 1)[0].strip().lower() in identifiers
 
 
 class Retriever:
@@ -55,12 +63,13 @@ class Retriever:
         ranked = sorted(fused.items(), key=lambda kv: kv[1].score, reverse=True)
         chunks = self.store.get_chunks([cid for cid, _ in ranked[: k * 2]])
         out: list[Hit] = []
-        for cid, hit in ranked:
+        for cid, hit in ranked[: k * 2]:
             # A chunk the vector store still returns but the database no longer has was deleted
             # mid-query; skip it rather than show a ghost.
             if cid in chunks:
                 hit.chunk = chunks[cid]
                 out.append(hit)
-            if len(out) == k:
-                break
-        return out
+        identifiers = {m.lower() for m in IDENTIFIER.findall(query)}
+        if identifiers:
+            out.sort(key=lambda h: not named_by(h.chunk.title, identifiers))  # stable: the rest keep their order
+        return out[:k]

@@ -70,3 +70,25 @@ def test_langchain_retriever_returns_documents_with_deep_links(docs_services: Se
     assert len(docs) == 3
     assert docs[0].metadata["url"].startswith("https://answerdesk.example/docs/configuration.md#")
     assert docs[0].metadata["audience"] == "public" and docs[0].page_content
+
+
+@pytest.mark.parametrize("query, expected", [("SUP-2", "SUP-2"), ("what happened in SUP-1?", "SUP-1"),
+                                             ("acme/widgetron#12", "acme/widgetron#12")])
+def test_a_ticket_named_in_the_query_comes_first(services: Services, query: str, expected: str) -> None:
+    """Embeddings can't tell SUP-1 from SUP-2: a query naming a ticket or issue gets that one first."""
+    import hashlib
+
+    from ingest.model import DocumentRef, SourceDocument
+    from ingest.parsers import Section
+
+    tickets = {"SUP-1": "Database connection refused after upgrade; fixed the connection string.",
+               "SUP-2": "Database connection refused after restart; fixed the connection pool size.",
+               "acme/widgetron#11": "Crash on start when the cache folder is missing; fixed in 2.1.",
+               "acme/widgetron#12": "Crash on start when the cache folder is read-only; fixed in 2.2."}
+
+    def ref(key: str, text: str) -> DocumentRef:
+        doc = SourceDocument(key, f"{key}: {text[:30]}", f"https://t.example/{key}", [Section([], None, text)])
+        return DocumentRef(key, hashlib.sha256(text.encode()).hexdigest(), lambda: doc)
+
+    Ingestor(services, "tickets").run([ref(k, t) for k, t in tickets.items()], "jira", "memory")
+    assert services.retriever.search(query, k=3)[0].chunk.doc_id == expected
