@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated
 
@@ -116,4 +117,41 @@ def jira(
         task = bar.add_task(f"Indexing {name}", total=None, item="")
         stats = sync_jira(svc, name, url, jql, cloud, audiences,
                           on_document=lambda label: bar.update(task, advance=1, item=label))
+    report(stats)
+
+
+@app.command("github")
+@friendly
+def github(
+    repo: Annotated[str, typer.Argument(help="OWNER/REPO (or https://github.com/OWNER/REPO).")],
+    issues: Annotated[bool, typer.Option(
+        "--issues", help="Closed issues that were completed, with their comments (default: issues and discussions).")
+    ] = False,
+    discussions: Annotated[bool, typer.Option("--discussions", help="Answered discussions.")] = False,
+    since: Annotated[datetime | None, typer.Option(
+        formats=["%Y-%m-%d"], help="Leave out what was last updated before this day (YYYY-MM-DD).")] = None,
+    audience: Annotated[str | None, typer.Option(
+        help="public, customer or internal (default: public for a public repository, internal otherwise).")] = None,
+    full: Annotated[bool, typer.Option("--full", help="Ignore the saved state and list everything again.")] = False,
+    max_wait: Annotated[int, typer.Option(
+        min=0, help="Most seconds this run may wait out GitHub rate limits before it stops (re-run to resume).")
+    ] = 3900,
+    source: Annotated[str | None, typer.Option(help="Source name (default: github-OWNER-REPO).")] = None,
+) -> None:
+    """Index a GitHub repository's closed issues and answered discussions, with personal data redacted.
+
+    Token: ANSWERDESK_GITHUB_TOKEN. GitHub Enterprise Server: ANSWERDESK_GITHUB_URL=https://HOST/api/v3.
+    Incremental: an unchanged repository costs a few free 304 answers (docs/github.md)."""
+    from ingest.github import default_source, sync_github
+
+    both = not issues and not discussions
+    name = source or default_source(repo)
+    svc = base_cli.services()
+    with progress_bar() as bar:
+        task = bar.add_task(f"Indexing {name}", total=None, item="")
+        stats = sync_github(svc, name, repo, issues=issues or both, discussions=discussions or both,
+                            since=since.date() if since else None, audience=audience, full=full,
+                            max_wait=float(max_wait),
+                            on_document=lambda label: bar.update(task, advance=1, item=label),
+                            on_wait=lambda message: bar.console.print(f"[yellow]{message}[/yellow]", highlight=False))
     report(stats)

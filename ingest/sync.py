@@ -10,6 +10,7 @@ from __future__ import annotations
 import tomllib
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import date
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
@@ -27,6 +28,7 @@ _SECRET_WORDS = ("token", "password", "passwd", "secret", "api_key", "apikey", "
 _ENV_HINT = {
     "confluence": "ANSWERDESK_CONFLUENCE_USER and ANSWERDESK_CONFLUENCE_TOKEN",
     "jira": "ANSWERDESK_JIRA_USER and ANSWERDESK_JIRA_TOKEN",
+    "github": "ANSWERDESK_GITHUB_TOKEN",
 }
 Audience = Literal["public", "customer", "internal"]
 
@@ -109,7 +111,24 @@ class JiraSource(_Source):
         return v if v is None else _web_url(v)
 
 
-SourceConfig = DocsSource | SiteSource | ConfluenceSource | JiraSource
+class GitHubSource(_Source):
+    type: Literal["github"]
+    repo: str = Field(pattern=r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")  # OWNER/REPO
+    issues: bool = True  # closed issues that were completed
+    discussions: bool = True  # answered discussions (skipped if the repository has them switched off)
+    since: date | None = None  # leave out what was last updated before this day
+    audience: Audience | None = None  # default: public for a public repository, internal otherwise
+    max_wait: int = Field(3900, ge=0)  # seconds a run may wait out rate limits
+    # The API address comes from ANSWERDESK_GITHUB_URL (GitHub Enterprise Server: https://HOST/api/v3).
+
+    @model_validator(mode="after")
+    def _something_to_index(self) -> GitHubSource:
+        if not (self.issues or self.discussions):
+            raise ValueError("issues and discussions are both false: nothing to index")
+        return self
+
+
+SourceConfig = DocsSource | SiteSource | ConfluenceSource | JiraSource | GitHubSource
 _ADAPTER: TypeAdapter[SourceConfig] = TypeAdapter(Annotated[SourceConfig, Field(discriminator="type")])
 
 
@@ -224,6 +243,14 @@ def run_source(services: Services, src: SourceConfig, on_document: Progress, on_
             raise SourceError(f"the Confluence connector is not available in this installation ({exc})") from None
         return sync_confluence(services, src.name, src.url, src.spaces, src.cloud, src.space_audience(),
                                on_document=on_document)
+    if isinstance(src, GitHubSource):
+        from assistant.cli import console
+        from ingest.github import sync_github
+
+        return sync_github(services, src.name, src.repo, issues=src.issues, discussions=src.discussions,
+                           since=src.since, audience=src.audience, max_wait=float(src.max_wait),
+                           on_document=on_document,
+                           on_wait=lambda message: console.print(f"[yellow]{message}[/yellow]", highlight=False))
     settings = services.settings
     url = src.url or settings.jira_url
     if not url:
