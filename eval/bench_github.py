@@ -16,6 +16,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:  # the fake lives with the tests
@@ -56,7 +57,7 @@ def seed(fake: FakeGitHub, issues: int, discussions: int) -> list[Issue]:
     return made
 
 
-def measure(label: str, fake: FakeGitHub, svc: Services, full: bool = False) -> dict[str, object]:
+def measure(label: str, fake: FakeGitHub, svc: Services, full: bool = False) -> dict[str, Any]:
     fake.log.clear()
     started = time.perf_counter()
     stats = sync_github(svc, "bench", "acme/widgets", full=full)
@@ -100,7 +101,7 @@ def main(argv: list[str] | None = None) -> None:
               f"{r['embedded']} |")
     base, inc = rows[2], rows[1]
     print(f"\nUnchanged re-run vs the stateless baseline: {inc['counted']} vs {base['counted']} counted requests, "
-          f"{float(inc['seconds']) / max(float(base['seconds']), 1e-9):.2f}x the time.")
+          f"{inc['seconds'] / max(base['seconds'], 1e-9):.2f}x the time.")
 
 
 if __name__ == "__main__":
