@@ -400,3 +400,30 @@ def test_a_long_answer_is_split_within_slack_limits(slack: FakeSlack, svc: Servi
     sections = [b["text"]["text"] for b in blocks if b["type"] == "section"]
     assert len(sections) > 1 and all(len(s) <= 3000 for s in sections) and len(blocks) <= 50
     assert "Sentence 0 " in sections[0] and "Sentence 599 " in sections[-1]
+
+
+def test_slack_answers_wait_in_the_api_priority_queue_paid_channels_first(client: TestClient,
+                                                                          slack: FakeSlack) -> None:
+    """Slack shares the API's answer slots: with every slot busy, a paid customer's channel asking after
+    the community still goes first, and neither runs until a slot frees up."""
+    slots = client.app.state.traffic.slots  # type: ignore[attr-defined]
+    portal = client.portal
+    assert portal is not None
+    held = 0
+    while slots.active < slots.limit:  # every answer slot busy, as under load
+        portal.call(slots.acquire, 0, "holder")
+        held += 1
+    try:
+        community, paid = slack.next_ts(), slack.next_ts()
+        for channel, ts in ((PUBLIC, community), (ACME, paid)):
+            event = mention(channel, "How do I rotate the database password?", ts)
+            assert deliver(client, event_callback(event, f"EvQueue{ts}")).status_code == 200
+            wait_until(lambda ts=ts: slots.waiting == (1 if ts == community else 2))
+        assert not slack.ok_calls("chat.postMessage")  # nothing answered while the slots are taken
+    finally:
+        for _ in range(held):
+            portal.call(slots.release)
+    in_thread(slack, PUBLIC, community)
+    in_thread(slack, ACME, paid)
+    order = [label for label in slots.started if label.startswith("slack:")][-2:]
+    assert order == ["slack:paid", "slack:community"]

@@ -11,10 +11,13 @@ live in Redis and hold across every API process; otherwise in this process."""
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import heapq
 import math
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -85,6 +88,27 @@ class PrioritySlots:
     @property
     def waiting(self) -> int:
         return len(self._heap)
+
+
+class SlotGate:
+    """The same priority queue for work that runs in threads (the Slack bot): a slot is acquired and
+    released on the event loop that owns the queue, so the queue itself stays single-threaded."""
+
+    def __init__(self, slots: PrioritySlots, loop: asyncio.AbstractEventLoop, wait: float = 300.0) -> None:
+        self.slots, self.loop, self.wait = slots, loop, wait
+
+    @contextmanager
+    def __call__(self, identity: Identity, label: str) -> Iterator[None]:
+        granted = asyncio.run_coroutine_threadsafe(self.slots.acquire(identity.priority, label), self.loop)
+        try:
+            granted.result(self.wait)
+        except concurrent.futures.TimeoutError:
+            granted.cancel()  # leaves the queue (or hands on a slot granted just now)
+            raise TimeoutError(f"no answer slot became free within {self.wait:.0f} s") from None
+        try:
+            yield
+        finally:
+            self.loop.call_soon_threadsafe(self.slots.release)
 
 
 class RateLimited(Exception):

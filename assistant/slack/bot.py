@@ -12,6 +12,7 @@ import logging
 import re
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from typing import Any
 
@@ -62,8 +63,17 @@ class Question:
     text: str
 
 
+Gate = Callable[[Identity, str], AbstractContextManager[None]]
+
+
+def no_gate(_identity: Identity, _label: str) -> AbstractContextManager[None]:
+    return nullcontext()
+
+
 class SlackBot:
-    def __init__(self, services: Services, client: WebClient | None = None) -> None:
+    def __init__(self, services: Services, client: WebClient | None = None, gate: Gate | None = None) -> None:
+        """gate: the API's priority queue (assistant/api/traffic.py SlotGate), so Slack answers count
+        against the same concurrency limit and paid customers' channels go first; none: the pool alone."""
         settings = services.settings
         assert settings.slack_signing_secret is not None
         self.services = services
@@ -74,7 +84,11 @@ class SlackBot:
         # thread, rather than here: building the app must not depend on Slack being reachable.
         self.app = App(client=self.client, signing_secret=settings.slack_signing_secret.get_secret_value(),
                        token_verification_enabled=False, process_before_response=False, logger=log, name="answerdesk")
-        self.work = ThreadPoolExecutor(max_workers=settings.max_concurrent_answers, thread_name_prefix="slack-answer")
+        self.gate = gate or no_gate
+        # With a gate, most workers wait in the priority queue: enough of them that the queue, not this
+        # pool's FIFO, decides who goes first.
+        workers = settings.max_concurrent_answers * (4 if gate else 1)
+        self.work = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="slack-answer")
         self.app.event("app_mention")(self.on_mention)
         self.app.event("message")(self.on_message)
         self.app.event("reaction_added")(self.on_reaction)
@@ -164,7 +178,8 @@ class SlackBot:
         identity = channel_identity(self.settings.slack_channels, q.channel)
         try:
             cid = self._conversation(q, identity)
-            result = self.services.assistant.respond(q.text, cid, access_filter(identity), identity)
+            with self.gate(identity, f"slack:{identity.plan}"):
+                result = self.services.assistant.respond(q.text, cid, access_filter(identity), identity)
         except Exception as exc:  # any failure: an apology in the thread, never silence
             if isinstance(exc, AnswerdeskError):
                 log.error("answering a Slack question in %s failed: %s", q.channel, exc)

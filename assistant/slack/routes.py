@@ -7,6 +7,7 @@ Here dispatch runs in the thread pool; the answer itself runs later on the bot's
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import threading
 from collections.abc import AsyncIterator
@@ -43,14 +44,16 @@ def missing_settings(settings: Settings) -> list[str]:
             if value is None]
 
 
-def _bot(app: FastAPI) -> SlackBot:
-    """One bot per app, built on the first Slack request (after the lifespan made the services)."""
+def _bot(app: FastAPI, loop: asyncio.AbstractEventLoop) -> SlackBot:
+    """One bot per app, built on the first Slack request (after the lifespan made the services). Its
+    answers queue in the API's priority queue, on the loop that serves the API."""
     with _build_lock:
         bot: SlackBot | None = getattr(app.state, "slack_bot", None)
         if bot is None:
+            from assistant.api.traffic import SlotGate
             from assistant.slack.bot import SlackBot
 
-            bot = app.state.slack_bot = SlackBot(app.state.services)
+            bot = app.state.slack_bot = SlackBot(app.state.services, gate=SlotGate(app.state.traffic.slots, loop))
         return bot
 
 
@@ -63,7 +66,7 @@ async def slack_events(request: Request) -> Response:
                             status_code=404)
     from slack_bolt import BoltRequest
 
-    bot = await run_in_threadpool(_bot, request.app)
+    bot = await run_in_threadpool(_bot, request.app, asyncio.get_running_loop())
     # Undecodable bytes are replaced, so the signature check fails them with 401 rather than a 500.
     body = (await request.body()).decode("utf-8", errors="replace")
     bolt_request = BoltRequest(body=body, query=request.url.query, headers=dict(request.headers))
