@@ -88,17 +88,19 @@ class Assistant:
         self.rewriter = rewriter or (lambda q, prev, _h: rule_rewrite(q, prev))
 
     def respond(self, question: str, conversation_id: str | None = None, where: Where | None = None,
-                identity: Identity | None = None) -> dict[str, Any]:
+                identity: Identity | None = None, origin: Callable[[], str] | None = None) -> dict[str, Any]:
         done = None
-        for event in self.stream(question, conversation_id, where, identity):
+        for event in self.stream(question, conversation_id, where, identity, origin):
             if event.kind == "done":
                 done = event.data
         assert done is not None
         return done
 
     def stream(self, question: str, conversation_id: str | None = None, where: Where | None = None,
-               identity: Identity | None = None) -> Iterator[Event]:
-        """identity None is the local operator (CLI): no owner, no restriction beyond `where`."""
+               identity: Identity | None = None, origin: Callable[[], str] | None = None) -> Iterator[Event]:
+        """identity None is the local operator (CLI): no owner, no restriction beyond `where`.
+        origin: where the question was asked (e.g. a Slack thread's link), asked for only when the
+        answer is escalated, and recorded with the escalation so an agent can go there."""
         started, first_ms = time.perf_counter(), None
         question = question.strip()
         conversation_id = self.conversations.ensure(
@@ -140,7 +142,8 @@ class Assistant:
                 draft_answer=checked.text,
                 sources=escalation_sources(citations),
                 confidence=confidence.score,
-                reasons=(["user_requested"] if wants_human else []) + confidence.reasons,
+                reasons=(["user_requested"] if wants_human else []) + confidence.reasons
+                + ([origin()] if origin else []),
                 requested_by_user=wants_human,
                 **self.routing(identity),
             ))

@@ -315,9 +315,15 @@ def test_talk_to_a_human_escalates_and_offers_the_channels_tier_options(client: 
 
 
 def test_an_escalated_answer_shows_the_community_options_without_a_button(client: TestClient,
-                                                                          slack: FakeSlack) -> None:
-    post = ask(client, slack, mention(UNLISTED, "I want to talk to a human please", slack.next_ts()))
+                                                                          slack: FakeSlack, svc: Services) -> None:
+    root = slack.next_ts()
+    post = ask(client, slack, mention(UNLISTED, "I want to talk to a human please", root))
     assert "passed your request to the support team" in post.body["text"]
+    cid = rows(svc, db.slack_threads, db.slack_threads.c.thread_ts == root)[0].conversation_id
+    [escalation] = rows(svc, db.escalations, db.escalations.c.conversation_id == cid)
+    # The agent can go to the thread: the escalation records its link.
+    link = f"Slack: https://answerdesk-test.slack.com/archives/{UNLISTED}/p{root.replace('.', '')}"
+    assert link in escalation.reasons
     buttons = [el for b in post.body["blocks"] if b["type"] == "actions" for el in b["elements"]]
     assert [b["url"] for b in buttons] == ["https://forum.example/support"]
     assert "answerdesk_human" not in json.dumps(post.body["blocks"])

@@ -179,7 +179,8 @@ class SlackBot:
         try:
             cid = self._conversation(q, identity)
             with self.gate(identity, f"slack:{identity.plan}"):
-                result = self.services.assistant.respond(q.text, cid, access_filter(identity), identity)
+                result = self.services.assistant.respond(q.text, cid, access_filter(identity), identity,
+                                                         origin=lambda: self._where(q.channel, q.thread_ts))
         except Exception as exc:  # any failure: an apology in the thread, never silence
             if isinstance(exc, AnswerdeskError):
                 log.error("answering a Slack question in %s failed: %s", q.channel, exc)
@@ -217,9 +218,9 @@ class SlackBot:
                                 "This conversation is already with the support team" + self._reference(answer) + ".")
             return
         identity = channel_identity(self.settings.slack_channels, channel)
-        where = self._permalink(channel, answer.thread_ts) or f"channel {channel}, thread {answer.thread_ts}"
         try:
-            ref = request_human(self.services, answer.conversation_id, identity, f"Slack: {where}")
+            ref = request_human(self.services, answer.conversation_id, identity,
+                                self._where(channel, answer.thread_ts))
         except Exception as exc:
             log.exception("escalating Slack conversation %s failed", answer.conversation_id)
             self.store.release(f"human:{channel}:{ts}")  # let them try again
@@ -273,6 +274,10 @@ class SlackBot:
                 log.warning("Slack response_url answered %s: %s", sent.status_code, sent.body[:200])
         except (SlackClientError, OSError, ValueError) as exc:
             log.warning("Slack response_url failed: %s", exc.__class__.__name__)
+
+    def _where(self, channel: str, thread_ts: str) -> str:
+        """What an escalation records of where it came from: the thread's link when Slack gives one."""
+        return f"Slack: {self._permalink(channel, thread_ts) or f'channel {channel}, thread {thread_ts}'}"
 
     def _permalink(self, channel: str, ts: str) -> str | None:
         try:
