@@ -35,6 +35,8 @@ from urllib.parse import parse_qsl, urlencode, urlsplit
 
 from graphql import GraphQLError, build_schema, graphql_sync
 
+from tests.fakes import serve, shut
+
 SCHEMA = build_schema("""
 scalar DateTime
 scalar URI
@@ -282,14 +284,11 @@ class FakeGitHub:
             def log_message(self, *args: Any) -> None:
                 pass
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        self._server = serve(Handler)
         return self
 
     def stop(self) -> None:
-        if self._server:
-            self._server.shutdown()
-            self._server.server_close()
+        shut(self._server)
 
     def _serve(self, h: BaseHTTPRequestHandler) -> None:
         parts = urlsplit(h.path)

@@ -22,6 +22,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from xml.sax.saxutils import escape
 
+from tests.fakes import FakeServer, serve, shut
+
 SITEMAP_NS = "http://www.sitemaps.org/schemas/sitemap/0.9"
 EPOCH = datetime(2024, 1, 1, tzinfo=UTC)
 
@@ -88,21 +90,15 @@ class StaticSite:
             def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - quiet in tests
                 pass
 
-        class Server(ThreadingHTTPServer):
-            daemon_threads = True
-            block_on_close = False  # a deliberately slow answer must not hold up the test's end
-
+        class Server(FakeServer):
             def handle_error(self, request: Any, client_address: Any) -> None:
                 pass  # a client that timed out and hung up is expected here
 
-        self._server = Server(("127.0.0.1", 0), Handler)
-        threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+        self._server = serve(Handler, Server)
         return self
 
     def __exit__(self, *exc: object) -> None:
-        assert self._server is not None
-        self._server.shutdown()
-        self._server.server_close()
+        shut(self._server)
 
     # -- serving ---------------------------------------------------------------------------
     def _handle(self, h: BaseHTTPRequestHandler) -> None:
