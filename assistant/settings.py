@@ -37,6 +37,13 @@ class SlackChannel(BaseModel):
     org: str | None = None  # customer channels (e.g. Slack Connect with one customer): their organisation
     tier: str | None = None  # customer channels: free | paid | ...
 
+    @model_validator(mode="after")
+    def _customer_has_org(self) -> SlackChannel:
+        # Without an org a customer channel would silently see public documents only.
+        if self.audience == "customer" and not self.org:
+            raise ValueError('a "customer" channel needs its "org" (the organisation whose channel it is)')
+        return self
+
 
 class HandoffOption(BaseModel):
     """A way to reach a human besides the ticket, e.g. a call-booking link for paid customers."""

@@ -77,3 +77,4 @@ def test_bad_handoff_configuration_is_named(monkeypatch: pytest.MonkeyPatch, bad
     monkeypatch.setenv("ANSWERDESK_HANDOFF_OPTIONS", json.dumps(bad))
     with pytest.raises(ConfigError, match=needle):
         load_settings(_env_file=None)
+

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -71,3 +72,9 @@ def test_compose_file_runs_app_chroma_and_postgres_with_real_settings() -> None:
     pg = services["postgres"]["environment"]
     assert env["ANSWERDESK_DATABASE_URL"].endswith(f"@postgres:5432/{pg['POSTGRES_DB']}")
     assert "answerdesk serve" in " ".join(services["app"]["command"])
+
+
+def test_a_customer_slack_channel_without_its_org_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ANSWERDESK_SLACK_CHANNELS", json.dumps({"C0ACME": {"audience": "customer", "tier": "paid"}}))
+    with pytest.raises(ConfigError, match="ANSWERDESK_SLACK_CHANNELS.*org"):
+        load_settings(_env_file=None)
