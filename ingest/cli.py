@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated
@@ -22,6 +23,14 @@ def progress_bar() -> Progress:
         TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
         TimeElapsedColumn(), TextColumn("{task.fields[item]}"), console=console, transient=False,
     )
+
+
+def index_with_progress(name: str, run: Callable[[Callable[[str], None]], IngestStats]) -> None:
+    """Run a connector's sync with a progress bar (its length unknown up front), then report."""
+    with progress_bar() as bar:
+        task = bar.add_task(f"Indexing {name}", total=None, item="")
+        stats = run(lambda label: bar.update(task, advance=1, item=label))
+    report(stats)
 
 
 def report(stats: IngestStats) -> None:
@@ -82,11 +91,8 @@ def confluence(
 
     name = source or "confluence-" + "-".join(k.lower() for k in space)
     svc = base_cli.services()
-    with progress_bar() as bar:
-        task = bar.add_task(f"Indexing {name}", total=None, item="")
-        stats = sync_confluence(svc, name, url, list(space), cloud, _audiences(internal_space, customer_space),
-                                on_document=lambda label: bar.update(task, advance=1, item=label))
-    report(stats)
+    index_with_progress(name, lambda progress: sync_confluence(
+        svc, name, url, list(space), cloud, _audiences(internal_space, customer_space), on_document=progress))
 
 
 @app.command("jira")
@@ -113,11 +119,8 @@ def jira(
     audiences.update({key: "customer" for key in customer_project or []})
     name = source or "jira"
     svc = base_cli.services()
-    with progress_bar() as bar:
-        task = bar.add_task(f"Indexing {name}", total=None, item="")
-        stats = sync_jira(svc, name, url, jql, cloud, audiences,
-                          on_document=lambda label: bar.update(task, advance=1, item=label))
-    report(stats)
+    index_with_progress(name, lambda progress: sync_jira(svc, name, url, jql, cloud, audiences,
+                                                         on_document=progress))
 
 
 @app.command("github")
@@ -147,11 +150,7 @@ def github(
     both = not issues and not discussions
     name = source or default_source(repo)
     svc = base_cli.services()
-    with progress_bar() as bar:
-        task = bar.add_task(f"Indexing {name}", total=None, item="")
-        stats = sync_github(svc, name, repo, issues=issues or both, discussions=discussions or both,
-                            since=since.date() if since else None, audience=audience, full=full,
-                            max_wait=float(max_wait),
-                            on_document=lambda label: bar.update(task, advance=1, item=label),
-                            on_wait=lambda message: bar.console.print(f"[yellow]{message}[/yellow]", highlight=False))
-    report(stats)
+    index_with_progress(name, lambda progress: sync_github(
+        svc, name, repo, issues=issues or both, discussions=discussions or both,
+        since=since.date() if since else None, audience=audience, full=full, max_wait=float(max_wait),
+        on_document=progress, on_wait=lambda message: console.print(f"[yellow]{message}[/yellow]", highlight=False)))
