@@ -14,13 +14,13 @@ def similar_tickets(services: Services, question: str, exclude: str, limit: int 
     sources = services.store.sources_of_kind(*TICKET_KINDS)
     if not sources:
         return []
-    out: dict[str, dict[str, Any]] = {}
+    out: dict[tuple[str, str], dict[str, Any]] = {}  # by source too: two repositories both have issues/1
     for hit in services.retriever.search(question, k=limit * 4, where={"source": sources}):
         ch = hit.chunk
-        if ch.doc_id == exclude or ch.doc_id in out:
+        if ch.doc_id == exclude or (ch.source, ch.doc_id) in out:
             continue
         meta = services.store.document_meta(ch.source, ch.doc_id)
-        out[ch.doc_id] = {"key": meta.get("key", ch.doc_id), "title": ch.title, "url": ch.url,
+        out[ch.source, ch.doc_id] = {"key": meta.get("key", ch.doc_id), "title": ch.title, "url": ch.url,
                           "resolution": meta.get("resolution"), "score": round(hit.score, 6)}
         if len(out) == limit:
             break
