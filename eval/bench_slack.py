@@ -79,7 +79,8 @@ def main(argv: list[str] | None = None) -> None:
                 ask_api(url, n)
                 ask_slack(url, slack, n)
             print(f"{args.questions} questions about the bundled docs per row (extractive answerer, 2 cores)\n")
-            print("| concurrent askers | Slack ack p50 / p95 | Slack answer posted p50 / p95 | API /v1/chat p50 / p95 |")
+            print("| concurrent askers | Slack ack p50 / p95 | Slack answer posted p50 / p95 | "
+                  "API /v1/chat p50 / p95 |")
             print("|---|---|---|---|")
             for c in args.concurrency:
                 with ThreadPoolExecutor(c) as pool:
