@@ -24,6 +24,7 @@ if str(ROOT) not in sys.path:  # the fake lives with the tests
     sys.path.insert(0, str(ROOT))
 
 import httpx  # noqa: E402
+from pydantic import SecretStr  # noqa: E402
 
 from assistant.api import create_app  # noqa: E402
 from assistant.embeddings import SentenceTransformerEmbedder  # noqa: E402
@@ -40,7 +41,7 @@ QUESTIONS = ["How do I set the database URL?", "How do I run the tests?", "What 
              "How do I evaluate answer quality offline?"]
 
 
-def pct(values: list[float], q: float) -> float:
+def pct(values: list[float], q: int) -> float:
     return statistics.quantiles(values, n=100, method="inclusive")[q - 1] if len(values) > 1 else values[0]
 
 
@@ -71,7 +72,8 @@ def main(argv: list[str] | None = None) -> None:
     embedder = SentenceTransformerEmbedder(bundled_model_path())
     with tempfile.TemporaryDirectory() as tmp, FakeSlack() as slack:
         settings = Settings(data_dir=Path(tmp), _env_file=None, rate_limits={}, stream_limits={},  # type: ignore[call-arg]
-                            slack_bot_token=slack.token, slack_signing_secret=SECRET, slack_api_url=slack.api_url)
+                            slack_bot_token=SecretStr(slack.token), slack_signing_secret=SecretStr(SECRET),
+                            slack_api_url=slack.api_url)
         services = Services(settings, embedder=embedder)
         index_docs(services, ROOT / "docs", base_url="https://docs.example")
         with serve(create_app(services=services), free_port()) as url:

@@ -140,6 +140,7 @@ class FakeSlack:
         ctype = h.headers.get("Content-Type", "")
         body = json.loads(raw or b"{}") if "json" in ctype else dict(parse_qsl(raw.decode() or query))
         auth = h.headers.get("Authorization")
+        answer: dict[str, Any] | str
         if path.startswith(("/commands/", "/actions/")):
             status, headers, answer = 200, {"Content-Type": "text/html"}, "ok"
             method = "response_url"
