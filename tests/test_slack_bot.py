@@ -399,7 +399,7 @@ def test_a_long_answer_is_split_within_slack_limits(slack: FakeSlack, svc: Servi
 
     long_text = " ".join(f"Sentence {i} explains **a detail** of the setup [1]." for i in range(600))
     text, blocks = answer_message({"answer": long_text, "escalated": False, "citations": [
-        {"n": 1, "title": "Configuring the database", "url": f"{BASE}/database"}]}, [])
+        {"n": 1, "title": "Configuring the database", "url": f"{BASE}/database"}]})
     posted = httpx.post(f"{slack.api_url}chat.postMessage", headers={"Authorization": f"Bearer {slack.token}"},
                         json={"channel": PUBLIC, "text": text, "blocks": blocks}).json()
     assert posted["ok"], posted  # the fake applies Slack's Block Kit limits

@@ -188,8 +188,7 @@ class SlackBot:
                 log.exception("answering a Slack question in %s failed", q.channel)
             self._post(q.channel, q.thread_ts, _apology(exc, identity))
             return
-        handoff = handoff_options(self.settings.handoff_options, identity) if result["escalated"] else []
-        text, blocks = answer_message(result, handoff)
+        text, blocks = answer_message(result)  # an escalated answer carries its plan's handoff options
         ts = self._post(q.channel, q.thread_ts, text, blocks)
         if ts:
             self.store.record_answer(PostedAnswer(q.team_id, q.channel, ts, q.thread_ts, cid, result["message_id"],

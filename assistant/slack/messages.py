@@ -78,13 +78,13 @@ def _body(mrkdwn: str, room: int) -> list[Block]:
     return [section(p) for p in pieces]
 
 
-def answer_message(result: dict[str, Any], handoff: list[dict[str, Any]]) -> tuple[str, list[Block]]:
+def answer_message(result: dict[str, Any]) -> tuple[str, list[Block]]:
     """An assistant response: the answer with [n] linked to its sources, the sources, then either the
-    "Talk to a human" button or, when it was escalated already, the ways to reach a human."""
+    "Talk to a human" button or, when it was escalated already, the ways to reach a human it offers."""
     urls = {c["n"]: c["url"] for c in result["citations"]}
     body = to_mrkdwn(result["answer"], urls) or "I couldn't find anything about this in the documentation."
     tail = [b for b in [sources_block(result["citations"])] if b]
-    tail += handoff_blocks(handoff) if result["escalated"] else [human_button()]
+    tail += handoff_blocks(result.get("handoff") or []) if result["escalated"] else [human_button()]
     return truncate(body, SECTION_LIMIT), _body(body, MAX_BLOCKS - len(tail)) + tail
 
 
