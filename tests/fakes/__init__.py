@@ -22,3 +22,13 @@ def shut(httpd: ThreadingHTTPServer | None) -> None:
     if httpd is not None:
         httpd.shutdown()
         httpd.server_close()
+
+
+def reply(h: BaseHTTPRequestHandler, status: int, headers: dict[str, str], body: bytes) -> None:
+    """Send one whole response: status, headers, Content-Length and body."""
+    h.send_response(status)
+    for name, value in headers.items():
+        h.send_header(name, value)
+    h.send_header("Content-Length", str(len(body)))
+    h.end_headers()
+    h.wfile.write(body)

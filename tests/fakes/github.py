@@ -35,7 +35,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit
 
 from graphql import GraphQLError, build_schema, graphql_sync
 
-from tests.fakes import serve, shut
+from tests.fakes import reply, serve, shut
 
 SCHEMA = build_schema("""
 scalar DateTime
@@ -313,12 +313,7 @@ class FakeGitHub:
                 logged_path, variables = path, {}
             self.log.append(Logged(h.command, logged_path, query, status, counted,
                                    "if-none-match" in {k.lower() for k in h.headers}, text, variables))
-        h.send_response(status)
-        for k, v in headers.items():
-            h.send_header(k, v)
-        h.send_header("content-length", str(len(payload)))
-        h.end_headers()
-        h.wfile.write(payload)
+        reply(h, status, headers, payload)
 
     def _rate_headers(self, resource: str, remaining: int | None = None, reset: int | None = None) -> dict[str, str]:
         left = 5000 - self.used if remaining is None else remaining

@@ -29,7 +29,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
-from tests.fakes import serve, shut
+from tests.fakes import reply, serve, shut
 
 TEAM_ID = "T0TEAM"
 BOT_USER_ID = "U0BOT"
@@ -152,12 +152,7 @@ class FakeSlack:
         with self._lock:
             self.calls.append(Call(method, status, auth, ctype, body, answer))
         data = answer.encode() if isinstance(answer, str) else json.dumps(answer).encode()
-        h.send_response(status)
-        for k, v in {"Content-Type": "application/json; charset=utf-8", **headers}.items():
-            h.send_header(k, v)
-        h.send_header("Content-Length", str(len(data)))
-        h.end_headers()
-        h.wfile.write(data)
+        reply(h, status, {"Content-Type": "application/json; charset=utf-8", **headers}, data)
 
     def _api(self, method: str, auth: str | None, body: dict[str, Any]) -> tuple[int, dict[str, str], dict[str, Any]]:
         with self._lock:

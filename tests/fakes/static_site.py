@@ -22,7 +22,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from xml.sax.saxutils import escape
 
-from tests.fakes import FakeServer, serve, shut
+from tests.fakes import FakeServer, reply, serve, shut
 
 SITEMAP_NS = "http://www.sitemaps.org/schemas/sitemap/0.9"
 EPOCH = datetime(2024, 1, 1, tzinfo=UTC)
@@ -118,12 +118,7 @@ class StaticSite:
         with self._lock:
             self.log.append(Request(path, status, h.headers.get("If-None-Match"), h.headers.get("If-Modified-Since"),
                                     len(body), h.headers.get("User-Agent", "")))
-        h.send_response(status)
-        for name, value in headers.items():
-            h.send_header(name, value)
-        h.send_header("Content-Length", str(len(body)))
-        h.end_headers()
-        h.wfile.write(body)
+        reply(h, status, headers, body)
 
     def _answer(self, path: str, if_none_match: str | None, if_modified_since: str | None
                 ) -> tuple[int, dict[str, str], bytes]:
