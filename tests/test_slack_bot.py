@@ -102,11 +102,17 @@ def deliver(client: TestClient, body: str, form: bool = False, timestamp: int | 
                        headers={"Content-Type": ctype, **signed(secret, body, timestamp), **(headers or {})})
 
 
-def ask(client: TestClient, slack: FakeSlack, event: dict[str, Any]) -> Call:
-    """Deliver an event and wait for the bot's post in the event's thread."""
+def ask(client: TestClient, slack: FakeSlack, event: dict[str, Any], answer: bool = True) -> Call:
+    """Deliver an event and wait for the bot's post in the event's thread and, for an answer, for the
+    bot to have recorded it (it can only do so once Slack returned the post's ts, a moment after the
+    fake saw it)."""
     assert deliver(client, event_callback(event, f"Ev{uuid.uuid4().hex[:10]}")).status_code == 200
     thread = event.get("thread_ts") or event["ts"]
-    return in_thread(slack, event["channel"], thread)[-1]
+    post = in_thread(slack, event["channel"], thread)[-1]
+    if answer:
+        svc: Services = client.app.state.services  # type: ignore[attr-defined]
+        wait_until(lambda: rows(svc, db.slack_answers, db.slack_answers.c.ts == posted_ts(post)))
+    return post
 
 
 def in_thread(slack: FakeSlack, channel: str, thread_ts: str, count: int = 1) -> list[Call]:
@@ -370,10 +376,10 @@ def test_a_failing_index_gets_an_apology_in_the_thread(client: TestClient, slack
         raise RetrievalError("Chroma is unreachable at http://chroma.internal:8000: set ANSWERDESK_CHROMA_URL")
 
     monkeypatch.setattr(svc.retriever, "search", down)
-    public = ask(client, slack, mention(PUBLIC, "How do I set the database URL?", slack.next_ts()))
+    public = ask(client, slack, mention(PUBLIC, "How do I set the database URL?", slack.next_ts()), answer=False)
     assert public.body["text"].startswith("Sorry, I couldn't answer that just now")
     assert "chroma" not in public.body["text"].lower()  # no internals for the community
-    internal = ask(client, slack, mention(INTERNAL, "How do I set the database URL?", slack.next_ts()))
+    internal = ask(client, slack, mention(INTERNAL, "How do I set the database URL?", slack.next_ts()), answer=False)
     assert "ANSWERDESK_CHROMA_URL" in internal.body["text"]  # staff see the cause, which names the fix
 
 

@@ -5,7 +5,6 @@ thread carrying those sources to the support queue."""
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 
 import pytest
@@ -21,8 +20,8 @@ from assistant.settings import Settings
 from ingest.github import sync_github
 from tests.conftest import index_docs
 from tests.fakes.github import FakeGitHub
-from tests.fakes.slack import FakeSlack, block_actions, event_callback, mention
-from tests.test_slack_bot import SECRET, deliver, in_thread, posted_ts
+from tests.fakes.slack import FakeSlack, block_actions, mention
+from tests.test_slack_bot import SECRET, ask, deliver, in_thread, posted_ts
 
 COMMUNITY = "C0COMMUNITY"  # not listed in slack_channels: public sources only
 DOC = ("---\ntitle: Exports\naudience: public\n---\n# Exports\n\n## CSV exports\n\nReports can be exported as CSV "
@@ -65,8 +64,7 @@ def test_a_community_question_in_slack_is_answered_from_a_resolved_github_issue(
     client, slack, svc = world
     ts = slack.next_ts()
     event = mention(COMMUNITY, "My CSV export of a large report times out, how do I fix it?", ts)
-    assert deliver(client, event_callback(event, f"Ev{uuid.uuid4().hex[:10]}")).status_code == 200
-    answer = in_thread(slack, COMMUNITY, ts)[-1]
+    answer = ask(client, slack, event)
     shown = answer.text_everywhere()
     assert "export_timeout" in shown  # the maintainer's fix, quoted
     assert "/acme/widgets/issues/1|" in shown  # cited with a link to the issue on GitHub
