@@ -99,12 +99,25 @@ class ChromaIndex:
 
     def upsert(self, ids: list[str], vectors: np.ndarray, metadatas: list[dict[str, Any]]) -> None:
         for i in range(0, len(ids), self.batch):
-            self._call(
-                self._col.upsert,
-                ids=ids[i : i + self.batch],
-                embeddings=vectors[i : i + self.batch],
-                metadatas=metadatas[i : i + self.batch],
-            )
+            batch = slice(i, i + self.batch)
+            self._call(self._col.upsert, ids=ids[batch], embeddings=vectors[batch], metadatas=metadatas[batch])
+            self._repair(ids[batch], vectors[batch], metadatas[batch])
+
+    def _repair(self, ids: list[str], vectors: np.ndarray, metadatas: list[dict[str, Any]]) -> None:
+        """Embedded Chroma 1.5 sometimes leaves a vector written after queries out of what query() searches
+        (get() has it, no query ever returns it: chroma-core/chroma#5367; a new document then cannot be found
+        by meaning). A search restricted to the batch's ids lists what is findable; the rest is written again,
+        which puts it back. One cheap query per batch when nothing is lost."""
+        for _attempt in range(3):
+            found = set(self._call(self._col.query, query_embeddings=[vectors[0]], ids=ids, n_results=len(ids),
+                                   include=[])["ids"][0])
+            lost = [j for j, chunk_id in enumerate(ids) if chunk_id not in found]
+            if not lost:
+                return
+            self._call(self._col.upsert, ids=[ids[j] for j in lost], embeddings=vectors[lost],
+                       metadatas=[metadatas[j] for j in lost])
+        raise RetrievalError(f"Chroma stored {len(lost)} vector(s) it then could not search, even after writing "
+                             "them again; re-run the ingestion, or use a Chroma server (ANSWERDESK_CHROMA_URL).")
 
     def update_metadata(self, ids: list[str], metadatas: list[dict[str, Any]]) -> None:
         for i in range(0, len(ids), self.batch):
