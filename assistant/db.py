@@ -204,16 +204,24 @@ escalations = sa.Table(
     sa.Column("tier", sa.String(40)),
     sa.Column("priority", sa.String(40)),
     sa.Column("labels", sa.JSON),
-    sa.Column("status", sa.String(20), nullable=False),  # open (local queue) | pending | delivered
-    sa.Column("ticket_key", sa.String(100)),
+    # open (local queue) | pending | delivered | failed (Jira refused it: an admin fixes and retries)
+    sa.Column("status", sa.String(20), nullable=False),
+    sa.Column("ticket_key", sa.String(100)),  # stored as soon as the ticket exists, before its comment
     sa.Column("ticket_url", sa.Text),
     # The outbox: delivery to Jira is retried from these until it succeeds, exactly once.
     sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
     sa.Column("next_attempt_at", UTCDateTime()),
     sa.Column("claimed_until", UTCDateTime()),  # a worker's lease: two workers never deliver one escalation
+    sa.Column("claimed_by", sa.String(36)),  # which delivery holds the lease: a step is recorded only by it
     sa.Column("last_error", sa.Text),
     sa.Column("jira_status", sa.String(100)),
+    sa.Column("status_checked_at", UTCDateTime()),  # the worker refreshes jira_status, requests never call Jira
     sa.Column("delivered_at", UTCDateTime()),
+    sa.Column("summary", sa.Text),  # an admin's summary for the ticket (default: the question, one line)
+    # Where a delivery got to: created | created_jsm (context comment to post) | reescalated (comment on
+    # the conversation's ticket to post) | commented.
+    sa.Column("delivery_step", sa.String(20)),
+    sa.Column("create_sent_at", UTCDateTime()),  # a create went out and got no answer: it may exist
     sa.Column("created_at", UTCDateTime(), nullable=False),
     sa.Column("updated_at", UTCDateTime(), nullable=False),
 )

@@ -2,7 +2,9 @@
 
 Jira Cloud uses REST v3 (descriptions and comments are ADF documents); Data Center v2 (plain
 text). With a JSM service desk configured, escalations are customer requests and context goes in
-as an internal comment (`public: false`). Vendor errors become EscalationError here."""
+as an internal comment (`public: false`), which the caller posts as its own step. Vendor errors
+become JiraCallFailed here, which says whether retrying can help and whether Jira may have acted on
+the request anyway."""
 
 from __future__ import annotations
 
@@ -10,6 +12,35 @@ from dataclasses import dataclass
 from typing import Any
 
 from assistant.errors import ConfigError, EscalationError
+
+SUMMARY_MAX = 255  # Jira refuses longer summaries (Cloud and Data Center alike)
+# 4xx answers a later attempt can succeed with: timeout, conflict, locked, too many requests.
+RETRYABLE_4XX = {408, 409, 423, 429}
+AMBIGUOUS_5XX = {500, 502, 504}
+
+
+class JiraCallFailed(EscalationError):
+    """A Jira call failed. `permanent`: Jira refused the request itself (a 4xx other than the
+    retryable ones), so sending it again cannot help. `maybe_sent`: Jira may have acted on it (no
+    answer after the request went out, an internal error, or a gateway's 502/504)."""
+
+    def __init__(self, message: str, status: int | None = None, maybe_sent: bool = False) -> None:
+        super().__init__(message)
+        self.status = status
+        self.maybe_sent = maybe_sent
+
+    @property
+    def permanent(self) -> bool:
+        return self.status is not None and 400 <= self.status < 500 and self.status not in RETRYABLE_4XX
+
+
+def summary_line(text: str) -> str:
+    """A Jira summary from a question: one line (Jira refuses newlines), at most 255 characters,
+    never empty."""
+    line = " ".join("".join(c if c.isprintable() else " " for c in text).split())
+    if len(line) > SUMMARY_MAX:
+        line = line[:SUMMARY_MAX - 1].rstrip() + "\u2026"
+    return line or "(no question asked)"
 
 
 def adf(text: str) -> dict[str, Any]:
@@ -69,7 +100,14 @@ class JiraClient:
             response = getattr(exc, "response", None)
             status = getattr(response, "status_code", None)
             detail = f"HTTP {status}" if status else type(exc).__name__
-            raise EscalationError(f"Jira {what} failed ({detail}): {' '.join(str(exc).split())[:300]}") from exc
+            # Refused or never connected: the request never went out. No answer otherwise (read
+            # timeout, connection dropped), a 500, or a gateway's 502/504: Jira may have done the work.
+            # 503 and 429 say it was turned away.
+            unsent = status is None and ("NewConnectionError" in repr(exc) or "ConnectTimeout" in repr(exc)
+                                         or "Failed to establish a new connection" in str(exc))
+            maybe_sent = (status is None and not unsent) or status in AMBIGUOUS_5XX
+            raise JiraCallFailed(f"Jira {what} failed ({detail}): {' '.join(str(exc).split())[:300]}",
+                                 status, maybe_sent) from exc
 
     def body(self, text: str) -> Any:
         return adf(text) if self.v == 3 else text
@@ -90,9 +128,7 @@ class JiraClient:
                       "context is in the internal comment.", "labels": labels}
             created = self._call("request creation", self.desk.create_customer_request,
                                  self.jsm.service_desk_id, self.jsm.request_type_id, values)
-            key = str(created["issueKey"])
-            self.comment(key, description, internal=True)
-            return key
+            return str(created["issueKey"])  # the caller records the key, then posts the context comment
         fields: dict[str, Any] = {"project": {"key": project}, "summary": summary,
                                   "issuetype": {"name": self.issue_type}, "description": self.body(description),
                                   "labels": labels}
@@ -109,6 +145,10 @@ class JiraClient:
         if internal:
             data["visibility"] = {"type": "role", "value": self.internal_role}
         self._call("comment", self.jira.post, f"rest/api/{self.v}/issue/{key}/comment", data=data)
+
+    def has_comment(self, key: str, text: str) -> bool:
+        """Whether a comment containing `text` is on the ticket (internal ones included)."""
+        return any(text in c["body"] for c in self.issue(key)["comments"])
 
     def status(self, key: str) -> str:
         data = self._call("status", self.jira.get, f"rest/api/{self.v}/issue/{key}", params={"fields": "status"})

@@ -1,15 +1,29 @@
 """The Jira TicketQueue: escalations become Jira issues (or JSM customer requests), never lost,
-never duplicated.
+never duplicated, never silently stuck.
 
-The escalation is stored first (the outbox) and delivered after: immediately when Jira answers,
-later by the worker (with backoff) when it does not. A delivery claims its row with a lease, so two
-workers never deliver the same escalation at once; before creating anything it searches Jira for
-the escalation's own label, so a retry after a lost response adopts the ticket it already made
-instead of opening a second. A conversation that escalates again gets a comment on its ticket."""
+The escalation is stored first (the outbox) and delivered after, by the worker in the API process
+(woken at once when an escalation is opened) or, outside the API, right away. A delivery claims its
+row with a lease sized from the Jira timeout (a worst-case delivery fits in it) and every step is
+recorded as it happens, renewing the lease and checking it is still ours:
+
+1. search Jira for the escalation's own label, so a retry after a lost response adopts the ticket it
+   already made; after a create whose outcome is unknown (timeout, dropped connection) no second
+   create is sent until Jira's search, which lags behind, has had `settle` seconds to show it;
+2. create the ticket (or pick the conversation's earlier ticket) and store its key at once;
+3. post the context as an internal comment where the ticket does not carry it (JSM requests, a
+   conversation escalating again), checking first whether an earlier attempt already posted it;
+4. record the Jira status: delivered.
+
+Transient failures (5xx, 429, timeouts, connection errors) retry with backoff. A 4xx that retrying
+cannot fix (Jira refused the request itself) marks the escalation `failed` with Jira's reason, for an
+admin to fix and retry (`answerdesk escalations retry REF [--summary ...]`)."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import threading
+import uuid
 from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
@@ -20,12 +34,13 @@ from sqlalchemy.engine import Engine
 from assistant import db
 from assistant.errors import EscalationError
 from assistant.escalation import EscalationRequest, LocalQueue, TicketRef, get_escalation
-from assistant.jira_client import JiraClient
+from assistant.jira_client import JiraCallFailed, JiraClient, summary_line
 from assistant.store import utcnow
 
 log = logging.getLogger("answerdesk.escalations")
-LEASE = timedelta(seconds=60)
 MAX_BACKOFF = timedelta(minutes=30)
+CALLS_PER_DELIVERY = 6  # search, create, read comments, comment, status, and one spare
+MIN_LEASE = timedelta(seconds=60)
 
 
 def idempotency_label(escalation_id: str) -> str:
@@ -34,6 +49,16 @@ def idempotency_label(escalation_id: str) -> str:
 
 def backoff(attempts: int) -> timedelta:
     return min(MAX_BACKOFF, timedelta(seconds=5 * 2 ** max(0, attempts - 1)))
+
+
+def lease_for(timeout: float) -> timedelta:
+    """Long enough for a delivery whose every call takes the whole timeout."""
+    return max(MIN_LEASE, timedelta(seconds=CALLS_PER_DELIVERY * timeout + 30))
+
+
+def marker(escalation_id: str) -> str:
+    """The last line of every body we post: how a retry recognises its own comment."""
+    return f"answerdesk escalation: {escalation_id}"
 
 
 def describe(row: dict[str, Any], conversation_url: str | None) -> str:
@@ -52,18 +77,35 @@ def describe(row: dict[str, Any], conversation_url: str | None) -> str:
               f"Why: {', '.join(row['reasons']) or 'user request'}"]
     if conversation_url:
         lines.append(f"Conversation: {conversation_url}")
-    lines.append(f"answerdesk escalation: {row['id']}")
+    lines.append(marker(row["id"]))
     return "\n".join(lines)
+
+
+class LostLease(Exception):
+    """Another worker took the row over (our lease ran out): stop without touching Jira again."""
+
+
+class Waiting(Exception):
+    """Not an error: the next step has to wait (for Jira's search to catch up)."""
+
+    def __init__(self, reason: str, until: Any) -> None:
+        super().__init__(reason)
+        self.until = until
 
 
 class JiraQueue:
     def __init__(self, engine: Engine, client_factory: Callable[[], JiraClient], project: str,
-                 conversation_url: str | None = None, deliver_now: bool = True) -> None:
+                 conversation_url: str | None = None, deliver_now: bool = True, timeout: float = 20,
+                 settle: float = 120, status_refresh: float = 300) -> None:
         self.engine = engine
         self.client_factory = client_factory
         self.project = project
         self.conversation_url = conversation_url
         self.deliver_now = deliver_now
+        self.lease = lease_for(timeout)
+        self.settle = timedelta(seconds=settle)  # how long Jira's search may lag behind a create
+        self.status_refresh = timedelta(seconds=status_refresh)
+        self.wake = threading.Event()  # set when an escalation waits for the background worker
         self._local = LocalQueue(engine, status="pending")
 
     # -- the seam --------------------------------------------------------------------------------
@@ -71,8 +113,16 @@ class JiraQueue:
         ref = self._local.open(request)  # stored before Jira is called (due at once): nothing is lost
         if self.deliver_now:
             self.deliver(ref.id)
+        else:
+            self.wake.set()
         row = get_escalation(self.engine, ref.id) or {}
         return TicketRef(ref.id, row.get("status", "pending"), row.get("ticket_key"), row.get("ticket_url"))
+
+    def in_background(self) -> threading.Event:
+        """From now on `open` only records and wakes the worker, which waits on the returned event: a
+        request never waits for Jira."""
+        self.deliver_now = False
+        return self.wake
 
     # -- delivery --------------------------------------------------------------------------------
     def deliver_pending(self, limit: int = 50, force: bool = False) -> dict[str, int]:
@@ -87,32 +137,158 @@ class JiraQueue:
         return {"due": len(ids), "delivered": done}
 
     def deliver(self, escalation_id: str) -> bool:
-        if not self._claim(escalation_id):
-            return False  # delivered already, or another worker holds it
+        token = self._claim(escalation_id)
+        if token is None:
+            return False  # delivered or failed already, or another worker holds it
         row = get_escalation(self.engine, escalation_id)
         assert row is not None
         try:
             client = self.client_factory()
-            key = client.find_by_label(idempotency_label(escalation_id))
-            if key is None:
-                key = self._ticket_of_conversation(row)
-                if key is not None:
-                    client.comment(key, "The user escalated again.\n\n" + describe(row, self._conv_url(row)),
-                                   internal=True)
-                else:
-                    labels = ["answerdesk", idempotency_label(escalation_id)] + list(row.get("labels") or [])
-                    key = client.create(self.project, row["question"][:250], describe(row, self._conv_url(row)),
-                                        sorted(set(labels)), row.get("priority"))
-            status = client.status(key)
-        except EscalationError as exc:
-            self._failed(row, str(exc))
+            fresh = row["ticket_key"] is None
+            if fresh:
+                self._open_ticket(client, row, token)
+            if row["delivery_step"] in ("created_jsm", "reescalated"):
+                self._post_context(client, row, token, check_first=not fresh or row["attempts"] > 1)
+            status = client.status(row["ticket_key"])
+        except LostLease:
+            log.warning("escalation %s: another worker took it over", escalation_id)
             return False
-        with self.engine.begin() as conn:
-            conn.execute(db.escalations.update().where(db.escalations.c.id == escalation_id).values(
-                status="delivered", ticket_key=key, ticket_url=client.browse_url(key), jira_status=status,
-                delivered_at=utcnow(), claimed_until=None, last_error=None, updated_at=utcnow()))
-        log.info("escalation %s delivered as %s", escalation_id, key)
+        except Waiting as wait:
+            self._reschedule(row, token, str(wait), wait.until)
+            return False
+        except EscalationError as exc:
+            self._failed(row, token, exc)
+            return False
+        self._record(token, row, status="delivered", ticket_url=client.browse_url(row["ticket_key"]),
+                     jira_status=status, status_checked_at=utcnow(), delivered_at=utcnow(), delivery_step=None,
+                     claimed_until=None, claimed_by=None, last_error=None)
+        log.info("escalation %s delivered as %s", escalation_id, row["ticket_key"])
         return True
+
+    def _open_ticket(self, client: JiraClient, row: dict[str, Any], token: str) -> None:
+        """Step 2 (and 1): find or make the ticket, and store its key before anything else happens."""
+        key = client.find_by_label(idempotency_label(row["id"]))
+        if key is not None:  # made by an earlier attempt whose answer was lost
+            self._record(token, row, ticket_key=key, create_sent_at=None,
+                         delivery_step="created_jsm" if client.jsm else "created")
+            return
+        key = self._ticket_of_conversation(row)
+        if key is not None:
+            self._record(token, row, ticket_key=key, delivery_step="reescalated")
+            return
+        sent = row["create_sent_at"]
+        if sent is not None and utcnow() < sent + self.settle:
+            raise Waiting("an earlier create got no answer; waiting for Jira's search to show its ticket "
+                          "before creating another", sent + self.settle)
+        self._record(token, row, create_sent_at=utcnow())  # recorded before it goes out
+        labels = ["answerdesk", idempotency_label(row["id"])] + list(row.get("labels") or [])
+        try:
+            key = client.create(self.project, summary_line(row["summary"] or row["question"]),
+                                describe(row, self._conv_url(row)), sorted(set(labels)), row.get("priority"))
+        except JiraCallFailed as exc:
+            if not exc.maybe_sent:  # it never reached Jira: nothing to wait for
+                self._record(token, row, create_sent_at=None)
+            raise
+        self._record(token, row, ticket_key=key, create_sent_at=None,
+                     delivery_step="created_jsm" if client.jsm else "created")
+
+    def _post_context(self, client: JiraClient, row: dict[str, Any], token: str, check_first: bool) -> None:
+        """Step 3: the context as an internal comment, once."""
+        key = row["ticket_key"]
+        if not (check_first and client.has_comment(key, marker(row["id"]))):
+            text = describe(row, self._conv_url(row))
+            if row["delivery_step"] == "reescalated":
+                text = "The user escalated again.\n\n" + text
+            client.comment(key, text, internal=True)
+        self._record(token, row, delivery_step="commented")
+
+    def _claim(self, escalation_id: str) -> str | None:
+        e = db.escalations.c
+        now, token = utcnow(), str(uuid.uuid4())
+        with self.engine.begin() as conn:
+            claimed = conn.execute(db.escalations.update().where(
+                e.id == escalation_id, e.status == "pending",
+                sa.or_(e.claimed_until.is_(None), e.claimed_until < now),
+            ).values(claimed_until=now + self.lease, claimed_by=token, attempts=e.attempts + 1))
+        return token if claimed.rowcount else None
+
+    def _record(self, token: str, row: dict[str, Any], **values: Any) -> None:
+        """Store a step's outcome and renew the lease, if the row is still ours."""
+        e = db.escalations.c
+        now = utcnow()
+        values.setdefault("claimed_until", now + self.lease)
+        with self.engine.begin() as conn:
+            done = conn.execute(db.escalations.update().where(e.id == row["id"], e.claimed_by == token)
+                                .values(**values, updated_at=now))
+        if not done.rowcount:
+            raise LostLease(row["id"])
+        row.update(values)
+
+    def _reschedule(self, row: dict[str, Any], token: str, reason: str, when: Any) -> None:
+        with contextlib.suppress(LostLease):  # the new holder records its own outcome
+            self._record(token, row, claimed_until=None, claimed_by=None, last_error=reason, next_attempt_at=when)
+
+    def _failed(self, row: dict[str, Any], token: str, exc: EscalationError) -> None:
+        error = str(exc)[:2000]
+        if isinstance(exc, JiraCallFailed) and exc.permanent:
+            log.error("escalation %s failed, Jira refused it (fix, then `answerdesk escalations retry %s`): %s",
+                      row["id"], row["id"][:8], error)
+            with contextlib.suppress(LostLease):
+                self._record(token, row, status="failed", claimed_until=None, claimed_by=None, last_error=error,
+                             next_attempt_at=None)
+            return
+        attempts = int(row["attempts"])
+        log.warning("escalation %s not delivered (attempt %d): %s", row["id"], attempts, error)
+        self._reschedule(row, token, error, utcnow() + backoff(attempts))
+
+    # -- what admins and the worker do besides delivering ---------------------------------------
+    def retry(self, ref: str, summary: str | None = None) -> dict[str, Any]:
+        """Put a failed (or waiting) escalation back in the outbox, optionally with a summary an admin
+        wrote, and deliver it now. `ref` is the id or a prefix of it (as `escalations list` shows)."""
+        e = db.escalations.c
+        with self.engine.connect() as conn:
+            ids = list(conn.execute(sa.select(e.id).where(e.id.startswith(ref.strip(), autoescape=True))
+                                    .limit(2)).scalars())
+        if len(ids) != 1:
+            raise EscalationError(f"No escalation {ref}" if not ids else f"{ref} matches several escalations: "
+                                  "give more of the id")
+        values: dict[str, Any] = {"status": "pending", "next_attempt_at": None, "updated_at": utcnow()}
+        if summary is not None:
+            values["summary"] = summary_line(summary)
+        with self.engine.begin() as conn:
+            changed = conn.execute(db.escalations.update().where(e.id == ids[0], e.status.in_(("failed", "pending")))
+                                   .values(**values))
+        if not changed.rowcount:
+            raise EscalationError(f"Escalation {ref} is delivered already: nothing to retry")
+        self.deliver(ids[0])
+        return get_escalation(self.engine, ids[0]) or {}
+
+    def refresh_statuses(self, limit: int = 20) -> int:
+        """The worker keeps delivered tickets' Jira status fresh (oldest check first, a few per pass), so
+        reading an escalation never calls Jira."""
+        e = db.escalations.c
+        now = utcnow()
+        q = (sa.select(e.id, e.ticket_key).where(
+            e.status == "delivered", e.ticket_key.is_not(None), e.delivered_at > now - timedelta(days=30),
+            sa.or_(e.status_checked_at.is_(None), e.status_checked_at < now - self.status_refresh))
+            .order_by(e.status_checked_at.is_not(None), e.status_checked_at).limit(limit))
+        with self.engine.connect() as conn:
+            due = list(conn.execute(q))
+        if not due:
+            return 0
+        client = self.client_factory()
+        done = 0
+        for escalation_id, key in due:
+            try:
+                status = client.status(key)
+            except EscalationError as exc:
+                log.warning("status of %s not refreshed: %s", key, exc)
+                continue  # shown with its last known status; tried again next time
+            with self.engine.begin() as conn:
+                conn.execute(db.escalations.update().where(e.id == escalation_id)
+                             .values(jira_status=status, status_checked_at=utcnow()))
+            done += 1
+        return done
 
     def refresh_status(self, escalation_id: str) -> dict[str, Any] | None:
         row = get_escalation(self.engine, escalation_id)
@@ -124,27 +300,9 @@ class JiraQueue:
             return row  # Jira down: show the last known status
         with self.engine.begin() as conn:
             conn.execute(db.escalations.update().where(db.escalations.c.id == escalation_id)
-                         .values(jira_status=status))
+                         .values(jira_status=status, status_checked_at=utcnow()))
         row["jira_status"] = status
         return row
-
-    def _claim(self, escalation_id: str) -> bool:
-        e = db.escalations.c
-        now = utcnow()
-        with self.engine.begin() as conn:
-            claimed = conn.execute(db.escalations.update().where(
-                e.id == escalation_id, e.status == "pending",
-                sa.or_(e.claimed_until.is_(None), e.claimed_until < now),
-            ).values(claimed_until=now + LEASE, attempts=e.attempts + 1))
-        return bool(claimed.rowcount)
-
-    def _failed(self, row: dict[str, Any], error: str) -> None:
-        attempts = int(row["attempts"])
-        log.warning("escalation %s not delivered (attempt %d): %s", row["id"], attempts, error)
-        with self.engine.begin() as conn:
-            conn.execute(db.escalations.update().where(db.escalations.c.id == row["id"]).values(
-                claimed_until=None, last_error=error[:2000], next_attempt_at=utcnow() + backoff(attempts),
-                updated_at=utcnow()))
 
     def _ticket_of_conversation(self, row: dict[str, Any]) -> str | None:
         e = db.escalations.c

@@ -81,7 +81,8 @@ class Services:
                               "ANSWERDESK_JSM_SERVICE_DESK_ID and ANSWERDESK_JSM_REQUEST_TYPE_ID).")
         self.jira_client()  # fail at start on missing credentials, not at the first escalation
         return JiraQueue(self.store.engine, self.jira_client, s.jira_project or "",
-                         f"{s.public_url.rstrip('/')}/v1/conversations" if s.public_url else None)
+                         f"{s.public_url.rstrip('/')}/v1/conversations" if s.public_url else None,
+                         timeout=s.jira_timeout, settle=s.jira_search_settle, status_refresh=s.jira_status_refresh)
 
     def jira_client(self) -> JiraClient:
         from assistant.jira_client import JiraClient, JsmTarget

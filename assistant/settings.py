@@ -119,6 +119,10 @@ class Settings(BaseSettings):
     jsm_request_type_id: str | None = None
     public_url: str | None = None  # this deployment's URL, for links back to conversations
     delivery_interval: float = Field(15.0, gt=0)  # seconds between outbox delivery passes
+    # After a create that got no answer, how long Jira's search may take to show the ticket it made
+    # (no second create before then), and how often the worker refreshes a delivered ticket's status.
+    jira_search_settle: float = Field(120.0, ge=0)
+    jira_status_refresh: float = Field(300.0, gt=0)
 
     # Escalations: priority and SLA label by who asked (customer tier, or role). JSON in the environment.
     escalation_priorities: dict[str, str] = {"paid": "High", "free": "Medium", "community": "Low",

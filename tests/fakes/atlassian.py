@@ -26,7 +26,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -318,6 +318,7 @@ class FakeAtlassian:
         self.issues: dict[str, Issue] = {}
         self.service_desks: dict[str, str] = {"1": "SUP"}  # serviceDeskId -> project key
         self.unindexed: set[str] = set()  # page ids the (asynchronous) search index has not caught up with
+        self.search_lag = 0.0  # seconds before JQL search sees a new issue (Jira indexes asynchronously)
         self.log: list[tuple[str, str, dict[str, str], int]] = []  # method, path, query, status
         self.violations: list[Violation] = []
         self.checked: set[str] = set()
@@ -564,6 +565,17 @@ def _clauses(query: str) -> list[str]:
     return [c.strip().strip("()").strip() for c in re.split(r"\s+and\s+", text.strip(), flags=re.I) if c.strip()]
 
 
+def _summary_error(summary: Any) -> str | None:
+    """Jira's own rules for a summary (Cloud and Data Center), with its own words."""
+    if not isinstance(summary, str) or not summary.strip():
+        return "You must specify a summary of the issue."
+    if "\n" in summary or "\r" in summary:
+        return "The summary is invalid because it contains newline characters."
+    if len(summary) > 255:
+        return "Summary must be less than 255 characters."
+    return None
+
+
 def _not_found_html() -> Answer:
     return 404, b"<html><body><h1>Oops, you've found a dead link.</h1></body></html>", {"content-type": "text/html"}
 
@@ -595,6 +607,8 @@ def adf_to_text(node: Any) -> str:
         return ""
     if node.get("type") == "text":
         return str(node.get("text", ""))
+    if node.get("type") == "hardBreak":
+        return "\n"
     inner = "".join(adf_to_text(c) for c in node.get("content", []))
     return inner + ("\n\n" if node.get("type") in ("paragraph", "codeBlock") else "")
 
@@ -969,7 +983,8 @@ class Handlers:
         match = self._jql_filter(jql)
         if isinstance(match, str):
             return 400, {"errorMessages": [match], "errors": {}}, {}
-        return [i for i in self.f.issues.values() if match(i)]
+        indexed = datetime.now(UTC) - timedelta(seconds=self.f.search_lag)
+        return [i for i in self.f.issues.values() if match(i) and i.created <= indexed]
 
     def search(self, v: str, query: dict[str, str], **_: Any) -> Answer:
         if self.f.cloud:
@@ -1049,8 +1064,9 @@ class Handlers:
         errors = {}
         if project not in self._projects():
             errors["project"] = "Specify a valid project ID or key"
-        if not fields.get("summary"):
-            errors["summary"] = "You must specify a summary of the issue."
+        summary_error = _summary_error(fields.get("summary"))
+        if summary_error:
+            errors["summary"] = summary_error
         if errors:
             return 400, {"errorMessages": [], "errors": errors}, {}
         key = self.f.add_issue(str(project), fields["summary"], adf_to_text(fields.get("description") or "").strip(),
@@ -1142,15 +1158,16 @@ class Handlers:
         body = body or {}
         project = self.f.service_desks.get(str(body.get("serviceDeskId")))
         values = body.get("requestFieldValues") or {}
-        if project is None or not values.get("summary"):
-            return 400, {"errorMessage": "The service desk does not exist or the summary is missing.",
+        summary_error = _summary_error(values.get("summary"))
+        if project is None or summary_error:
+            return 400, {"errorMessage": summary_error or "The service desk does not exist.",
                          "i18nErrorMessage": {"i18nKey": "sd.request.create.error", "parameters": []}}, {}
         reporter = DEFAULT_PERSON
         if body.get("raiseOnBehalfOf"):
             email = str(body["raiseOnBehalfOf"])
             reporter = Person(email.split("@")[0].replace(".", " ").title(), email, f"qm:{email}")
         key = self.f.add_issue(project, values["summary"], str(values.get("description", "")), reporter=reporter,
-                               resolution=None, jsm=True)
+                               resolution=None, jsm=True, labels=values.get("labels"))  # a field of the request type
         return 201, self._request_json(self.f.issues[key]), {}
 
     def jsm_list(self, query: dict[str, str], **_: Any) -> Answer:
