@@ -7,24 +7,35 @@ search has caught up. Real atlassian-python-api against the contract-checked fak
 from __future__ import annotations
 
 import threading
+import time
+from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
 
 import pytest
+from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
 from assistant import jira_queue
+from assistant.api import create_app
 from assistant.cli import app as cli_app
 from assistant.escalation import get_escalation
 from assistant.jira_client import adf_text
 from assistant.jira_queue import JiraQueue, lease_for
 from assistant.services import Services
-from tests.fakes.atlassian import SKIP_REASON, FakeAtlassian, shared_contracts
-from tests.test_jira_queue import jira, jira_services, tickets  # noqa: F401 - the fixture too
+from tests.fakes.atlassian import SKIP_REASON, FakeAtlassian, running, shared_contracts
+from tests.test_jira_queue import jira_services, tickets, wait_for
 
 pytestmark = pytest.mark.skipif(shared_contracts() is None, reason=SKIP_REASON)
 MULTILINE = ("I want to talk to a human.\nMy install fails at step 2:\r\n  pip install answerdesk\n"
              "error: no matching distribution\n\n" + "Details follow. " * 30)
+
+
+@pytest.fixture(params=[False, True], ids=["data-center", "cloud"])
+def jira(request: pytest.FixtureRequest) -> Iterator[FakeAtlassian]:
+    with running(cloud=request.param) as fake:
+        fake.add_issue("SUP", "Seed ticket", "so the project exists")
+        yield fake
 
 
 def text_of(body: Any) -> str:
@@ -43,7 +54,7 @@ def context_comments(fake: FakeAtlassian, key: str, escalation_id: str) -> list[
 
 # -- item 2: summaries Jira accepts, and refusals that stop ------------------------------------------
 @pytest.mark.parametrize("jsm", [False, True], ids=["issue", "jsm"])
-def test_question_with_line_breaks_and_no_end_becomes_a_ticket(docs_services: Services, jira: FakeAtlassian,  # noqa: F811
+def test_question_with_line_breaks_and_no_end_becomes_a_ticket(docs_services: Services, jira: FakeAtlassian,
                                                                jsm: bool) -> None:
     extra = {"jsm_service_desk_id": "1", "jsm_request_type_id": "10"} if jsm else {}
     svc = jira_services(docs_services, jira, **extra)
@@ -58,7 +69,7 @@ def test_question_with_line_breaks_and_no_end_becomes_a_ticket(docs_services: Se
     assert "pip install answerdesk\nerror: no matching distribution" in text_of(context)
 
 
-def test_fake_jira_refuses_summaries_as_jira_does(jira: FakeAtlassian) -> None:  # noqa: F811
+def test_fake_jira_refuses_summaries_as_jira_does(jira: FakeAtlassian) -> None:
     from atlassian import Jira
 
     client = Jira(jira.url, cloud=jira.cloud, api_version=3 if jira.cloud else 2,
@@ -72,7 +83,7 @@ def test_fake_jira_refuses_summaries_as_jira_does(jira: FakeAtlassian) -> None: 
 
 
 def test_refusal_is_a_visible_failed_state_an_admin_fixes_and_retries(
-        docs_services: Services, jira: FakeAtlassian, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: F811
+        docs_services: Services, jira: FakeAtlassian, monkeypatch: pytest.MonkeyPatch) -> None:
     broken = jira_services(docs_services, jira, jira_project="NOPE")  # a project Jira does not have
     esc = broken.assistant.respond("I want to talk to a human please")["escalation_id"]
     row = get_escalation(broken.store.engine, esc)
@@ -100,7 +111,7 @@ def test_refusal_is_a_visible_failed_state_an_admin_fixes_and_retries(
 
 
 @pytest.mark.parametrize("status", [429, 503])
-def test_transient_failures_keep_retrying(docs_services: Services, jira: FakeAtlassian, status: int) -> None:  # noqa: F811
+def test_transient_failures_keep_retrying(docs_services: Services, jira: FakeAtlassian, status: int) -> None:
     svc = jira_services(docs_services, jira)
     jira.fail(status, "/issue")
     esc = svc.assistant.respond("I want to talk to a human please")["escalation_id"]
@@ -112,7 +123,7 @@ def test_transient_failures_keep_retrying(docs_services: Services, jira: FakeAtl
 
 
 # -- item 11: recorded steps, the lease, and Jira's lagging search ------------------------------------
-def test_jsm_context_comment_is_its_own_step(docs_services: Services, jira: FakeAtlassian) -> None:  # noqa: F811
+def test_jsm_context_comment_is_its_own_step(docs_services: Services, jira: FakeAtlassian) -> None:
     """The request is made but its internal comment fails: the retry posts the comment (once) instead
     of adopting the request and calling it delivered."""
     svc = jira_services(docs_services, jira, jsm_service_desk_id="1", jsm_request_type_id="10", jira_timeout=1)
@@ -127,7 +138,7 @@ def test_jsm_context_comment_is_its_own_step(docs_services: Services, jira: Fake
 
 
 
-def test_a_lost_comment_answer_does_not_post_it_twice(docs_services: Services, jira: FakeAtlassian) -> None:  # noqa: F811
+def test_a_lost_comment_answer_does_not_post_it_twice(docs_services: Services, jira: FakeAtlassian) -> None:
     svc = jira_services(docs_services, jira, jsm_service_desk_id="1", jsm_request_type_id="10", jira_timeout=1)
     jira.slow_down(2.5, "/comment")  # Jira posts the comment, the answer comes after our timeout
     esc = svc.assistant.respond("I want to talk to a human please")["escalation_id"]
@@ -139,7 +150,7 @@ def test_a_lost_comment_answer_does_not_post_it_twice(docs_services: Services, j
     assert len(context_comments(jira, issue.key, esc)) == 1
 
 
-def test_lease_outlasts_a_worst_case_delivery(docs_services: Services, jira: FakeAtlassian,  # noqa: F811
+def test_lease_outlasts_a_worst_case_delivery(docs_services: Services, jira: FakeAtlassian,
                                               monkeypatch: pytest.MonkeyPatch) -> None:
     """A delivery still waiting on Jira 61 s after it started (several calls at the 20 s timeout) keeps
     its row: a second worker does not deliver the same escalation."""
@@ -166,7 +177,7 @@ def test_lease_outlasts_a_worst_case_delivery(docs_services: Services, jira: Fak
     assert len([i for i in jira.issues.values() if i.summary == "I want to talk to a human please"]) == 1
 
 
-def test_no_second_create_before_search_can_show_the_first(docs_services: Services, jira: FakeAtlassian) -> None:  # noqa: F811
+def test_no_second_create_before_search_can_show_the_first(docs_services: Services, jira: FakeAtlassian) -> None:
     """The create reached Jira but its answer timed out, and Jira's search does not show the ticket yet:
     the retry waits instead of creating a duplicate, then adopts the ticket."""
     svc = jira_services(docs_services, jira, jira_timeout=1, jira_search_settle=6)
@@ -182,3 +193,35 @@ def test_no_second_create_before_search_can_show_the_first(docs_services: Servic
     threading.Event().wait(3.2)  # Jira's index catches up
     assert queue.deliver_pending(force=True)["delivered"] == 1
     assert len(tickets(jira, esc)) == 1
+
+
+# -- item 8: throttled, delivered in the background, read from the database ----------------------------
+def test_escalation_endpoint_returns_at_once_and_never_calls_jira_itself(docs_services: Services,
+                                                                         jira: FakeAtlassian) -> None:
+    svc = jira_services(docs_services, jira, jira_status_refresh=0.01, delivery_interval=0.2)
+    with TestClient(create_app(services=svc)) as c:
+        chat = c.post("/v1/chat", json={"question": "How do I install answerdesk?"}).json()
+        jira.slow_down(2, "/rest/")  # Jira is slow, not down
+        started = time.monotonic()
+        posted = c.post("/v1/escalations", json={"conversation_id": chat["conversation_id"]})
+        assert posted.status_code == 201 and time.monotonic() - started < 1.5  # the reference at once
+        assert posted.json()["status"] == "pending"
+        esc = posted.json()["id"]
+        row = wait_for(svc, esc, lambda r: r["status"] == "delivered")  # delivered by the worker
+        jira.slow_down(0)
+        jira.update_issue(row["ticket_key"], resolution="Done")  # an agent closes it in Jira
+        wait_for(svc, esc, lambda r: r["jira_status"] == "Done")  # the worker noticed
+        jira.reset_log()
+        for _ in range(5):
+            view = c.get(f"/v1/escalations/{esc}").json()
+            assert view["jira_status"] == "Done" and view["ticket_key"] == row["ticket_key"]
+    assert jira.count(f"/issue/{row['ticket_key']}", "GET") <= 1  # at most the worker's own refreshes
+    assert len(tickets(jira, esc)) == 1
+
+
+def test_escalation_endpoint_is_rate_limited_like_chat(docs_services: Services, jira: FakeAtlassian) -> None:
+    svc = jira_services(docs_services, jira, rate_limits={"community": 3})
+    with TestClient(create_app(services=svc)) as c:
+        cid = c.post("/v1/chat", json={"question": "How do I install answerdesk?"}).json()["conversation_id"]
+        codes = [c.post("/v1/escalations", json={"conversation_id": cid}).status_code for _ in range(3)]
+    assert codes[:2] == [201, 201] and codes[2] == 429

@@ -5,7 +5,8 @@ that lose nothing and duplicate nothing, and agent assist."""
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -13,6 +14,7 @@ from fastapi.testclient import TestClient
 from pydantic import SecretStr
 
 from assistant.api import create_app
+from assistant.escalation import get_escalation
 from assistant.jira_client import adf_text
 from assistant.jira_queue import JiraQueue, idempotency_label
 from assistant.services import Services
@@ -40,6 +42,18 @@ def tickets(fake: FakeAtlassian, escalation_id: str) -> list[Any]:
     return [i for i in fake.issues.values() if idempotency_label(escalation_id) in i.labels]
 
 
+def wait_for(svc: Services, escalation_id: str, ready: Callable[[dict[str, Any]], bool],
+             seconds: float = 30) -> dict[str, Any]:
+    """The escalation's row once the background worker got it to `ready`."""
+    deadline = time.monotonic() + seconds
+    while True:
+        row = get_escalation(svc.store.engine, escalation_id)
+        if row is not None and ready(row) or time.monotonic() > deadline:
+            assert row is not None
+            return row
+        time.sleep(0.05)
+
+
 def test_escalation_becomes_a_ticket_with_the_whole_context(docs_services: Services, jira: FakeAtlassian) -> None:
     svc = jira_services(docs_services, jira)
     key, _ = svc.keys.create("customer", "acme", "acme", "paid")
@@ -49,6 +63,7 @@ def test_escalation_becomes_a_ticket_with_the_whole_context(docs_services: Servi
         body = c.post("/v1/chat", json={"question": OFF_TOPIC, "conversation_id": first["conversation_id"]},
                       headers={"X-API-Key": key}).json()
         assert body["escalated"]
+        wait_for(svc, body["escalation_id"], lambda row: row["status"] == "delivered")  # the worker delivers
         view = c.get(f"/v1/escalations/{body['escalation_id']}", headers={"X-API-Key": key}).json()
     assert view["status"] == "delivered" and view["ticket_key"].startswith("SUP-")
     assert view["ticket_url"] == f"{jira.url}/browse/{view['ticket_key']}" and view["jira_status"]
@@ -68,6 +83,7 @@ def test_jira_down_loses_nothing_and_delivers_exactly_once(docs_services: Servic
     with TestClient(create_app(services=svc)) as c:
         body = c.post("/v1/chat", json={"question": OFF_TOPIC}).json()
         assert body["escalated"] and body["escalation_id"]  # the user still gets a reference
+        wait_for(svc, body["escalation_id"], lambda row: row["attempts"] > 0 and row["claimed_until"] is None)
         view = c.get(f"/v1/escalations/{body['escalation_id']}").json()
         assert view["status"] == "pending" and view["ticket_key"] is None and view["last_error"]
     jira.start(port)  # back

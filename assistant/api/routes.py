@@ -113,8 +113,11 @@ def build_router(settings: Settings) -> APIRouter:
 
     @router.post("/v1/escalations", response_model=Escalation, status_code=201, responses=ERRORS,
                  tags=["escalations"], openapi_extra=OPTIONAL_KEY)
-    def create_escalation(svc: Svc, identity: CurrentIdentity, body: EscalationCreate) -> dict[str, Any]:
-        """The user asks for a human: the conversation so far goes to the support queue."""
+    def create_escalation(svc: Svc, request: Request, identity: CurrentIdentity,
+                          body: EscalationCreate) -> dict[str, Any]:
+        """The user asks for a human: the conversation so far goes to the support queue. The reference
+        comes back at once; delivery to Jira happens in the background (`status` says how far it got)."""
+        request.app.state.traffic.limits.hit(identity)  # rate-limited like chat: each one makes a ticket
         cid = svc.conversations.ensure(body.conversation_id, owner=identity.key_id, staff=identity.staff)
         ref = request_human(svc, cid, identity, body.reason)
         return {**_escalation(svc, ref.id), "handoff": handoff_options(svc.settings.handoff_options, identity)}
@@ -129,11 +132,10 @@ def build_router(settings: Settings) -> APIRouter:
     @router.get("/v1/escalations/{escalation_id}", response_model=Escalation, responses=ERRORS,
                 tags=["escalations"], openapi_extra=OPTIONAL_KEY)
     def escalation(svc: Svc, identity: CurrentIdentity, escalation_id: str) -> dict[str, Any]:
-        """One escalation: its owner (the conversation's) and staff may see it."""
+        """One escalation: its owner (the conversation's) and staff may see it. The Jira status is the
+        one the delivery worker last read (it refreshes it), so reading never calls Jira."""
         row = _escalation(svc, escalation_id)
         svc.conversations.ensure(row["conversation_id"], owner=identity.key_id, staff=identity.staff)
-        refresh = getattr(svc.queue, "refresh_status", None)  # Jira: the ticket's current status
-        row = (refresh(escalation_id) or row) if refresh and row.get("ticket_key") else row
         return {**row, "handoff": handoff_options(svc.settings.handoff_options, identity)}
 
     @router.post("/v1/feedback", response_model=FeedbackOut, status_code=201, responses=ERRORS, tags=["chat"],
