@@ -4,10 +4,16 @@ Jira Cloud uses REST v3 (descriptions and comments are ADF documents); Data Cent
 text). With a JSM service desk configured, escalations are customer requests and context goes in
 as an internal comment (`public: false`), which the caller posts as its own step. Vendor errors
 become JiraCallFailed here, which says whether retrying can help and whether Jira may have acted on
-the request anyway."""
+the request anyway.
+
+What we post is plain text and must stay plain: on Cloud it goes in ADF text nodes (never parsed
+as markup); Data Center bodies and JSM comments are wiki markup, so the characters that make images,
+links, mentions and macros are escaped (`!https://host/p.png!` would load an image for every agent
+who opens the ticket, `[~jdoe]` would notify jdoe)."""
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,6 +23,9 @@ SUMMARY_MAX = 255  # Jira refuses longer summaries (Cloud and Data Center alike)
 # 4xx answers a later attempt can succeed with: timeout, conflict, locked, too many requests.
 RETRYABLE_4XX = {408, 409, 423, 429}
 AMBIGUOUS_5XX = {500, 502, 504}
+# Wiki markup: ! embeds an image or attachment, [ ] make links, [~user] mentions, { } macros, | tables
+# and link targets. Jira's renderer shows a character after a backslash literally.
+WIKI_SPECIAL = re.compile(r"([!\[\]{}|])")
 
 
 class JiraCallFailed(EscalationError):
@@ -41,6 +50,12 @@ def summary_line(text: str) -> str:
     if len(line) > SUMMARY_MAX:
         line = line[:SUMMARY_MAX - 1].rstrip() + "\u2026"
     return line or "(no question asked)"
+
+
+def wiki_escape(text: str) -> str:
+    """Plain text for a wiki-markup body. A backslash already in the text gets a zero-width space
+    after it, so it cannot pair with our escape into `\\\\` (a line break) and free the character."""
+    return WIKI_SPECIAL.sub(r"\\\1", text.replace("\\", "\\\u200b"))
 
 
 def adf(text: str) -> dict[str, Any]:
@@ -110,7 +125,7 @@ class JiraClient:
                                  status, maybe_sent) from exc
 
     def body(self, text: str) -> Any:
-        return adf(text) if self.v == 3 else text
+        return adf(text) if self.v == 3 else wiki_escape(text)
 
     def find_by_label(self, label: str) -> str | None:
         jql = f'labels = "{label}" ORDER BY created ASC'
@@ -139,7 +154,8 @@ class JiraClient:
 
     def comment(self, key: str, text: str, internal: bool) -> None:
         if self.jsm is not None:
-            self._call("comment", self.desk.create_request_comment, key, text, public=not internal)
+            # JSM comment bodies are wiki markup on Cloud and Data Center alike.
+            self._call("comment", self.desk.create_request_comment, key, wiki_escape(text), public=not internal)
             return
         data: dict[str, Any] = {"body": self.body(text)}
         if internal:

@@ -6,6 +6,7 @@ search has caught up. Real atlassian-python-api against the contract-checked fak
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 from collections.abc import Iterator
@@ -20,7 +21,7 @@ from assistant import jira_queue
 from assistant.api import create_app
 from assistant.cli import app as cli_app
 from assistant.escalation import get_escalation
-from assistant.jira_client import adf_text
+from assistant.jira_client import adf, adf_text
 from assistant.jira_queue import JiraQueue, lease_for
 from assistant.services import Services
 from tests.fakes.atlassian import SKIP_REASON, FakeAtlassian, running, shared_contracts
@@ -225,3 +226,35 @@ def test_escalation_endpoint_is_rate_limited_like_chat(docs_services: Services, 
         cid = c.post("/v1/chat", json={"question": "How do I install answerdesk?"}).json()["conversation_id"]
         codes = [c.post("/v1/escalations", json={"conversation_id": cid}).status_code for _ in range(3)]
     assert codes[:2] == [201, 201] and codes[2] == 429
+
+
+# -- low: user text is never markup in the ticket ------------------------------------------------------
+MARKUP = "I want to talk to a human. See !https://evil.example/p.png! and ask [~jdoe] {color:red}now{color}"
+
+
+@pytest.mark.parametrize("jsm", [False, True], ids=["issue", "jsm"])
+def test_user_text_cannot_embed_images_or_mention_people(docs_services: Services, jira: FakeAtlassian,
+                                                        jsm: bool) -> None:
+    extra = {"jsm_service_desk_id": "1", "jsm_request_type_id": "10"} if jsm else {}
+    svc = jira_services(docs_services, jira, **extra)
+    esc = svc.assistant.respond(MARKUP)["escalation_id"]
+    [issue] = tickets(jira, esc)
+    body = text_of(context_comments(jira, issue.key, esc)[0].body if jsm else issue.description)
+    if jira.cloud and not jsm:
+        # ADF: the text arrives as text nodes, shown as typed, never parsed as markup.
+        assert "!https://evil.example/p.png! and ask [~jdoe]" in body
+        return
+    # Wiki markup (Data Center, JSM comments): the markup characters are escaped.
+    assert r"\!https://evil.example/p.png\! and ask \[~jdoe\] \{color:red\}now\{color\}" in body
+    assert not re.search(r"(?<!\\)!https://evil", body) and not re.search(r"(?<!\\)\[~jdoe", body)
+
+
+def test_cloud_bodies_are_plain_text_nodes() -> None:
+    doc = adf(MARKUP + "\nsecond line\n\nnext paragraph")
+
+    def nodes(node: dict[str, Any]) -> list[dict[str, Any]]:
+        return [node] + [n for child in node.get("content", []) for n in nodes(child)]
+
+    assert {n["type"] for n in nodes(doc)} == {"doc", "paragraph", "text", "hardBreak"}
+    assert not any("marks" in n for n in nodes(doc))
+    assert adf_text(doc).startswith(MARKUP)
