@@ -117,6 +117,24 @@ class RateLimited(Exception):
         self.retry_after = max(1, retry_after)
 
 
+# The concurrent-stream counter in Redis, each change one atomic script: a count never exists without
+# its expiry (a crashed process must not hold streams forever), and never goes below zero (a close
+# after the key expired would otherwise leave -1 and let one stream too many in).
+OPEN_STREAM = """
+local n = tonumber(redis.call('GET', KEYS[1]) or '0')
+if n < 0 then n = 0 end
+if n >= tonumber(ARGV[1]) then return 0 end
+redis.call('SET', KEYS[1], n + 1, 'EX', ARGV[2])
+return 1
+"""
+CLOSE_STREAM = """
+local n = tonumber(redis.call('GET', KEYS[1]) or '0')
+if n <= 1 then redis.call('DEL', KEYS[1]) return 0 end
+return redis.call('DECR', KEYS[1])
+"""
+STREAM_TTL = 600
+
+
 class Limits:
     def __init__(self, per_minute: dict[str, int], streams: dict[str, int], redis_url: str = "") -> None:
         self.per_minute = per_minute
@@ -128,6 +146,8 @@ class Limits:
             import redis
 
             self._redis = redis.Redis.from_url(redis_url)
+            self._open_script = self._redis.register_script(OPEN_STREAM)
+            self._close_script = self._redis.register_script(CLOSE_STREAM)
         self._local: dict[str, int] = {}
         self._lock = threading.Lock()
 
@@ -153,10 +173,7 @@ class Limits:
             return None
         key = f"answerdesk:streams:{identity.subject}"
         if self._redis is not None:
-            count = int(self._redis.incr(key))
-            self._redis.expire(key, 600)  # a crashed process must not hold streams forever
-            if count > n:
-                self._redis.decr(key)
+            if not self._open_script(keys=[key], args=[n, STREAM_TTL]):
                 raise RateLimited(f"At most {n} concurrent streams for your plan ({identity.plan})", 5)
             return key
         with self._lock:
@@ -169,7 +186,7 @@ class Limits:
         if token is None:
             return
         if self._redis is not None:
-            self._redis.decr(token)
+            self._close_script(keys=[token])
             return
         with self._lock:
             self._local[token] = max(0, self._local.get(token, 0) - 1)
