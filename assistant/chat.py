@@ -102,7 +102,7 @@ class Assistant:
         origin: where the question was asked (e.g. a Slack thread's link), asked for only when the
         answer is escalated, and recorded with the escalation so an agent can go there."""
         started, first_ms = time.perf_counter(), None
-        question = question.strip()
+        question = self.conversations.scrub(question.strip())  # nothing downstream sees the raw text
         conversation_id = self.conversations.ensure(
             conversation_id, owner=identity.key_id if identity else None, staff=identity is None or identity.staff)
         past = self.conversations.messages(conversation_id, self.history_turns * 2)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,7 +30,11 @@ class StoredMessage:
 
 
 class Conversations:
-    def __init__(self, engine: Engine) -> None:
+    """scrub: applied to what users write (questions, feedback comments) before it is stored or sent
+    anywhere; the PII redaction unless a deployment turned it off."""
+
+    def __init__(self, engine: Engine, scrub: Callable[[str], str] | None = None) -> None:
+        self.scrub: Callable[[str], str] = scrub or (lambda text: text)
         self.engine = engine
 
     def ensure(self, conversation_id: str | None, owner: str | None = None, staff: bool = True) -> str:
@@ -104,5 +109,6 @@ class Conversations:
             if found != "assistant":
                 raise NotFound(f"message {message_id} not found")
             result = conn.execute(db.feedback.insert().values(
-                message_id=message_id, rating=rating, comment=comment, created_at=utcnow()))
+                message_id=message_id, rating=rating, comment=self.scrub(comment) if comment else comment,
+                created_at=utcnow()))
             return int(result.inserted_primary_key[0])  # type: ignore[index]

@@ -38,7 +38,7 @@ def request_human(services: Services, conversation_id: str, identity: Identity |
         draft_answer=answer.content if answer else "",
         sources=escalation_sources(answer.citations) if answer else [],
         confidence=answer.confidence if answer else None,
-        reasons=["user_requested"] + ([reason] if reason else []),
+        reasons=["user_requested"] + ([services.conversations.scrub(reason)] if reason else []),
         requested_by_user=True,
         message_id=answer.id if answer else None,
         **services.assistant.routing(identity),

@@ -67,7 +67,9 @@ class Services:
     # -- answering -------------------------------------------------------------------------
     @cached_property
     def conversations(self) -> Conversations:
-        return Conversations(self.store.engine)
+        from assistant.redact import redact
+
+        return Conversations(self.store.engine, redact if self.settings.redact_pii else None)
 
     @cached_property
     def queue(self) -> TicketQueue:

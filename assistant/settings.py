@@ -119,6 +119,9 @@ class Settings(BaseSettings):
     jsm_request_type_id: str | None = None
     public_url: str | None = None  # this deployment's URL, for links back to conversations
     delivery_interval: float = Field(15.0, gt=0)  # seconds between outbox delivery passes
+    # Redact e-mail addresses, phone numbers, IPs, secrets from questions and feedback comments before
+    # they are stored, answered, escalated or exported. Off only where the raw text is required.
+    redact_pii: bool = True
     # After a create that got no answer, how long Jira's search may take to show the ticket it made
     # (no second create before then), and how often the worker refreshes a delivered ticket's status.
     jira_search_settle: float = Field(120.0, ge=0)

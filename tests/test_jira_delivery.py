@@ -236,7 +236,7 @@ MARKUP = "I want to talk to a human. See !https://evil.example/p.png! and ask [~
 def test_user_text_cannot_embed_images_or_mention_people(docs_services: Services, jira: FakeAtlassian,
                                                         jsm: bool) -> None:
     extra = {"jsm_service_desk_id": "1", "jsm_request_type_id": "10"} if jsm else {}
-    svc = jira_services(docs_services, jira, **extra)
+    svc = jira_services(docs_services, jira, redact_pii=False, **extra)  # escaping holds without redaction too
     esc = svc.assistant.respond(MARKUP)["escalation_id"]
     [issue] = tickets(jira, esc)
     body = text_of(context_comments(jira, issue.key, esc)[0].body if jsm else issue.description)
