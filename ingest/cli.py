@@ -12,8 +12,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from assistant import cli as base_cli
 from assistant.cli import console, friendly
-from ingest.docs import folder_refs, list_files
-from ingest.pipeline import Ingestor, IngestStats
+from ingest.docs import index_folder
+from ingest.pipeline import IngestStats
 
 app = typer.Typer(help="Index sources into the knowledge base.", no_args_is_help=True)
 
@@ -52,13 +52,13 @@ def docs(
     source: Annotated[str | None, typer.Option(help="Source name (default: the folder's name).")] = None,
 ) -> None:
     """Index a docs folder: only new and changed files are embedded, deleted files are removed."""
-    files = list_files(path)
     name = source or path.resolve().name
     svc = base_cli.services()  # looked up at call time, so tests (and embedders) can swap it
     with progress_bar() as bar:
-        task = bar.add_task(f"Indexing {name}", total=len(files), item="")
-        ingestor = Ingestor(svc, name, on_document=lambda label: bar.update(task, advance=1, item=label))
-        stats = ingestor.run(folder_refs(path, files, base_url), kind="docs", location=str(path.resolve()))
+        task = bar.add_task(f"Indexing {name}", total=None, item="")
+        stats = index_folder(svc, name, path, base_url,
+                             on_document=lambda label: bar.update(task, advance=1, item=label),
+                             on_total=lambda n: bar.update(task, total=n))
     report(stats)
 
 

@@ -225,13 +225,9 @@ Total = Callable[[int], None]
 def run_source(services: Services, src: SourceConfig, on_document: Progress, on_total: Total) -> IngestStats:
     """One source, incrementally; raises our errors (SourceError, ConfigError) on failure."""
     if isinstance(src, DocsSource):
-        from ingest.docs import folder_refs, list_files
-        from ingest.pipeline import Ingestor
+        from ingest.docs import index_folder
 
-        files = list_files(src.path)
-        on_total(len(files))
-        return Ingestor(services, src.name, on_document=on_document).run(
-            folder_refs(src.path, files, src.base_url), kind="docs", location=str(src.path))
+        return index_folder(services, src.name, src.path, src.base_url, on_document, on_total)
     if isinstance(src, SiteSource):
         from ingest.site import sync_site
 
