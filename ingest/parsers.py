@@ -18,6 +18,7 @@ from docutils import nodes
 from docutils.core import publish_doctree
 from markdown_it import MarkdownIt
 
+from assistant import safe_yaml
 from assistant.anchors import slugify
 from assistant.anchors import unique_anchor as _unique
 
@@ -121,7 +122,7 @@ def _front_matter(text: str, name: str) -> tuple[dict[str, Any], str]:
     if end is None:  # a lone leading '---' is just a thematic break
         return {}, text
     try:
-        data = yaml.safe_load("\n".join(lines[1:end]))
+        data = safe_yaml.load("\n".join(lines[1:end]))
     except (yaml.YAMLError, RecursionError) as exc:
         raise ParseError(f"{name}: broken YAML front matter ({' '.join(str(exc).split())})") from exc
     if data is None:

@@ -265,3 +265,16 @@ def test_a_file_swapped_for_an_outside_symlink_after_the_scan_is_not_read(servic
     stats = Ingestor(services, "docs").run(folder_refs(root, files, None), "docs", str(root))
     assert dict(stats.failures)["install.md"] == "install.md: a symlink pointing outside the folder, not read"
     assert "install.md" not in services.store.document_hashes("docs")
+
+
+def test_a_yaml_bomb_in_front_matter_fails_that_file_with_a_short_message(services: Services, tmp_path: Path) -> None:
+    from tests.test_parsers import laughs
+
+    root = write_corpus(tmp_path / "docs")
+    (root / "bomb.md").write_text(laughs(7))  # 9**7 strings: about 40 MB once anything prints it
+    stats = ingest(services, root)
+    assert stats.failed == 1 and stats.added == 4
+    message = dict(stats.failures)["bomb.md"]
+    assert "aliases" in message and len(message) < 500
+    run = {r["source"]: r for r in services.store.status()}["docs"]["last_run"]
+    assert len(run["error"]) < 1000
