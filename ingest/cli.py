@@ -62,9 +62,11 @@ def docs(
     report(stats)
 
 
-def _audiences(internal: list[str] | None, customer: list[str] | None) -> dict[str, str]:
-    mapping = {key: "customer" for key in customer or []}
-    mapping.update({key: "internal" for key in internal or []})  # internal wins if a key is given twice
+def _audiences(internal: list[str] | None, customer: list[str] | None,
+               public: list[str] | None = None) -> dict[str, str]:
+    mapping = {key: "public" for key in public or []}
+    mapping.update({key: "customer" for key in customer or []})
+    mapping.update({key: "internal" for key in internal or []})  # the narrowest wins if a key is given twice
     return mapping
 
 
@@ -81,18 +83,24 @@ def confluence(
         list[str] | None, typer.Option(help="Space whose pages are internal-only; repeatable.")] = None,
     customer_space: Annotated[
         list[str] | None, typer.Option(help="Space whose pages paying customers may see; repeatable.")] = None,
+    public_space: Annotated[
+        list[str] | None, typer.Option(help="Space whose pages anyone may see, whatever Confluence's own "
+                                            "permission says; repeatable. Use with care.")] = None,
     source: Annotated[str | None, typer.Option(help="Source name (default: confluence-<space keys>).")] = None,
 ) -> None:
     """Index Confluence spaces: only changed pages are fetched and embedded, deleted or moved pages removed.
 
     Credentials: ANSWERDESK_CONFLUENCE_TOKEN (Cloud API token, or Data Center personal access token) and,
-    for Cloud, ANSWERDESK_CONFLUENCE_USER. Restricted pages are always internal."""
+    for Cloud, ANSWERDESK_CONFLUENCE_USER. Restricted pages are always internal. A space not mapped follows
+    its permission in Confluence: public if anonymous users may view it, otherwise (or if that cannot be
+    read) internal; the summary says which."""
     from ingest.confluence import sync_confluence
 
     name = source or "confluence-" + "-".join(k.lower() for k in space)
     svc = base_cli.services()
     index_with_progress(name, lambda progress: sync_confluence(
-        svc, name, url, list(space), cloud, _audiences(internal_space, customer_space), on_document=progress))
+        svc, name, url, list(space), cloud, _audiences(internal_space, customer_space, public_space),
+        on_document=progress))
 
 
 @app.command("jira")
