@@ -89,9 +89,10 @@ def _link(root: Path, path: Path, slash: str = "") -> str:
     return f"{path.relative_to(root).as_posix()}{slash} -> {target}"
 
 
-def read_inside(base: Path, path: Path) -> bytes:
-    """The file's bytes, refused if it now resolves outside base (swapped for a symlink after the scan)."""
-    if not _inside(base.resolve(), path):
+def read_inside(root: Path, path: Path) -> bytes:
+    """The file's bytes, refused if it now resolves outside root, the folder or the one file given
+    (swapped for a symlink after the scan)."""
+    if not _inside(root.resolve(), path):
         raise ParseError(f"{path.name}: a symlink pointing outside the folder, not read")
     try:
         return path.read_bytes()
@@ -114,7 +115,7 @@ def folder_refs(root: Path, files: list[Path], base_url: str | None) -> Iterator
     for path in files:
         rel = path.relative_to(base).as_posix()
         try:
-            data = read_inside(base, path)
+            data = read_inside(root, path)
         except ParseError as exc:
             yield DocumentRef(rel, "", partial(_fail, exc), rel)  # an empty hash never matches: reported
             continue

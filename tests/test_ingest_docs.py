@@ -278,3 +278,10 @@ def test_a_yaml_bomb_in_front_matter_fails_that_file_with_a_short_message(servic
     assert "aliases" in message and len(message) < 500
     run = {r["source"]: r for r in services.store.status()}["docs"]["last_run"]
     assert len(run["error"]) < 1000
+
+
+def test_one_file_given_by_a_symlink_is_read(services: Services, tmp_path: Path) -> None:
+    target = write_corpus(tmp_path / "docs") / "install.md"
+    (tmp_path / "link.md").symlink_to(target)
+    stats = ingest(services, tmp_path / "link.md")
+    assert (stats.added, stats.failed) == (1, 0)
