@@ -46,7 +46,8 @@ class Services:
     def vectors(self) -> ChromaIndex:
         s = self.settings
         return ChromaIndex.open(
-            s.chroma_url, s.chroma_path, s.chroma_collection, self.embedder.name, self.embedder.dimension
+            s.chroma_url, s.chroma_path, s.chroma_collection, self.embedder.name, self.embedder.dimension,
+            timeout=s.chroma_timeout,
         )
 
     @cached_property

@@ -63,6 +63,7 @@ class Settings(BaseSettings):
     database_url: str = ""  # empty: SQLite file inside data_dir
     chroma_url: str = ""  # empty: embedded PersistentClient inside data_dir
     chroma_collection: str = Field("answerdesk", pattern=r"^[a-zA-Z0-9][a-zA-Z0-9._-]{1,510}[a-zA-Z0-9]$")
+    chroma_timeout: float = Field(15.0, gt=0, le=600)  # seconds per Chroma server request; then 503, not a hang
 
     embedding_model: str = Field(default_factory=bundled_model_path, min_length=1)
     embedding_dtype: Literal["auto", "float32", "bfloat16"] = "auto"
@@ -138,6 +139,7 @@ class Settings(BaseSettings):
     # Traffic: answers computed at once, and limits per plan (customer tier, or community/agent/admin).
     max_concurrent_answers: int = Field(4, ge=1, le=256)
     priority_share: int = Field(4, ge=2, le=100)  # every Nth start goes to a waiting ordinary request
+    answer_slot_wait: float = Field(30.0, gt=0, le=600)  # seconds a request may queue for a slot; then 503
     rate_limits: dict[str, int] = {"community": 30, "free": 60, "paid": 600, "agent": 1200, "admin": 1200}
     stream_limits: dict[str, int] = {"community": 2, "free": 4, "paid": 16, "agent": 32, "admin": 32}
     redis_url: str = ""  # set: rate-limit counters shared by every API process through Redis

@@ -12,8 +12,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from assistant import cli as base_cli
 from assistant.cli import console, friendly
-from ingest.docs import folder_refs, list_files
-from ingest.pipeline import Ingestor, IngestStats
+from ingest.docs import index_folder
+from ingest.pipeline import IngestStats
 
 app = typer.Typer(help="Index sources into the knowledge base.", no_args_is_help=True)
 
@@ -52,19 +52,21 @@ def docs(
     source: Annotated[str | None, typer.Option(help="Source name (default: the folder's name).")] = None,
 ) -> None:
     """Index a docs folder: only new and changed files are embedded, deleted files are removed."""
-    files = list_files(path)
     name = source or path.resolve().name
     svc = base_cli.services()  # looked up at call time, so tests (and embedders) can swap it
     with progress_bar() as bar:
-        task = bar.add_task(f"Indexing {name}", total=len(files), item="")
-        ingestor = Ingestor(svc, name, on_document=lambda label: bar.update(task, advance=1, item=label))
-        stats = ingestor.run(folder_refs(path, files, base_url), kind="docs", location=str(path.resolve()))
+        task = bar.add_task(f"Indexing {name}", total=None, item="")
+        stats = index_folder(svc, name, path, base_url,
+                             on_document=lambda label: bar.update(task, advance=1, item=label),
+                             on_total=lambda n: bar.update(task, total=n))
     report(stats)
 
 
-def _audiences(internal: list[str] | None, customer: list[str] | None) -> dict[str, str]:
-    mapping = {key: "customer" for key in customer or []}
-    mapping.update({key: "internal" for key in internal or []})  # internal wins if a key is given twice
+def _audiences(internal: list[str] | None, customer: list[str] | None,
+               public: list[str] | None = None) -> dict[str, str]:
+    mapping = {key: "public" for key in public or []}
+    mapping.update({key: "customer" for key in customer or []})
+    mapping.update({key: "internal" for key in internal or []})  # the narrowest wins if a key is given twice
     return mapping
 
 
@@ -81,18 +83,24 @@ def confluence(
         list[str] | None, typer.Option(help="Space whose pages are internal-only; repeatable.")] = None,
     customer_space: Annotated[
         list[str] | None, typer.Option(help="Space whose pages paying customers may see; repeatable.")] = None,
+    public_space: Annotated[
+        list[str] | None, typer.Option(help="Space whose pages anyone may see, whatever Confluence's own "
+                                            "permission says; repeatable. Use with care.")] = None,
     source: Annotated[str | None, typer.Option(help="Source name (default: confluence-<space keys>).")] = None,
 ) -> None:
     """Index Confluence spaces: only changed pages are fetched and embedded, deleted or moved pages removed.
 
     Credentials: ANSWERDESK_CONFLUENCE_TOKEN (Cloud API token, or Data Center personal access token) and,
-    for Cloud, ANSWERDESK_CONFLUENCE_USER. Restricted pages are always internal."""
+    for Cloud, ANSWERDESK_CONFLUENCE_USER. Restricted pages are always internal. A space not mapped follows
+    its permission in Confluence: public if anonymous users may view it, otherwise (or if that cannot be
+    read) internal; the summary says which."""
     from ingest.confluence import sync_confluence
 
     name = source or "confluence-" + "-".join(k.lower() for k in space)
     svc = base_cli.services()
     index_with_progress(name, lambda progress: sync_confluence(
-        svc, name, url, list(space), cloud, _audiences(internal_space, customer_space), on_document=progress))
+        svc, name, url, list(space), cloud, _audiences(internal_space, customer_space, public_space),
+        on_document=progress))
 
 
 @app.command("jira")

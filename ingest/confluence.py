@@ -27,6 +27,7 @@ from assistant.errors import ConfigError, SourceError
 from assistant.services import Services
 from assistant.types import AUDIENCES
 from ingest.confluence_format import storage_to_markdown
+from ingest.confluence_spaces import space_audiences
 from ingest.model import DocumentRef, SourceDocument
 from ingest.parsers import parse_text
 from ingest.pipeline import Ingestor, IngestStats
@@ -143,8 +144,10 @@ class Client:
         return f"Confluence answered {status} on {what}: {str(exc).strip()[:300]}"
 
     def space(self, key: str) -> dict[str, Any]:
+        """The space; on Cloud with its permissions (v1 expand), where anonymous access is a flag."""
+        params = {"expand": "permissions"} if self.cloud else None
         try:
-            return self.call(f"space {key}", self.api.get, f"rest/api/space/{key}")
+            return self.call(f"space {key}", self.api.get, f"rest/api/space/{key}", params=params)
         except SourceError as exc:
             if status_of(exc.__cause__ or exc) == 404 and _confluence_json(exc.__cause__):
                 raise SourceError(f"No Confluence space with key {key!r} at {self.url} (or the account cannot see "
@@ -222,7 +225,7 @@ def classify(pages: dict[str, Listed], space_audience: dict[str, str], base: str
     for page in pages.values():
         page.restricted = page.own_restriction or any(
             pages[a].own_restriction for a, _ in page.ancestors if a in pages)
-        page.audience = "internal" if page.restricted else space_audience.get(page.space, "public")
+        page.audience = "internal" if page.restricted else space_audience.get(page.space, "internal")
         page.hash = _digest(FORMAT, page.id, page.space, page.version, page.title, page.audience, base,
                             " > ".join(t for _, t in page.ancestors), ",".join(page.labels))
 
@@ -296,16 +299,18 @@ def _label(page: Listed) -> str:
     return f"{page.space}/{page.title}"
 
 
-def list_spaces(client: Client, spaces: list[str]) -> dict[str, Listed]:
+def list_spaces(client: Client, spaces: list[str]) -> tuple[dict[str, Listed], dict[str, dict[str, Any]]]:
+    """The pages of every space, and each space as Confluence describes it."""
     pages: dict[str, Listed] = {}
+    found: dict[str, dict[str, Any]] = {}
     for key in spaces:
-        client.space(key)
+        found[key] = client.space(key)
         listed = client.list_space(key)
         if not listed:
             raise SourceError(f"Confluence space {key!r} has no pages the account can see: check that it is the "
                               "right space and that the account may view its pages.")
         pages.update((p.id, p) for p in listed)
-    return pages
+    return pages, found
 
 
 def record_failure(services: Services, source: str, kind: str, location: str, exc: Exception) -> None:
@@ -330,14 +335,15 @@ def sync_confluence(services: Services, source: str, url: str, spaces: list[str]
     client = Client(connect(url, cloud, s.confluence_user, token), url, cloud)
     location = f"{url} spaces {','.join(spaces)}"
     try:
-        pages = list_spaces(client, spaces)
+        pages, found = list_spaces(client, spaces)
     except SourceError as exc:
         record_failure(services, source, "confluence", location, exc)
         raise
-    classify(pages, space_audience, client.base)
+    audiences, notes = space_audiences(client, found, space_audience)
+    classify(pages, audiences, client.base)
     known = services.store.document_hashes(source)
     stale = {pid for pid, page in pages.items() if known.get(pid) != page.hash}
     removed = sorted(set(known) - set(pages))
     refs = page_refs(client, pages, stale, spaces)
     ingestor = Ingestor(services, source, on_document=on_document)
-    return ingestor.run(refs, kind="confluence", location=location, complete=False, removed=removed)
+    return ingestor.run(refs, kind="confluence", location=location, complete=False, removed=removed, notes=notes)

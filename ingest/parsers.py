@@ -18,10 +18,12 @@ from docutils import nodes
 from docutils.core import publish_doctree
 from markdown_it import MarkdownIt
 
+from assistant import safe_yaml
 from assistant.anchors import slugify
 from assistant.anchors import unique_anchor as _unique
 
-__all__ = ["SUPPORTED_SUFFIXES", "ParseError", "ParsedDocument", "Section", "parse_file", "parse_text", "slugify"]
+__all__ = ["SUPPORTED_SUFFIXES", "ParseError", "ParsedDocument", "Section", "parse_bytes", "parse_file", "parse_text",
+           "slugify"]
 
 SUPPORTED_SUFFIXES: frozenset[str] = frozenset({".md", ".markdown", ".rst", ".html", ".htm"})
 
@@ -56,11 +58,16 @@ def parse_file(path: Path) -> ParsedDocument:
         data = path.read_bytes()
     except OSError as exc:
         raise ParseError(f"{path}: cannot read file ({exc.strerror or exc})") from exc
+    return parse_bytes(data, path.suffix, name=str(path))
+
+
+def parse_bytes(data: bytes, suffix: str, name: str = "<bytes>") -> ParsedDocument:
+    """A file's content already read (and checked) by the caller; UTF-8, a BOM allowed."""
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
-        raise ParseError(f"{path}: not valid UTF-8 (byte {exc.start})") from exc
-    return parse_text(text, path.suffix, name=str(path))
+        raise ParseError(f"{name}: not valid UTF-8 (byte {exc.start})") from exc
+    return parse_text(text, suffix, name=name)
 
 
 def parse_text(text: str, suffix: str, name: str = "<string>") -> ParsedDocument:
@@ -115,7 +122,7 @@ def _front_matter(text: str, name: str) -> tuple[dict[str, Any], str]:
     if end is None:  # a lone leading '---' is just a thematic break
         return {}, text
     try:
-        data = yaml.safe_load("\n".join(lines[1:end]))
+        data = safe_yaml.load("\n".join(lines[1:end]))
     except (yaml.YAMLError, RecursionError) as exc:
         raise ParseError(f"{name}: broken YAML front matter ({' '.join(str(exc).split())})") from exc
     if data is None:

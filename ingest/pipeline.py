@@ -37,6 +37,7 @@ class IngestStats:
     seconds: float = 0.0
     timings: dict[str, float] = field(default_factory=dict)  # stage -> seconds, for benchmarks
     failures: list[tuple[str, str]] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # what the source decided or left out, for the operator
 
     def summary(self) -> str:
         return (
@@ -44,6 +45,7 @@ class IngestStats:
             f"deleted {self.deleted} / unchanged {self.unchanged}"
             + (f" / failed {self.failed}" if self.failed else "")
             + f"; chunks embedded {self.chunks_embedded}; {self.seconds:.1f} s"
+            + "".join(f"; {note}" for note in self.notes)
         )
 
 
@@ -89,14 +91,14 @@ class Ingestor:
         self.overlap = services.settings.chunk_overlap
 
     def run(self, refs: Iterable[DocumentRef], kind: str, location: str, complete: bool = True,
-            removed: Iterable[str] | None = None) -> IngestStats:
+            removed: Iterable[str] | None = None, notes: Iterable[str] = ()) -> IngestStats:
         """Sync the source with `refs`.
 
         complete: refs list every document of the source, so stored documents missing from it
         are deleted. Otherwise (an incremental listing of changes) only the ids in `removed`
-        are deleted."""
+        are deleted. notes: the source's own remarks, shown in the summary and kept with the run."""
         started = time.perf_counter()
-        stats = IngestStats()
+        stats = IngestStats(notes=list(notes))
         store = self.s.store
         run_id = store.start_run(self.source, kind, location)
         try:

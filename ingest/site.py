@@ -165,7 +165,7 @@ class _Fetcher:
             headers["If-Modified-Since"] = old["last_modified"]
         try:
             self._throttle()
-            response, body = get_capped(self.client, url, MAX_PAGE_BYTES, headers)
+            response, body = get_capped(self.client, url, MAX_PAGE_BYTES, headers, host=self.host)
             if response.status_code == 304 and old:
                 load = partial(self.refetch, url, lastmod)  # only if the index lacks the page
                 validators = {**old, **_validators(response, old)}
@@ -182,7 +182,7 @@ class _Fetcher:
 
     def refetch(self, url: str, lastmod: datetime | None) -> SourceDocument:
         try:
-            response, body = get_capped(self.client, url, MAX_PAGE_BYTES)
+            response, body = get_capped(self.client, url, MAX_PAGE_BYTES, host=self.host)
             doc = self._document(url, response, body, lastmod)
         except FetchError as exc:
             raise ParseError(str(exc)) from None

@@ -1,11 +1,11 @@
 """Reading a docs site's map: robots.txt (RFC 9309) and sitemap.xml, nested indexes and gzip
-included, same host only, with size caps so a runaway file cannot fill memory."""
+included, same host only (redirects to another host are refused, not followed), with size caps so
+a runaway file cannot fill memory, and defusedxml so a sitemap cannot declare DTDs or entities."""
 
 from __future__ import annotations
 
 import gzip
 import io
-import re
 import xml.etree.ElementTree as ET
 from collections import deque
 from dataclasses import dataclass, field
@@ -14,11 +14,14 @@ from urllib.parse import urljoin, urlsplit, urlunsplit
 from urllib.robotparser import RobotFileParser
 
 import httpx
+from defusedxml import DefusedXmlException
+from defusedxml.ElementTree import fromstring as parse_xml
 
 from assistant.errors import SourceError
 
 MAX_SITEMAP_BYTES = 50 * 1024 * 1024  # the sitemaps.org limit, uncompressed
 MAX_SITEMAP_DEPTH = 5  # an index of indexes of ...: deeper than this is a loop or a mistake
+MAX_REDIRECTS = 10
 
 
 class FetchError(Exception):
@@ -64,17 +67,27 @@ def _describe(exc: httpx.HTTPError, timeout: float) -> str:
     return f"{type(exc).__name__}: {exc}"
 
 
-def get_capped(client: httpx.Client, url: str, cap: int, headers: dict[str, str] | None = None
-         ) -> tuple[httpx.Response, bytes]:
-    """GET with a size cap, so a runaway page or sitemap cannot fill memory."""
+def get_capped(client: httpx.Client, url: str, cap: int, headers: dict[str, str] | None = None,
+               host: tuple[str, int | None] | None = None) -> tuple[httpx.Response, bytes]:
+    """GET with a size cap, so a runaway page or sitemap cannot fill memory.
+
+    host: follow redirects only within this host (host_of); one to another host is refused before it
+    is requested, so a sitemap cannot send us to an internal address or make another site's list ours."""
     try:
-        with client.stream("GET", url, headers=headers) as response:
-            body = bytearray()
-            for part in response.iter_bytes():
-                body += part
-                if len(body) > cap:
-                    raise FetchError(f"larger than {cap // (1024 * 1024)} MB")
-            return response, bytes(body)
+        for _hop in range(MAX_REDIRECTS + 1):
+            with client.stream("GET", url, headers=headers, follow_redirects=host is None) as response:
+                if host is not None and response.has_redirect_location:
+                    url = urljoin(str(response.url), response.headers["location"])
+                    if host_of(url) != host:
+                        raise FetchError(f"redirects to another host ({clean_url(url)}), refused")
+                    continue
+                body = bytearray()
+                for part in response.iter_bytes():
+                    body += part
+                    if len(body) > cap:
+                        raise FetchError(f"larger than {cap // (1024 * 1024)} MB")
+                return response, bytes(body)
+        raise FetchError("too many redirects")
     except httpx.HTTPError as exc:
         timeout = client.timeout.read or 0.0
         raise FetchError(_describe(exc, timeout)) from exc
@@ -126,8 +139,8 @@ def _parse_lastmod(value: str | None) -> datetime | None:
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
-def _fetch_sitemap(client: httpx.Client, url: str) -> ET.Element:
-    response, data = get_capped(client, url, MAX_SITEMAP_BYTES)
+def _fetch_sitemap(client: httpx.Client, url: str, host: tuple[str, int | None]) -> ET.Element:
+    response, data = get_capped(client, url, MAX_SITEMAP_BYTES, host=host)
     if response.status_code != 200:
         raise FetchError(f"HTTP {response.status_code}")
     if data[:2] == b"\x1f\x8b":  # a .xml.gz served as a file, not as Content-Encoding
@@ -137,10 +150,11 @@ def _fetch_sitemap(client: httpx.Client, url: str) -> ET.Element:
             raise FetchError(f"broken gzip ({exc})") from None
         if len(data) > MAX_SITEMAP_BYTES:
             raise FetchError("larger than 50 MB uncompressed")
-    if re.search(rb"<!(DOCTYPE|ENTITY)", data, re.I):  # sitemaps need neither; entities are an attack
-        raise FetchError("has a DOCTYPE or entity declarations, refused")
     try:
-        return ET.fromstring(data)
+        # The parser decides, after decoding: a byte search misses a DOCTYPE in a UTF-16 document.
+        return parse_xml(data, forbid_dtd=True, forbid_entities=True, forbid_external=True)  # type: ignore[no-any-return]
+    except DefusedXmlException:  # sitemaps need no DTD; entities are an attack (billion laughs, XXE)
+        raise FetchError("has a DOCTYPE or entity declarations, refused") from None
     except ET.ParseError as exc:
         raise FetchError(f"not valid XML ({exc})") from None
 
@@ -152,7 +166,7 @@ def read_sitemaps(client: httpx.Client, candidates: list[str], host: tuple[str, 
     root_errors = []
     for candidate in candidates:
         try:
-            root = _fetch_sitemap(client, candidate)
+            root = _fetch_sitemap(client, candidate, host)
             break
         except FetchError as exc:
             root_errors.append(f"{candidate}: {exc}")
@@ -166,7 +180,7 @@ def read_sitemaps(client: httpx.Client, candidates: list[str], host: tuple[str, 
         url, tree, depth = queue.popleft()
         if tree is None:
             try:
-                tree = _fetch_sitemap(client, url)
+                tree = _fetch_sitemap(client, url, host)
             except FetchError as exc:
                 listing.failures.append((url, f"sitemap not read: {exc}; the pages it lists were kept"))
                 continue

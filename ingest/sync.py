@@ -76,6 +76,7 @@ class ConfluenceSource(_Source):
     cloud: bool = False
     internal_spaces: list[str] = []
     customer_spaces: list[str] = []
+    public_spaces: list[str] = []  # other spaces follow their permission in Confluence (anonymous view: public)
 
     @field_validator("url")
     @classmethod
@@ -84,18 +85,23 @@ class ConfluenceSource(_Source):
 
     @model_validator(mode="after")
     def _mapped_spaces_are_synced(self) -> ConfluenceSource:
-        for field_name in ("internal_spaces", "customer_spaces"):
+        names = ("internal_spaces", "customer_spaces", "public_spaces")
+        for field_name in names:
             extra = sorted(set(getattr(self, field_name)) - set(self.spaces))
             if extra:
                 raise ValueError(f"{field_name} lists {', '.join(extra)}, which is not in spaces")
-        both = sorted(set(self.internal_spaces) & set(self.customer_spaces))
-        if both:
-            raise ValueError(f"{', '.join(both)} is in both internal_spaces and customer_spaces")
+        for i, first in enumerate(names):
+            for second in names[i + 1:]:
+                both = sorted(set(getattr(self, first)) & set(getattr(self, second)))
+                if both:
+                    raise ValueError(f"{', '.join(both)} is in both {first} and {second}")
         return self
 
     def space_audience(self) -> dict[str, str]:
-        """Only the spaces the file maps; the connector decides the rest (restricted pages stay internal)."""
-        return {s: "internal" for s in self.internal_spaces} | {s: "customer" for s in self.customer_spaces}
+        """Only the spaces the file maps; the connector decides the rest from Confluence's own permission
+        (anonymous view: public, otherwise internal); restricted pages stay internal."""
+        return ({s: "internal" for s in self.internal_spaces} | {s: "customer" for s in self.customer_spaces}
+                | {s: "public" for s in self.public_spaces})
 
 
 class JiraSource(_Source):
@@ -225,13 +231,9 @@ Total = Callable[[int], None]
 def run_source(services: Services, src: SourceConfig, on_document: Progress, on_total: Total) -> IngestStats:
     """One source, incrementally; raises our errors (SourceError, ConfigError) on failure."""
     if isinstance(src, DocsSource):
-        from ingest.docs import folder_refs, list_files
-        from ingest.pipeline import Ingestor
+        from ingest.docs import index_folder
 
-        files = list_files(src.path)
-        on_total(len(files))
-        return Ingestor(services, src.name, on_document=on_document).run(
-            folder_refs(src.path, files, src.base_url), kind="docs", location=str(src.path))
+        return index_folder(services, src.name, src.path, src.base_url, on_document, on_total)
     if isinstance(src, SiteSource):
         from ingest.site import sync_site
 

@@ -45,17 +45,15 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-@pytest.fixture(scope="session")
-def chroma_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A real `chroma run` server on a free port."""
+def start_chroma(path: Path) -> tuple[subprocess.Popen[bytes], str]:
+    """A real `chroma run` server on a free port, storing under path; (process, URL) once it answers."""
     exe = shutil.which("chroma", path=str(Path(sys.executable).parent)) or shutil.which("chroma")
     if exe is None:
         pytest.fail("the `chroma` command (installed with chromadb) is missing")
     port = free_port()
-    path = tmp_path_factory.mktemp("chroma-server")
-    log = open(path / "server.log", "wb")  # noqa: SIM115 - closed below
-    proc = subprocess.Popen([exe, "run", "--path", str(path / "db"), "--host", "127.0.0.1", "--port", str(port)],
-                            stdout=log, stderr=subprocess.STDOUT)
+    with open(path / "server.log", "wb") as log:  # the server keeps its own copy of the descriptor
+        proc = subprocess.Popen([exe, "run", "--path", str(path / "db"), "--host", "127.0.0.1", "--port", str(port)],
+                                stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     import httpx
 
@@ -63,20 +61,30 @@ def chroma_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     while True:
         try:
             if httpx.get(f"{url}/api/v2/heartbeat", timeout=1).status_code == 200:
-                break
+                return proc, url
         except httpx.HTTPError:
             pass
         if proc.poll() is not None or time.monotonic() > deadline:
             proc.kill()
             pytest.fail(f"chroma run did not start: {(path / 'server.log').read_text()[-2000:]}")
         time.sleep(0.2)
-    yield url
+
+
+def stop_chroma(proc: subprocess.Popen[bytes]) -> None:
     proc.terminate()
     try:
         proc.wait(10)
     except subprocess.TimeoutExpired:
         proc.kill()
-    log.close()
+        proc.wait(10)
+
+
+@pytest.fixture(scope="session")
+def chroma_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real `chroma run` server on a free port."""
+    proc, url = start_chroma(tmp_path_factory.mktemp("chroma-server"))
+    yield url
+    stop_chroma(proc)
 
 
 @pytest.fixture(scope="session")

@@ -38,8 +38,8 @@ def small_pages(monkeypatch: pytest.MonkeyPatch) -> None:
 @pytest.fixture(params=["cloud", "datacenter"])
 def site(request: pytest.FixtureRequest) -> Iterator[FakeAtlassian]:
     with running(request.param == "cloud") as fake:
-        fake.add_space("DOCS", "Product docs")
-        fake.add_space("OPS", "Operations")
+        fake.add_space("DOCS", "Product docs", anonymous_view=True)  # a public docs space
+        fake.add_space("OPS", "Operations")  # members only
         guide = fake.add_page("DOCS", "Admin guide", GUIDE, labels=["howto", "admin"])
         secret = fake.add_page("DOCS", "Rollout plan", "<p>The secret rollout plan for Q3.</p>", parent=guide,
                                restricted_to=["alice"])
@@ -110,6 +110,39 @@ def test_restricted_pages_and_their_children_are_internal(site: FakeAtlassian, s
     assert audience["Admin guide"] == "public" and audience["Runbook"] == "customer"
     hits = svc.retriever.search("secret rollout plan canary hosts", k=10, where={"audience": ["public"]})
     assert hits and not any(h.chunk.title.startswith("Rollout") for h in hits)
+
+
+def test_an_unmapped_space_follows_its_anonymous_view_permission(site: FakeAtlassian, svc: Services) -> None:
+    stats = sync(svc, site, ("DOCS", "OPS"))
+    audience = {title: d.audience for title, d in documents(svc).items()}
+    assert audience["Runbook"] == "internal"  # OPS: anonymous users cannot view it in Confluence
+    assert audience["Admin guide"] == "public" and audience["Rollout plan"] == "internal"
+    assert "space DOCS: public (anonymous users may view it in Confluence)" in stats.summary()
+    assert "space OPS: internal (anonymous users may not view it in Confluence)" in stats.summary()
+    hits = svc.retriever.search("page the on-call engineer", k=10, where={"audience": ["public"]})
+    assert all(h.chunk.title != "Runbook" for h in hits)
+    # Anonymous access withdrawn in Confluence: the next run moves the space's pages to internal.
+    site.spaces["DOCS"].anonymous_view = False
+    stats = sync(svc, site, ("DOCS", "OPS"))
+    assert stats.updated == 7 and documents(svc)["Admin guide"].audience == "internal"
+
+
+def test_unreadable_space_permissions_fail_closed_and_say_so(site: FakeAtlassian, svc: Services) -> None:
+    site.spaces["DOCS"].permissions_visible = False
+    stats = sync(svc, site)
+    assert {d.audience for d in documents(svc).values()} == {"internal"}
+    why = "the account may not read its permissions" if site.cloud else "its permissions could not be read: HTTP 403"
+    assert f"space DOCS: internal ({why}; map the space as public, customer or internal to choose)" in stats.summary()
+    assert site.count("/permission") == (0 if site.cloud else 1)  # Cloud: the space's own expansion
+
+
+def test_the_configuration_overrides_the_space_permission(site: FakeAtlassian, svc: Services) -> None:
+    stats = sync(svc, site, ("DOCS", "OPS"), {"OPS": "public", "DOCS": "customer"})
+    audience = {title: d.audience for title, d in documents(svc).items()}
+    assert audience["Runbook"] == "public" and audience["Admin guide"] == "customer"
+    assert audience["Rollout plan"] == "internal"  # a restricted page stays internal whatever its space
+    assert "space OPS: public (as configured)" in stats.summary()
+    assert site.count("/permissions/anonymous") == 0  # mapped spaces need no permission lookup
 
 
 def test_a_space_configured_internal_is_internal(site: FakeAtlassian, svc: Services) -> None:
@@ -246,9 +279,11 @@ def run_cli(site: FakeAtlassian, svc: Services, monkeypatch: pytest.MonkeyPatch,
 
 def test_cli_indexes_spaces_and_prints_one_summary(site: FakeAtlassian, svc: Services,
                                                   monkeypatch: pytest.MonkeyPatch) -> None:
-    code, out = run_cli(site, svc, monkeypatch, "--space", "DOCS", "--space", "OPS", "--internal-space", "OPS")
+    code, out = run_cli(site, svc, monkeypatch, "--space", "DOCS", "--space", "OPS", "--public-space", "OPS")
     assert code == 0, out
+    out = " ".join(out.split())
     assert "documents seen 10 / added 10" in out
+    assert "space DOCS: public (anonymous users may view it in Confluence); space OPS: public (as configured)" in out
     assert {d.source for d in svc.store.documents()} == {"confluence-docs-ops"}
 
 

@@ -221,3 +221,67 @@ def test_cli_errors_exit_non_zero_with_a_message(cli_env: Path) -> None:
     (cli_env / "empty").mkdir()
     code, out = run_cli("ingest", "docs", str(cli_env / "empty"))
     assert code == 1 and "No supported files" in out
+
+
+def outside_secret(tmp_path: Path) -> Path:
+    outside = tmp_path / "outside"
+    outside.mkdir(exist_ok=True)
+    (outside / "secret.md").write_text("# Secret\n\nThe OSPREY launch code lives here.\n")
+    return outside
+
+
+def test_symlinks_leaving_the_folder_are_skipped_and_named_in_the_summary(cli_env: Path) -> None:
+    root = write_corpus(cli_env / "docs")
+    outside = outside_secret(cli_env)
+    (root / "env.md").symlink_to("/proc/self/environ")
+    (root / "leak.md").symlink_to(outside / "secret.md")
+    (root / "linked").symlink_to(outside, target_is_directory=True)
+    (root / "internal" / "up.md").symlink_to("../../outside/secret.md")
+    (root / "alias.md").symlink_to("install.md")  # stays inside the folder: read like any file
+    code, out = run_cli("ingest", "docs", str(root))
+    assert code == 0, out
+    out = " ".join(out.split())
+    assert "documents seen 5 / added 5" in out
+    assert "skipped 4 symlink(s) pointing outside the folder:" in out
+    for shown in ("env.md -> /proc/self/environ", "leak.md -> ", "linked/ -> ", "internal/up.md -> ../../outside"):
+        assert shown in out
+    from assistant.cli import services
+
+    svc = services()
+    assert sorted(svc.store.document_hashes("docs")) == [
+        "alias.md", "faq.html", "glossary.rst", "install.md", "internal/billing.md"]
+    text = "\n".join(c.text for c in svc.store.get_chunks(svc.store.chunk_ids("docs", list(
+        svc.store.document_hashes("docs")))).values())
+    assert "OSPREY" not in text and "PATH=" not in text
+    assert "spooler service" in text
+
+
+def test_a_file_swapped_for_an_outside_symlink_after_the_scan_is_not_read(services: Services, tmp_path: Path) -> None:
+    root = write_corpus(tmp_path / "docs")
+    outside = outside_secret(tmp_path)
+    files = list_files(root)
+    (root / "install.md").unlink()
+    (root / "install.md").symlink_to(outside / "secret.md")
+    stats = Ingestor(services, "docs").run(folder_refs(root, files, None), "docs", str(root))
+    assert dict(stats.failures)["install.md"] == "install.md: a symlink pointing outside the folder, not read"
+    assert "install.md" not in services.store.document_hashes("docs")
+
+
+def test_a_yaml_bomb_in_front_matter_fails_that_file_with_a_short_message(services: Services, tmp_path: Path) -> None:
+    from tests.test_parsers import laughs
+
+    root = write_corpus(tmp_path / "docs")
+    (root / "bomb.md").write_text(laughs(7))  # 9**7 strings: about 40 MB once anything prints it
+    stats = ingest(services, root)
+    assert stats.failed == 1 and stats.added == 4
+    message = dict(stats.failures)["bomb.md"]
+    assert "aliases" in message and len(message) < 500
+    run = {r["source"]: r for r in services.store.status()}["docs"]["last_run"]
+    assert len(run["error"]) < 1000
+
+
+def test_one_file_given_by_a_symlink_is_read(services: Services, tmp_path: Path) -> None:
+    target = write_corpus(tmp_path / "docs") / "install.md"
+    (tmp_path / "link.md").symlink_to(target)
+    stats = ingest(services, tmp_path / "link.md")
+    assert (stats.added, stats.failed) == (1, 0)

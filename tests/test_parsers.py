@@ -124,6 +124,18 @@ def test_markdown_hidden_html_blocks_do_not_reach_text() -> None:
     assert doc.sections[0].text == "visible"
 
 
+def laughs(levels: int) -> str:
+    """Front matter whose `audience` is a billion-laughs structure: 9**levels strings via aliases."""
+    lines = ["a0: &a0 lol"] + [f"a{n}: &a{n} [{', '.join([f'*a{n - 1}'] * 9)}]" for n in range(1, levels + 1)]
+    return "---\n" + "\n".join(lines) + f"\naudience: *a{levels}\n---\n# Hi\n\ntext\n"
+
+
+def test_markdown_front_matter_aliases_are_refused_not_expanded() -> None:
+    with pytest.raises(ParseError, match=r"laughs\.md: broken YAML front matter .*aliases \(\*a0\) are not allowed"):
+        parse_text(laughs(9), ".md", name="laughs.md")
+    assert parse_text("---\ntitle: &t Anchors alone are fine\n---\ntext\n", ".md").title == "Anchors alone are fine"
+
+
 def test_markdown_broken_front_matter_raises_naming_file(tmp_path: Path) -> None:
     path = write(tmp_path, "broken.md", "---\ntitle: [unclosed\n---\n# Hi\n")
     with pytest.raises(ParseError, match="broken.md"):

@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 from assistant.errors import SourceError
 from assistant.services import Services
 from ingest.site import SiteStats, site_command, sync_site
-from tests.fakes.static_site import StaticSite
+from tests.fakes.static_site import SITEMAP_NS, StaticSite
 
 
 def page(title: str, body: str) -> str:
@@ -152,6 +152,39 @@ def test_sitemap_404_is_a_source_error(services: Services, site: StaticSite) -> 
     site.status["/sitemap.xml"] = 404
     with pytest.raises(SourceError, match=r"sitemap\.xml: HTTP 404"):
         sync(services, site)
+
+
+def test_a_sitemap_redirecting_to_another_host_is_refused_not_followed(services: Services, site: StaticSite) -> None:
+    elsewhere = site.url("/elsewhere/sitemap.xml").replace("127.0.0.1", "localhost")
+    site.files["/elsewhere/sitemap.xml"] = ("application/xml", site._sitemaps()["/sitemaps/pages-1.xml"])
+    site.redirects["/sitemap.xml"] = elsewhere
+    with pytest.raises(SourceError, match=r"sitemap\.xml: redirects to another host \(http://localhost:\d+/elsewhere/"
+                                          r"sitemap\.xml\), refused"):
+        sync(services, site)
+    assert "/elsewhere/sitemap.xml" not in [r.path for r in site.log]  # never requested
+    # A redirect within the site is followed as before.
+    site.redirects["/sitemap.xml"] = site.url("/elsewhere/sitemap.xml")
+    assert sync(services, site).added > 0
+
+
+def test_a_nested_sitemap_redirecting_off_site_is_reported_and_deletes_nothing(
+        services: Services, site: StaticSite) -> None:
+    sync(services, site)
+    site.redirects["/sitemaps/pages-2.xml.gz"] = site.url("/x.xml.gz").replace("127.0.0.1", "localhost")
+    stats = sync(services, site)
+    failures = dict(stats.failures)
+    assert stats.deleted == 0 and "redirects to another host" in failures[site.url("/sitemaps/pages-2.xml.gz")]
+
+
+@pytest.mark.parametrize("encoding", ["utf-8", "utf-16"])
+def test_a_sitemap_declaring_entities_is_refused_whatever_its_encoding(
+        services: Services, site: StaticSite, encoding: str) -> None:
+    xml = (f'<?xml version="1.0" encoding="{encoding}"?>\n<!DOCTYPE urlset [<!ENTITY site "{site.url("")}">]>'
+           f'<urlset xmlns="{SITEMAP_NS}"><url><loc>&site;/docs/install.html</loc></url></urlset>')
+    site.files["/sitemap.xml"] = ("application/xml", xml.encode(encoding))
+    with pytest.raises(SourceError, match=r"sitemap\.xml: has a DOCTYPE or entity declarations, refused"):
+        sync(services, site)
+    assert not services.store.document_hashes("site")
 
 
 def test_a_broken_nested_sitemap_is_reported_and_deletes_nothing(services: Services, site: StaticSite) -> None:

@@ -176,11 +176,33 @@ path = "../docs"
 name = "wiki"
 type = "confluence"
 url = "https://example.atlassian.net/wiki"
-spaces = ["DOC", "OPS", "CS"]
+spaces = ["DOC", "OPS", "CS", "KB"]
 cloud = true
 internal_spaces = ["OPS"]
 customer_spaces = ["CS"]
+public_spaces = ["KB"]
 """)
     docs, wiki = load_sources(config)
     assert isinstance(docs, DocsSource) and docs.path.resolve() == (tmp_path / "docs").resolve()
-    assert isinstance(wiki, ConfluenceSource) and wiki.space_audience() == {"OPS": "internal", "CS": "customer"}
+    # DOC is not mapped: the connector reads its permission in Confluence (anonymous view: public).
+    assert isinstance(wiki, ConfluenceSource)
+    assert wiki.space_audience() == {"OPS": "internal", "CS": "customer", "KB": "public"}
+
+
+def test_a_space_mapped_twice_is_an_error(tmp_path: Path) -> None:
+    config = tmp_path / "answerdesk.toml"
+    config.write_text("""
+[[source]]
+name = "wiki"
+type = "confluence"
+url = "https://example.atlassian.net/wiki"
+spaces = ["DOC", "OPS"]
+internal_spaces = ["OPS"]
+public_spaces = ["OPS", "WIKI"]
+""")
+    with pytest.raises(ConfigError) as caught:
+        load_sources(config)
+    assert "public_spaces lists WIKI, which is not in spaces" in str(caught.value)
+    config.write_text(config.read_text().replace('"OPS", "WIKI"', '"OPS"'))
+    with pytest.raises(ConfigError, match="OPS is in both internal_spaces and public_spaces"):
+        load_sources(config)

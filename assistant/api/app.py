@@ -21,7 +21,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from assistant.api.admin import router as admin_router
 from assistant.api.agent import router as agent_router
 from assistant.api.routes import Traffic, build_router, problem
-from assistant.api.traffic import RateLimited
+from assistant.api.traffic import RateLimited, SlotTimeout
 from assistant.api.web import router as web_router
 from assistant.conversations import NotFound
 from assistant.errors import AnswerdeskError, EmbeddingError, EscalationError, RetrievalError
@@ -151,6 +151,10 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     @app.exception_handler(RateLimited)
     async def rate_limited(_request: Request, exc: RateLimited) -> JSONResponse:
         return problem(429, str(exc), {"Retry-After": str(exc.retry_after)})
+
+    @app.exception_handler(SlotTimeout)
+    async def busy(_request: Request, exc: SlotTimeout) -> JSONResponse:
+        return problem(503, str(exc), {"Retry-After": str(exc.retry_after)})
 
     @app.exception_handler(NotFound)
     async def not_found(_request: Request, exc: NotFound) -> JSONResponse:

@@ -163,6 +163,7 @@ def build_router(settings: Settings) -> APIRouter:
         except sa.exc.SQLAlchemyError as exc:
             checks["database"] = f"unreachable: {exc.__class__.__name__}"
         try:
+            svc.vectors.ping()  # bounded: a paused Chroma server must not hold the probe
             checks["index"] = f"ok ({svc.vectors.count()} vectors)"
         except AnswerdeskError as exc:
             checks["index"] = f"unreachable: {exc}"
@@ -179,7 +180,7 @@ class Traffic:
     """The app's priority queue and rate limits, built once per app."""
 
     def __init__(self, settings: Settings) -> None:
-        self.slots = PrioritySlots(settings.max_concurrent_answers, settings.priority_share)
+        self.slots = PrioritySlots(settings.max_concurrent_answers, settings.priority_share, settings.answer_slot_wait)
         self.limits = Limits(settings.rate_limits, settings.stream_limits, settings.redis_url)
 
 

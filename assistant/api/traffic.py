@@ -36,17 +36,28 @@ class _Waiter:
     label: str = field(compare=False, default="")
 
 
+class SlotTimeout(TimeoutError):
+    """No answer slot became free in time: the API answers 503 with Retry-After."""
+
+    def __init__(self, wait: float, retry_after: int = 5) -> None:
+        super().__init__(f"The assistant is busy: no answer slot became free within {wait:g} s. "
+                         f"Try again in {retry_after} s.")
+        self.retry_after = retry_after
+
+
 class PrioritySlots:
-    def __init__(self, limit: int, share: int = 4) -> None:
+    def __init__(self, limit: int, share: int = 4, wait: float | None = None) -> None:
         self.limit = limit
         self.share = share
+        self.wait = wait  # seconds a request may queue (None: no bound), so a stuck answerer cannot pile up waiters
         self.active = 0
         self._heap: list[_Waiter] = []
         self._seq = 0
         self._priority_streak = 0
         self.started: list[str] = []  # labels in the order they started, for tests and benchmarks
 
-    async def acquire(self, priority: int, label: str = "") -> None:
+    async def acquire(self, priority: int, label: str = "", wait: float | None = None) -> None:
+        """Wait for a slot; SlotTimeout after `wait` seconds (default: the queue's own bound)."""
         if self.active < self.limit and not self._heap:
             self.active += 1
             self.started.append(label)
@@ -54,14 +65,18 @@ class PrioritySlots:
         self._seq += 1
         waiter = _Waiter(priority, self._seq, asyncio.get_running_loop().create_future(), label)
         heapq.heappush(self._heap, waiter)
+        bound = self.wait if wait is None else wait
         try:
-            await waiter.future
-        except asyncio.CancelledError:
+            async with asyncio.timeout(bound):
+                await waiter.future
+        except (asyncio.CancelledError, TimeoutError) as exc:
             if waiter.future.done() and not waiter.future.cancelled():
                 self.release()  # granted just as the client went away: pass the slot on
-            else:
+            elif waiter in self._heap:
                 self._heap.remove(waiter)
                 heapq.heapify(self._heap)
+            if isinstance(exc, TimeoutError):
+                raise SlotTimeout(bound or 0.0) from None
             raise
 
     def release(self) -> None:
@@ -99,7 +114,8 @@ class SlotGate:
 
     @contextmanager
     def __call__(self, identity: Identity, label: str) -> Iterator[None]:
-        granted = asyncio.run_coroutine_threadsafe(self.slots.acquire(identity.priority, label), self.loop)
+        granted = asyncio.run_coroutine_threadsafe(self.slots.acquire(identity.priority, label, self.wait),
+                                                   self.loop)
         try:
             granted.result(self.wait)
         except concurrent.futures.TimeoutError:

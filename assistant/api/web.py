@@ -22,7 +22,7 @@ from fastapi.responses import FileResponse, HTMLResponse, Response
 from markdown_it import MarkdownIt
 from pydantic import BaseModel
 
-from assistant import analytics
+from assistant import analytics, safe_yaml
 from assistant.anchors import slugify
 from assistant.anchors import unique_anchor as _unique
 from assistant.api.auth import require
@@ -143,8 +143,8 @@ def _front_matter(text: str) -> tuple[dict[str, Any], str]:
     if not match:
         return {}, text
     try:
-        meta = yaml.safe_load(match.group(1))
-    except yaml.YAMLError:
+        meta = safe_yaml.load(match.group(1))
+    except (yaml.YAMLError, RecursionError):
         return {}, text
     return (meta if isinstance(meta, dict) else {}), text.replace("\r\n", "\n")[match.end():]
 

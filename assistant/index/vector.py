@@ -2,19 +2,27 @@
 
 Embeddings are always passed in: Chroma's default embedding function downloads a model,
 so the collection is created with none and nothing here sends text for Chroma to embed.
+
+Every request to a Chroma server is bounded in time: a stopped server fails at once, and a paused
+or overloaded one fails after `timeout` seconds instead of holding requests (and /readyz) forever.
 """
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import urlparse
 
+import httpx
 import numpy as np
 
 from assistant.errors import ConfigError, RetrievalError
 from assistant.types import Where
+
+log = logging.getLogger(__name__)
+PROBE_SECONDS = 2.0  # a readiness probe or first contact answers within this, or the server counts as down
 
 
 @dataclass
@@ -56,8 +64,10 @@ class ChromaIndex:
     # Chroma rejects larger batches (its max_batch_size); stay well under it.
     batch = 1000
 
-    def __init__(self, client: Any, collection: str, model_name: str, dimension: int) -> None:
+    def __init__(self, client: Any, collection: str, model_name: str, dimension: int, server: str = "",
+                 probe_timeout: float = PROBE_SECONDS) -> None:
         self._client = client
+        self._server, self._probe_timeout = server, probe_timeout  # server: base URL of a `chroma run`
         try:
             self._col = client.get_or_create_collection(
                 collection,
@@ -75,27 +85,36 @@ class ChromaIndex:
             )
 
     @classmethod
-    def open(cls, chroma_url: str, path: Path, collection: str, model_name: str, dimension: int) -> ChromaIndex:
+    def open(cls, chroma_url: str, path: Path, collection: str, model_name: str, dimension: int,
+             timeout: float = 15.0) -> ChromaIndex:
         import chromadb
         from chromadb.config import Settings as ChromaSettings
 
         chroma_settings = ChromaSettings(anonymized_telemetry=False)
+        server, probe_timeout = "", min(timeout, PROBE_SECONDS)
         try:
             if chroma_url:
                 u = urlparse(chroma_url)
+                port = u.port or (443 if u.scheme == "https" else 8000)
+                server = f"{u.scheme}://{u.hostname}:{port}"
+                # HttpClient() already sends requests, unbounded: make sure the server answers first.
+                probe(server, probe_timeout)
                 client = chromadb.HttpClient(
                     host=u.hostname or "localhost",
-                    port=u.port or (443 if u.scheme == "https" else 8000),
+                    port=port,
                     ssl=u.scheme == "https",
                     settings=chroma_settings,
                 )
+                bound(client, timeout)
             else:
                 path.mkdir(parents=True, exist_ok=True)
                 client = chromadb.PersistentClient(path=str(path), settings=chroma_settings)
+        except RetrievalError:
+            raise
         except Exception as exc:
             where = chroma_url or str(path)
             raise RetrievalError(f"Cannot reach Chroma at {where}: {exc}. Check ANSWERDESK_CHROMA_URL.") from exc
-        return cls(client, collection, model_name, dimension)
+        return cls(client, collection, model_name, dimension, server, probe_timeout)
 
     def upsert(self, ids: list[str], vectors: np.ndarray, metadatas: list[dict[str, Any]]) -> None:
         for i in range(0, len(ids), self.batch):
@@ -148,9 +167,37 @@ class ChromaIndex:
     def heartbeat(self) -> None:
         self._call(self._client.heartbeat)
 
+    def ping(self) -> None:
+        """Raise RetrievalError unless a Chroma server answers within the probe timeout (embedded: no-op).
+        For readiness checks, which must answer promptly even when the server hangs."""
+        if self._server:
+            probe(self._server, self._probe_timeout)
+
     @staticmethod
     def _call(fn: Any, **kwargs: Any) -> Any:
         try:
             return fn(**kwargs)
         except Exception as exc:  # chromadb raises its own errors, httpx errors, ValueError...
             raise RetrievalError(f"Chroma request failed: {exc}") from exc
+
+
+def probe(server: str, timeout: float) -> None:
+    """GET the server's heartbeat with a short deadline; RetrievalError naming the cause otherwise."""
+    try:
+        response = httpx.get(f"{server}/api/v2/heartbeat", timeout=timeout)
+        response.raise_for_status()
+    except httpx.TimeoutException:
+        raise RetrievalError(f"Chroma at {server} did not answer within {timeout:g} s") from None
+    except httpx.HTTPError as exc:
+        raise RetrievalError(f"Cannot reach Chroma at {server} ({type(exc).__name__}). "
+                             "Check ANSWERDESK_CHROMA_URL and that the server runs.") from None
+
+
+def bound(client: Any, timeout: float) -> None:
+    """Give the HttpClient's requests a deadline. chromadb 1.5 creates its httpx session with timeout=None and
+    offers no setting for it (chroma-core/chroma#5805), so it is set on that session."""
+    session = getattr(getattr(client, "_server", None), "_session", None)
+    if not isinstance(session, httpx.Client):
+        log.warning("cannot set a timeout on this chromadb version's HTTP client: requests to Chroma are unbounded")
+        return
+    session.timeout = httpx.Timeout(timeout, connect=min(timeout, 5.0))

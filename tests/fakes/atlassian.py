@@ -68,6 +68,10 @@ ALLOWED = [
             "Jira Cloud removed /rest/api/{2,3}/search and answers 410; the document still lists 200 only"),
     Allowed(r".", r"^status 4\d\d: .*mimetype not found: application/json\. Valid mimetypes: \[\]$",
             "the documents list most 4xx answers without a body; Atlassian sends a JSON error body with them"),
+    Allowed(r"^GET /rest/api/space/[^/]+/permissions/anonymous$", r"PathNotFound",
+            "Data Center only (REST API 'Space Permissions', Confluence 9.x); the Cloud v1 document lacks it and "
+            "no DC document is public. Shape per developer.atlassian.com/server/confluence/rest/v1000: a list "
+            "of {operation: {operationKey, targetType}, subject, spaceKey}"),
     Allowed(r"^(GET|POST) /rest/api/[23]/issue/[^/]+/comment$", r"'\d{4}-\d\d-\d\dT[\d:.]+\+0000' is not a 'date-time'",
             "Jira writes times as 2024-01-31T10:00:00.000+0000 (no colon in the offset), not RFC 3339 as declared"),
 ]
@@ -264,7 +268,8 @@ class Space:
     key: str
     name: str
     id: int
-
+    anonymous_view: bool = False  # the "View" space permission granted to anonymous users
+    permissions_visible: bool = True  # False: the account may not read the space's permissions
 
 @dataclass
 class Person:
@@ -337,9 +342,9 @@ class FakeAtlassian:
         self._ids += 1
         return str(self._ids)
 
-    def add_space(self, key: str, name: str | None = None) -> Space:
+    def add_space(self, key: str, name: str | None = None, anonymous_view: bool = False) -> Space:
         with self.lock:
-            space = Space(key, name or f"{key} space", int(self.next_id()))
+            space = Space(key, name or f"{key} space", int(self.next_id()), anonymous_view)
             self.spaces[key] = space
             return space
 
@@ -625,6 +630,8 @@ class Handlers:
         routes: list[tuple[str, str, Callable[..., Answer]]] = [
             ("GET", ctx + r"/rest/api/space", self.spaces),
             ("GET", ctx + r"/rest/api/space/(?P<key>[^/]+)", self.space),
+            *([] if f.cloud else [("GET", r"/rest/api/space/(?P<key>[^/]+)/permissions/anonymous",
+                                   self.anonymous_permissions)]),
             ("GET", ctx + r"/rest/api/content", self.content_list),
             ("GET", ctx + r"/rest/api/content/(?P<page_id>\d+)", self.content),
             ("GET", ctx + r"/rest/api/content/(?P<page_id>\d+)/restriction/byOperation", self.restrictions),
@@ -674,7 +681,7 @@ class Handlers:
 
     def _space_json(self, space: Space) -> dict[str, Any]:
         return {"id": space.id, "key": space.key, "name": space.name, "type": "global", "status": "current",
-                "_expandable": {"homepage": "", "description": ""},
+                "_expandable": {"homepage": "", "description": "", "permissions": ""},
                 "_links": {"webui": f"/spaces/{space.key}" if self.f.cloud else f"/display/{space.key}",
                            "self": f"{self.f.confluence_url}/rest/api/space/{space.key}"}}
 
@@ -742,12 +749,47 @@ class Handlers:
         return 200, {"results": [self._space_json(s) for s in items], "start": start, "limit": limit,
                      "size": len(items), "_links": self._links()}, {}
 
-    def space(self, key: str, **_: Any) -> Answer:
+    @staticmethod
+    def _no_space(key: str) -> Answer:
+        return 404, {"statusCode": 404, "data": {"authorized": False, "valid": True, "errors": [],
+                                                 "successful": False},
+                     "message": f"No space with key : {key}", "reason": "Not Found"}, {}
+
+    def space(self, key: str, query: dict[str, str], **_: Any) -> Answer:
         if key not in self.f.spaces:
-            return 404, {"statusCode": 404, "data": {"authorized": False, "valid": True, "errors": [],
-                                                     "successful": False},
-                         "message": f"No space with key : {key}", "reason": "Not Found"}, {}
-        return 200, self._space_json(self.f.spaces[key]), {}
+            return self._no_space(key)
+        space = self.f.spaces[key]
+        out = self._space_json(space)
+        if "permissions" in query.get("expand", "").split(","):
+            if space.permissions_visible:  # Cloud v1: SpacePermission, anonymous access is a flag on it
+                out["permissions"] = self._space_permissions(space)
+            out["_expandable"] = {k: v for k, v in out["_expandable"].items() if k != "permissions"}
+        return 200, out, {}
+
+    @staticmethod
+    def _space_permissions(space: Space) -> list[dict[str, Any]]:
+        def grant(n: int, operation: str, anonymous: bool) -> dict[str, Any]:
+            subjects = {"_expandable": {"user": ""}} if anonymous else {
+                "group": {"results": [{"type": "group", "name": "confluence-users"}], "size": 1},
+                "_expandable": {"user": ""}}
+            return {"id": space.id * 10 + n, "subjects": subjects,
+                    "operation": {"operation": operation, "targetType": "space"},
+                    "anonymousAccess": anonymous, "unlicensedAccess": False}
+
+        grants = [grant(0, "read", False), grant(1, "export", False)]
+        return grants + ([grant(2, "read", True)] if space.anonymous_view else [])
+
+    def anonymous_permissions(self, key: str, **_: Any) -> Answer:
+        """Data Center's GET /rest/api/space/{key}/permissions/anonymous; it needs space admin rights."""
+        if key not in self.f.spaces:
+            return self._no_space(key)
+        space = self.f.spaces[key]
+        if not space.permissions_visible:
+            return 403, {"statusCode": 403, "message": "Could not find permission for current user",
+                         "reason": "Forbidden"}, {}
+        subject = {"type": "anonymous", "displayName": "Anonymous"}
+        return 200, [{"operation": {"targetType": "space", "operationKey": op}, "subject": subject, "spaceKey": key}
+                     for op in (("read", "export") if space.anonymous_view else ())], {}
 
     def content_list(self, query: dict[str, str], **_: Any) -> Answer:
         expand = {e for e in query.get("expand", "").split(",") if e}

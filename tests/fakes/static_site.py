@@ -1,6 +1,7 @@
 """A local static docs site for tests: pages, robots.txt, sitemap.xml (flat or a sitemap index over
 a plain and a gzipped child), ETag and Last-Modified with 304 answers, a request log, and switches
-to break a page (404/500/slow) or change, add and unlist pages while it runs.
+to break a page (404/500/slow), redirect a path, serve raw files, or change, add and unlist pages
+while it runs.
 
     with StaticSite({"/docs/a.html": "<html>...", ...}, robots="User-agent: *\\nDisallow: /private/") as site:
         site.url("/")            # http://127.0.0.1:PORT/
@@ -52,6 +53,8 @@ class StaticSite:
         self.unlisted: set[str] = set()  # served, but left out of the sitemap
         self.status: dict[str, int] = {}  # path -> forced status (pages, sitemaps, robots.txt)
         self.delay: dict[str, float] = {}  # path -> seconds to wait before answering
+        self.redirects: dict[str, str] = {}  # path -> URL answered with 302 Found
+        self.files: dict[str, tuple[str, bytes]] = {}  # path -> (content type, body), served as they are
         self.log: list[Request] = []
         self.in_flight = 0
         self.max_in_flight = 0
@@ -124,6 +127,10 @@ class StaticSite:
                 ) -> tuple[int, dict[str, str], bytes]:
         if path in self.status:
             return self.status[path], {"Content-Type": "text/html"}, b"<h1>error</h1>"
+        if path in self.redirects:
+            return 302, {"Location": self.redirects[path], "Content-Type": "text/html"}, b"<h1>moved</h1>"
+        if path in self.files:
+            return 200, {"Content-Type": self.files[path][0]}, self.files[path][1]
         if path == "/robots.txt":
             if self.robots is None:
                 return 404, {"Content-Type": "text/plain"}, b"not found"
