@@ -166,3 +166,19 @@ def test_limits_are_shared_across_instances_through_redis(docs_services: Service
         codes = [c.post("/v1/chat", json={"question": "hi"}, headers={"X-API-Key": key2}).status_code
                  for c in (a, b, a, b)]
     assert codes == [200, 200, 200, 200]
+
+
+def test_bookkeeping_does_not_grow_with_every_request_or_client() -> None:
+    async def many() -> PrioritySlots:
+        slots = PrioritySlots(limit=2)
+        for i in range(5000):
+            await slots.acquire(1, f"r{i}")
+            slots.release()
+        return slots
+
+    slots = asyncio.run(many())
+    assert 0 < len(slots.started) <= 2000 and slots.started[-1] == "r4999"
+    limits = Limits({}, {"community": 2})
+    for i in range(500):
+        limits.close_stream(limits.open_stream(Identity("community", client=f"10.9.{i // 250}.{i % 250}")))
+    assert limits._local == {}
