@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -138,6 +139,10 @@ class Settings(BaseSettings):
     # Docs-site origins allowed to call the API from a browser (the widget): comma-separated.
     cors_origins: Annotated[list[str], NoDecode] = []
 
+    # Reverse proxies (addresses or CIDR networks) whose X-Forwarded-For names the real client, for rate
+    # limits by client address. Comma-separated; empty: the socket's address is the client.
+    trusted_proxies: Annotated[list[str], NoDecode] = []
+
     # A folder served read-only at /kb, so the demo's citation links open (make run: docs/).
     demo_docs_dir: Path | None = None
 
@@ -156,6 +161,21 @@ class Settings(BaseSettings):
     @classmethod
     def _split_origins(cls, v: object) -> object:
         return [o.strip().rstrip("/") for o in v.split(",") if o.strip()] if isinstance(v, str) else v
+
+    @field_validator("trusted_proxies", mode="before")
+    @classmethod
+    def _split_proxies(cls, v: object) -> object:
+        return [p.strip() for p in v.split(",") if p.strip()] if isinstance(v, str) else v
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _networks(cls, v: list[str]) -> list[str]:
+        for entry in v:
+            try:
+                ipaddress.ip_network(entry, strict=False)
+            except ValueError:
+                raise ValueError(f"{entry!r} is not an IP address or CIDR network (e.g. 10.0.0.0/8)") from None
+        return v
 
     @field_validator("chroma_url")
     @classmethod

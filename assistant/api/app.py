@@ -19,6 +19,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from assistant.api.admin import router as admin_router
 from assistant.api.agent import router as agent_router
+from assistant.api.auth import trusted_networks
 from assistant.api.routes import Traffic, build_router, problem
 from assistant.api.traffic import RateLimited
 from assistant.api.web import router as web_router
@@ -119,6 +120,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
         lifespan=lifespan,
     )
     app.state.traffic = Traffic(settings)
+    app.state.trusted_proxies = trusted_networks(settings.trusted_proxies)
     app.include_router(build_router(settings))
     app.include_router(admin_router)
     app.include_router(agent_router)

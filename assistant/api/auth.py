@@ -4,6 +4,7 @@ A revoked or unknown key is 401; a valid key on an endpoint its role may not use
 
 from __future__ import annotations
 
+import ipaddress
 from dataclasses import replace
 from typing import Annotated, Any
 
@@ -17,7 +18,37 @@ _header = APIKeyHeader(name="X-API-Key", auto_error=False, description="The same
 
 
 def client_ip(request: Request) -> str:
-    return request.client.host if request.client else "unknown"
+    """The address community rate limits count by. Behind a reverse proxy every socket comes from the
+    proxy, so X-Forwarded-For is read, but only when the socket is one of ANSWERDESK_TRUSTED_PROXIES
+    (anyone else could claim any address): the client is the rightmost address no trusted proxy wrote."""
+    peer = request.client.host if request.client else "unknown"
+    trusted: Networks = request.app.state.trusted_proxies
+    if not trusted or not _within(peer, trusted):
+        return peer
+    hops = [a.strip() for line in request.headers.getlist("x-forwarded-for") for a in line.split(",")]
+    for address in reversed(hops):
+        if not _within(address, trusted):
+            return address if _parse(address) is not None else peer  # garbage is nobody's address
+    return peer
+
+
+Networks = list[ipaddress.IPv4Network | ipaddress.IPv6Network]
+
+
+def trusted_networks(entries: list[str]) -> Networks:
+    return [ipaddress.ip_network(e, strict=False) for e in entries]
+
+
+def _parse(address: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    try:
+        return ipaddress.ip_address(address)
+    except ValueError:
+        return None
+
+
+def _within(address: str, networks: Networks) -> bool:
+    ip = _parse(address)
+    return ip is not None and any(ip in net for net in networks)
 
 
 def get_identity(
