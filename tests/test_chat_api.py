@@ -12,6 +12,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 from assistant.api import create_app
+from assistant.api.routes import UNAVAILABLE
+from assistant.errors import EscalationError
 from assistant.services import Services
 from assistant.settings import Settings
 
@@ -28,10 +30,18 @@ def agent(docs_services: Services) -> dict[str, str]:
     return {"Authorization": f"Bearer {key}"}
 
 
+# Anonymous conversations belong to the session that started them; the tests keep each token as the widget does.
+SESSIONS: dict[str, dict[str, str]] = {}
+
+
 def ask(client: TestClient, question: str, conversation_id: str | None = None) -> dict[str, Any]:
-    r = client.post("/v1/chat", json={"question": question, "conversation_id": conversation_id})
+    r = client.post("/v1/chat", json={"question": question, "conversation_id": conversation_id},
+                    headers=SESSIONS.get(conversation_id or "", {}))
     assert r.status_code == 200, r.text
-    return r.json()  # type: ignore[no-any-return]
+    body: dict[str, Any] = r.json()
+    if "X-Answerdesk-Session" in r.headers:
+        SESSIONS[body["conversation_id"]] = {"X-Answerdesk-Session": r.headers["X-Answerdesk-Session"]}
+    return body
 
 
 def parse_sse(text: str) -> list[tuple[str, Any]]:
@@ -91,7 +101,9 @@ def test_off_topic_question_is_escalated_honestly(client: TestClient, agent: dic
     assert esc["status"] == "open" and not esc["requested_by_user"]
     assert esc["reasons"] and esc["confidence"] == body["confidence"]
     assert esc["role"] == "community" and esc["priority"] == "Low" and esc["labels"] == ["answerdesk"]
-    own = client.get(f"/v1/escalations/{body['escalation_id']}")  # the anonymous asker can follow it
+    # The anonymous asker can follow it, with the session that asked; nobody else can.
+    own = client.get(f"/v1/escalations/{body['escalation_id']}", headers=SESSIONS[body["conversation_id"]])
+    assert client.get(f"/v1/escalations/{body['escalation_id']}").status_code == 404
     assert own.status_code == 200 and own.json()["id"] == body["escalation_id"]
 
 
@@ -99,7 +111,8 @@ def test_asking_for_a_human_escalates(client: TestClient) -> None:
     first = ask(client, "How do I install answerdesk?")
     body = ask(client, "This didn't help, I want to talk to a human please", first["conversation_id"])
     assert body["escalated"] and "human_requested" in body["flags"]
-    r = client.post("/v1/escalations", json={"conversation_id": first["conversation_id"], "reason": "still stuck"})
+    r = client.post("/v1/escalations", json={"conversation_id": first["conversation_id"], "reason": "still stuck"},
+                    headers=SESSIONS[first["conversation_id"]])
     assert r.status_code == 201
     esc = r.json()
     assert esc["requested_by_user"] and "still stuck" in esc["reasons"]
@@ -131,7 +144,8 @@ def test_follow_up_is_rewritten_with_the_previous_turn(client: TestClient) -> No
 
 def test_feedback(client: TestClient) -> None:
     body = ask(client, "How do I install answerdesk?")
-    r = client.post("/v1/feedback", json={"message_id": body["message_id"], "rating": "up", "comment": "thanks"})
+    r = client.post("/v1/feedback", json={"message_id": body["message_id"], "rating": "up", "comment": "thanks"},
+                    headers=SESSIONS[body["conversation_id"]])
     assert r.status_code == 201 and r.json()["rating"] == "up"
 
 
@@ -156,7 +170,7 @@ def test_chat_validation_names_the_field(client: TestClient, payload: dict[str, 
 def test_other_client_errors(client: TestClient) -> None:
     unknown = "00000000-0000-0000-0000-000000000000"
     r = client.post("/v1/chat", json={"question": "hi", "conversation_id": unknown})
-    assert r.status_code == 404 and unknown in r.json()["detail"]
+    assert r.status_code == 404 and r.json()["detail"] == "conversation not found"  # the id is not echoed
     r = client.post("/v1/chat", json={"question": "hi", "conversation_id": unknown},
                     headers={"Accept": "text/event-stream"})
     assert r.status_code == 404
@@ -190,9 +204,27 @@ def test_unreachable_index_is_503_with_retry_after(tmp_path: Any, docs_services:
                     raise_server_exceptions=False) as c:
         r = c.post("/v1/chat", json={"question": "How do I install answerdesk?"})
         assert r.status_code == 503 and r.headers["Retry-After"]
-        assert "Chroma" in r.json()["detail"] and "Traceback" not in r.text
+        # Anyone: a plain message; the cause (host, port, setting) is for the log and for admins.
+        assert r.json()["detail"] == UNAVAILABLE and "Traceback" not in r.text
         r = c.get("/readyz")
-        assert r.status_code == 503 and r.json()["checks"]["index"].startswith("unreachable")
+        assert r.status_code == 503 and r.json()["checks"]["index"] == "unreachable"
+        admin, _ = c.app.state.services.keys.create("admin", "ops")  # type: ignore[attr-defined]
+        r = c.post("/v1/chat", json={"question": "How do I install answerdesk?"}, headers={"X-API-Key": admin})
+        assert r.status_code == 503 and "Chroma" in r.json()["detail"] and "127.0.0.1" in r.json()["detail"]
+        r = c.get("/readyz", headers={"Authorization": f"Bearer {admin}"})
+        assert r.json()["checks"]["index"].startswith("unreachable: ") and "Chroma" in r.json()["checks"]["index"]
+
+
+def test_an_sse_error_shows_no_internals(client: TestClient, docs_services: Services,
+                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    def lost(*_a: Any, **_k: Any) -> None:
+        raise EscalationError("Could not record the answer: OperationalError at db.internal.example:5432")
+
+    monkeypatch.setattr(docs_services.conversations, "add_exchange", lost)  # fails after the text streamed
+    r = client.post("/v1/chat", json={"question": "How do I install answerdesk?"},
+                    headers={"Accept": "text/event-stream"})
+    kind, data = parse_sse(r.text)[-1]
+    assert kind == "error" and data["detail"] == UNAVAILABLE and "db.internal" not in r.text
 
 
 def test_unexpected_error_is_json_without_trace(client: TestClient, docs_services: Services,

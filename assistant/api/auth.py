@@ -12,6 +12,7 @@ from fastapi import Depends, HTTPException, Request, Security
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 
 from assistant.keys import Identity
+from assistant.sessions import HEADER as SESSION_HEADER
 
 _bearer = HTTPBearer(auto_error=False, description="An answerdesk API key; none = community")
 _header = APIKeyHeader(name="X-API-Key", auto_error=False, description="The same key, as a header")
@@ -59,7 +60,9 @@ def get_identity(
     key = bearer.credentials if bearer else header
     ip = client_ip(request)
     if not key:
-        return Identity(role="community", client=ip)
+        # A forged or outdated session token is ignored, not refused: the caller simply owns nothing yet.
+        sid = request.app.state.sessions.verify(request.headers.get(SESSION_HEADER))
+        return Identity(role="community", client=ip, session=f"widget:{sid}" if sid else None)
     identity = request.app.state.services.keys.resolve(key)
     if identity is None:
         raise HTTPException(401, "Unknown or revoked API key", headers={"WWW-Authenticate": "Bearer"})
@@ -67,6 +70,29 @@ def get_identity(
 
 
 CurrentIdentity = Annotated[Identity, Depends(get_identity)]
+
+
+def is_admin(request: Request) -> bool:
+    """Whether the request carries a valid admin key: for error pages that show the cause only to admins.
+    Never raises (it runs while something is already failing, the database perhaps)."""
+    auth = request.headers.get("authorization", "")
+    key = auth[7:].strip() if auth.lower().startswith("bearer ") else request.headers.get("x-api-key", "")
+    if not key:
+        return False
+    try:
+        identity = request.app.state.services.keys.resolve(key)
+    except Exception:  # noqa: BLE001 - any failure means: not known to be an admin
+        return False
+    return identity is not None and identity.role == "admin"
+
+
+def start_session(request: Request, identity: Identity) -> tuple[Identity, dict[str, str]]:
+    """A caller with neither key nor session gets a new session: the identity that owns what it starts,
+    and the response header that hands the token over (the widget keeps it and sends it back)."""
+    if identity.owner is not None:
+        return identity, {}
+    sid, token = request.app.state.sessions.new()
+    return replace(identity, session=f"widget:{sid}"), {SESSION_HEADER: token}
 
 
 def require(*roles: str) -> Any:
