@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -19,11 +21,14 @@ from assistant.access import access_filter
 from assistant.api import create_app
 from assistant.keys import Identity
 from assistant.services import Services
-from assistant.settings import Settings
+from assistant.settings import Settings, bundled_model_path, load_settings
 from ingest.model import DocumentRef, SourceDocument
 from ingest.parsers import Section
 from ingest.pipeline import Ingestor
 from tests.test_chat_api import parse_sse
+
+# `pytest -m leak` runs this suite alone; with ANSWERDESK_LEAK_SUITE_ENV=1 against your own configuration.
+pytestmark = pytest.mark.leak
 
 # (doc_id, title, text, audience, org): every non-public text holds a unique canary.
 CORPUS = [
@@ -66,7 +71,14 @@ def acl_services(settings: Settings, embedder: Any) -> Services:
 
 @pytest.fixture(scope="module")
 def kb(tmp_path_factory: pytest.TempPathFactory, embedder: Any) -> Services:
-    settings = Settings(data_dir=tmp_path_factory.mktemp("acl"), _env_file=None,  # type: ignore[call-arg]
+    data_dir = tmp_path_factory.mktemp("acl")
+    if os.environ.get("ANSWERDESK_LEAK_SUITE_ENV") == "1":
+        # Your configuration (answerer and LLM, model, retrieval, threshold, Chroma server) from the environment
+        # and .env; the canaries go to a throwaway database and collection, never into your data.
+        settings = load_settings(data_dir=data_dir, database_url="", chroma_collection=f"leak-suite-{uuid.uuid4().hex}",
+                                 rate_limits={}, stream_limits={})
+        return acl_services(settings, embedder if settings.embedding_model == bundled_model_path() else None)
+    settings = Settings(data_dir=data_dir, _env_file=None,  # type: ignore[call-arg]
                         rate_limits={}, stream_limits={})
     return acl_services(settings, embedder)
 

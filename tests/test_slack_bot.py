@@ -320,6 +320,7 @@ def test_talk_to_a_human_escalates_and_offers_the_channels_tier_options(client: 
     assert len(after) == 3 and "rotate the database password" in after[-1].body["text"]
 
 
+@pytest.mark.leak
 def test_a_threads_reference_number_opens_nothing_over_the_api(client: TestClient, slack: FakeSlack,
                                                                svc: Services) -> None:
     """A Slack conversation belongs to its channel: the reference shown in the thread lets nobody read the
