@@ -104,7 +104,7 @@ class Assistant:
         started, first_ms = time.perf_counter(), None
         question = self.conversations.scrub(question.strip())  # nothing downstream sees the raw text
         conversation_id = self.conversations.ensure(
-            conversation_id, owner=identity.key_id if identity else None, staff=identity is None or identity.staff)
+            conversation_id, owner=identity.owner if identity else None, staff=identity is None or identity.staff)
         past = self.conversations.messages(conversation_id, self.history_turns * 2)
         history = [Turn(m.role, m.content) for m in past]
         previous_query = next((m.search_query for m in reversed(past) if m.role == "user"), None)

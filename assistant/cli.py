@@ -135,7 +135,9 @@ def serve(host: Annotated[str, typer.Option(help="Interface to listen on.")] = "
 
     app_ = create_app(load_settings())
     console.print(f"answerdesk on http://{host}:{port}  (API docs: /docs)")
-    uvicorn.run(app_, host=host, port=port, log_level="info")
+    # Forwarded addresses are trusted only per ANSWERDESK_TRUSTED_PROXIES (assistant/api/auth.py), not by
+    # uvicorn's own default of believing 127.0.0.1.
+    uvicorn.run(app_, host=host, port=port, log_level="info", proxy_headers=False)
 
 
 def main() -> None:

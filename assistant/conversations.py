@@ -38,22 +38,26 @@ class Conversations:
         self.engine = engine
 
     def ensure(self, conversation_id: str | None, owner: str | None = None, staff: bool = True) -> str:
-        """The given conversation or a new one owned by `owner` (an API key id; None = anonymous).
+        """The given conversation or a new one owned by `owner` (Identity.owner; None = the local operator).
 
-        A conversation that belongs to another key is reported as not found, not as forbidden:
-        its existence is nobody else's business. Staff (and the local operator) see all."""
+        Only its owner and staff (and the local operator) may read or continue a conversation; a
+        conversation nobody owns is staff-only. Someone else's is reported as not found, not as
+        forbidden, and without its id: its existence is nobody else's business."""
         now = utcnow()
+        c = db.conversations.c
         with self.engine.begin() as conn:
             if conversation_id is None:
                 conversation_id = str(uuid.uuid4())
-                conn.execute(db.conversations.insert(), {"id": conversation_id, "owner_key_id": owner,
+                key_id = owner[4:] if owner and owner.startswith("key:") else None
+                conn.execute(db.conversations.insert(), {"id": conversation_id, "owner": owner, "owner_key_id": key_id,
                                                          "created_at": now, "updated_at": now})
                 return conversation_id
-            found = conn.execute(
-                sa.select(db.conversations.c.owner_key_id).where(db.conversations.c.id == conversation_id)
-            ).first()
-        if found is None or not (staff or found.owner_key_id is None or found.owner_key_id == owner):
-            raise NotFound(f"conversation {conversation_id} not found")
+            found = conn.execute(sa.select(c.owner, c.owner_key_id).where(c.id == conversation_id)).first()
+        if found is None:
+            raise NotFound("conversation not found")
+        recorded = found.owner or (f"key:{found.owner_key_id}" if found.owner_key_id else None)
+        if not staff and (owner is None or recorded != owner):
+            raise NotFound("conversation not found")
         return conversation_id
 
     def message_conversation(self, message_id: str) -> str:
@@ -61,7 +65,7 @@ class Conversations:
             cid = conn.execute(sa.select(db.messages.c.conversation_id).where(
                 db.messages.c.id == message_id, db.messages.c.role == "assistant")).scalar_one_or_none()
         if cid is None:
-            raise NotFound(f"message {message_id} not found")
+            raise NotFound("message not found")
         return str(cid)
 
     def messages(self, conversation_id: str, limit: int = 50) -> list[StoredMessage]:
@@ -107,7 +111,7 @@ class Conversations:
                 sa.select(db.messages.c.role).where(db.messages.c.id == message_id)
             ).scalar_one_or_none()
             if found != "assistant":
-                raise NotFound(f"message {message_id} not found")
+                raise NotFound("message not found")
             result = conn.execute(db.feedback.insert().values(
                 message_id=message_id, rating=rating, comment=self.scrub(comment) if comment else comment,
                 created_at=utcnow()))

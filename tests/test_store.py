@@ -82,3 +82,31 @@ def test_an_older_database_gains_new_columns(database_url: str) -> None:
     assert store.get_chunks(["old-0"])["old-0"].org == ""
     store.save_documents([(record("a.md"), [chunk("a.md", 0)])])
     assert store.count_chunks() == 2
+
+
+def test_conversation_owners_on_an_upgraded_database(database_url: str) -> None:
+    """A database from before owners were recorded gains the column on start; its key-owned rows keep their
+    owner, its ownerless rows become staff-only, and new rows are owned, on SQLite and PostgreSQL alike."""
+    import pytest
+    import sqlalchemy as sa
+
+    from assistant.conversations import Conversations, NotFound
+    from assistant.db import init_db
+
+    engine = create_engine(database_url)
+    with engine.begin() as conn:  # the table as the previous version created it
+        conn.execute(sa.text("CREATE TABLE conversations (id VARCHAR(36) PRIMARY KEY, owner_key_id VARCHAR(36), "
+                             "created_at TIMESTAMP NOT NULL, updated_at TIMESTAMP NOT NULL)"))
+        conn.execute(sa.text("INSERT INTO conversations VALUES ('old-key', 'k1', :t, :t), ('old-anon', NULL, :t, :t)"),
+                     {"t": datetime(2026, 1, 1)})
+    init_db(engine)
+    convs = Conversations(engine)
+    assert convs.ensure("old-key", owner="key:k1", staff=False) == "old-key"
+    for cid, owner in (("old-key", "key:k2"), ("old-anon", None), ("old-anon", "widget:abc")):
+        with pytest.raises(NotFound):
+            convs.ensure(cid, owner=owner, staff=False)
+    assert convs.ensure("old-anon", owner=None, staff=True) == "old-anon"
+    new = convs.ensure(None, owner="slack:T1/C1", staff=False)
+    assert convs.ensure(new, owner="slack:T1/C1", staff=False) == new
+    with pytest.raises(NotFound):
+        convs.ensure(new, owner="slack:T1/C2", staff=False)

@@ -166,3 +166,50 @@ def test_limits_are_shared_across_instances_through_redis(docs_services: Service
         codes = [c.post("/v1/chat", json={"question": "hi"}, headers={"X-API-Key": key2}).status_code
                  for c in (a, b, a, b)]
     assert codes == [200, 200, 200, 200]
+
+
+def test_behind_a_trusted_proxy_each_visitor_has_their_own_budget(docs_services: Services) -> None:
+    """Every request arrives from the proxy's address: without trusting it, all visitors share one bucket;
+    trusted, the forwarded client counts, and only the address the trusted proxy itself appended (what a
+    visitor puts in X-Forwarded-For is not believed)."""
+    def client(trusted: list[str], peer: str = "10.1.2.3") -> TestClient:
+        s = docs_services.settings.model_copy(update={"rate_limits": {"community": 2}, "trusted_proxies": trusted})
+        return TestClient(create_app(settings=s, services=docs_services), client=(peer, 40000))
+
+    def codes(c: TestClient, forwarded: list[str]) -> list[int]:
+        return [c.post("/v1/chat", json={"question": "hi"}, headers={"X-Forwarded-For": f}).status_code
+                for f in forwarded]
+
+    with client([]) as c:  # not trusted: X-Forwarded-For is ignored, the proxy is the one client
+        assert codes(c, ["203.0.113.1", "203.0.113.2", "203.0.113.3"]) == [200, 200, 429]
+    with client(["10.1.0.0/16"]) as c:
+        assert codes(c, ["203.0.113.1", "203.0.113.2", "203.0.113.1", "203.0.113.1"]) == [200, 200, 200, 429]
+        # A visitor's own X-Forwarded-For entry comes first; the proxy appends the address it saw.
+        assert codes(c, ["198.51.100.9, 203.0.113.2", "198.51.100.10, 203.0.113.2"]) == [200, 429]
+        assert codes(c, ["not-an-address", "also-not"]) == [200, 200]  # garbage counts as the proxy itself
+        assert codes(c, ["garbage"]) == [429]
+    with client(["10.1.0.0/16"], peer="192.0.2.50") as c:  # a direct caller is not a proxy: its header is ignored
+        assert codes(c, ["203.0.113.7", "203.0.113.8", "203.0.113.9"]) == [200, 200, 429]
+
+
+def test_trusted_proxies_must_be_addresses_or_networks() -> None:
+    with pytest.raises(ValueError, match="not an IP address or CIDR network"):
+        Settings(_env_file=None, trusted_proxies="10.0.0.0/8, proxy.local")  # type: ignore[call-arg]
+    assert Settings(_env_file=None, trusted_proxies="10.0.0.0/8, 172.18.0.1").trusted_proxies == [  # type: ignore[call-arg]
+        "10.0.0.0/8", "172.18.0.1"]
+
+
+def test_bookkeeping_does_not_grow_with_every_request_or_client() -> None:
+    async def many() -> PrioritySlots:
+        slots = PrioritySlots(limit=2)
+        for i in range(5000):
+            await slots.acquire(1, f"r{i}")
+            slots.release()
+        return slots
+
+    slots = asyncio.run(many())
+    assert 0 < len(slots.started) <= 2000 and slots.started[-1] == "r4999"
+    limits = Limits({}, {"community": 2})
+    for i in range(500):
+        limits.close_stream(limits.open_stream(Identity("community", client=f"10.9.{i // 250}.{i % 250}")))
+    assert limits._local == {}

@@ -354,6 +354,12 @@ def test_embedding_on_another_origin_needs_cors(page: Any, site: Site) -> None:
         page.get_by_role("button", name=BUBBLE).click()
         answer = ask(page, "How do I install answerdesk?")
         expect(answer.locator("a.cite").first).to_have_attribute("target", "_blank")  # another site: new tab
+        # The session token crosses origins (an exposed, allowed header): the follow-up continues the same
+        # conversation instead of being refused as someone else's and starting afresh.
+        cid = stored_state(page, site)["cid"]
+        ask(page, "and on Windows?")
+        assert stored_state(page, site)["cid"] == cid and stored_state(page, site)["sid"]
+        assert len(site.services.conversations.messages(cid)) == 4
         page.goto(f"http://localhost:{site.other_port}/")  # same page, an origin nobody configured
         page.get_by_role("button", name=BUBBLE).click()
         page.get_by_label("Your question").fill("How do I install answerdesk?")

@@ -20,12 +20,15 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from assistant.api.admin import router as admin_router
 from assistant.api.agent import router as agent_router
-from assistant.api.routes import Traffic, build_router, problem
+from assistant.api.auth import is_admin, trusted_networks
+from assistant.api.routes import UNAVAILABLE, Traffic, build_router, problem
 from assistant.api.traffic import RateLimited, SlotTimeout
 from assistant.api.web import router as web_router
 from assistant.conversations import NotFound
 from assistant.errors import AnswerdeskError, EmbeddingError, EscalationError, RetrievalError
 from assistant.services import Services
+from assistant.sessions import HEADER as SESSION_HEADER
+from assistant.sessions import Sessions
 from assistant.settings import Settings, load_settings
 from assistant.slack.routes import slack_router
 
@@ -142,6 +145,8 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
         lifespan=lifespan,
     )
     app.state.traffic = Traffic(settings)
+    app.state.sessions = Sessions.from_settings(settings)
+    app.state.trusted_proxies = trusted_networks(settings.trusted_proxies)
     app.include_router(build_router(settings))
     app.include_router(admin_router)
     app.include_router(agent_router)
@@ -163,9 +168,11 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     @app.exception_handler(RetrievalError)
     @app.exception_handler(EmbeddingError)
     @app.exception_handler(EscalationError)
-    async def unavailable(_request: Request, exc: AnswerdeskError) -> JSONResponse:
+    async def unavailable(request: Request, exc: AnswerdeskError) -> JSONResponse:
         log.warning("dependency unavailable: %s", exc)
-        return problem(503, f"Temporarily unavailable: {exc}", {"Retry-After": "10"})
+        # The cause names hosts and settings: for admins and the log, not for everyone.
+        detail = f"Temporarily unavailable: {exc}" if is_admin(request) else UNAVAILABLE
+        return problem(503, detail, {"Retry-After": "10"})
 
     @app.exception_handler(AnswerdeskError)
     async def answerdesk_error(_request: Request, exc: AnswerdeskError) -> JSONResponse:
@@ -180,7 +187,8 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)  # type: ignore[arg-type]
     # Outermost, so 413/429/401 answers carry CORS headers too; only configured docs-site origins.
     app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["GET", "POST"],  # type: ignore[arg-type]
-                       allow_headers=["Content-Type", "Authorization", "X-API-Key"], expose_headers=["Retry-After"],
+                       allow_headers=["Content-Type", "Authorization", "X-API-Key", SESSION_HEADER],
+                       expose_headers=["Retry-After", SESSION_HEADER],
                        max_age=600)
     return app
 

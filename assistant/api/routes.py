@@ -3,6 +3,7 @@
 # No `from __future__ import annotations`: FastAPI must see the per-app ChatRequest class itself.
 
 import json
+import logging
 from collections.abc import AsyncIterator, Iterator
 from itertools import chain
 from typing import Annotated, Any
@@ -13,7 +14,7 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from starlette.concurrency import iterate_in_threadpool, run_in_threadpool
 
 from assistant.access import access_filter
-from assistant.api.auth import CurrentIdentity, require
+from assistant.api.auth import CurrentIdentity, is_admin, require, start_session
 from assistant.api.schemas import (
     ChatResponse,
     Escalation,
@@ -30,8 +31,13 @@ from assistant.conversations import NotFound
 from assistant.errors import AnswerdeskError
 from assistant.escalation import get_escalation, list_escalations
 from assistant.handoff import handoff_options, request_human
+from assistant.keys import Identity
 from assistant.services import Services
 from assistant.settings import Settings
+
+log = logging.getLogger("answerdesk.api")
+# What everyone but an admin sees when a dependency fails: the cause names hosts and settings.
+UNAVAILABLE = "The assistant is temporarily unavailable; please retry in a few seconds."
 
 
 def get_services(request: Request) -> Services:
@@ -69,15 +75,19 @@ def build_router(settings: Settings) -> APIRouter:
                "JSON, or with `Accept: text/event-stream` Server-Sent Events: delta, citations, done"}},
         tags=["chat"], openapi_extra=OPTIONAL_KEY,
     )
-    async def chat(svc: Svc, request: Request, identity: CurrentIdentity,
+    async def chat(svc: Svc, request: Request, response: Response, identity: CurrentIdentity,
                    body: Annotated[ChatRequest, Body()]) -> Any:  # type: ignore[valid-type]
         """Ask a question; the answer cites its sources as [n]. Low confidence escalates to a human.
 
-        Anonymous callers are community users and see public documents only; an API key can see more."""
+        Anonymous callers are community users and see public documents only; an API key can see more.
+        A conversation belongs to who started it: an anonymous caller gets an `X-Answerdesk-Session`
+        response header and sends it back to continue the conversation, rate it or escalate it."""
         question, conversation_id = body.question, body.conversation_id  # type: ignore[attr-defined]
         traffic: Traffic = request.app.state.traffic
         traffic.limits.hit(identity)
         where = access_filter(identity)
+        identity, session_header = start_session(request, identity)
+        response.headers.update(session_header)
         if "text/event-stream" not in request.headers.get("accept", ""):
             await traffic.slots.acquire(identity.priority, identity.plan)
             try:
@@ -102,14 +112,14 @@ def build_router(settings: Settings) -> APIRouter:
 
         async def body_stream() -> AsyncIterator[str]:
             try:
-                async for chunk in iterate_in_threadpool(_stream(chain([first], events))):
+                async for chunk in iterate_in_threadpool(_stream(chain([first], events), identity.role == "admin")):
                     yield chunk
             finally:
                 traffic.slots.release()
                 traffic.limits.close_stream(stream_token)
 
         return StreamingResponse(body_stream(), media_type="text/event-stream",
-                                 headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+                                 headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no", **session_header})
 
     @router.post("/v1/escalations", response_model=Escalation, status_code=201, responses=ERRORS,
                  tags=["escalations"], openapi_extra=OPTIONAL_KEY)
@@ -118,7 +128,7 @@ def build_router(settings: Settings) -> APIRouter:
         """The user asks for a human: the conversation so far goes to the support queue. The reference
         comes back at once; delivery to Jira happens in the background (`status` says how far it got)."""
         request.app.state.traffic.limits.hit(identity)  # rate-limited like chat: each one makes a ticket
-        cid = svc.conversations.ensure(body.conversation_id, owner=identity.key_id, staff=identity.staff)
+        cid = svc.conversations.ensure(body.conversation_id, owner=identity.owner, staff=identity.staff)
         ref = request_human(svc, cid, identity, body.reason)
         return {**_escalation(svc, ref.id), "handoff": handoff_options(svc.settings.handoff_options, identity)}
 
@@ -135,15 +145,18 @@ def build_router(settings: Settings) -> APIRouter:
         """One escalation: its owner (the conversation's) and staff may see it. The Jira status is the
         one the delivery worker last read (it refreshes it), so reading never calls Jira."""
         row = _escalation(svc, escalation_id)
-        svc.conversations.ensure(row["conversation_id"], owner=identity.key_id, staff=identity.staff)
-        return {**row, "handoff": handoff_options(svc.settings.handoff_options, identity)}
+        try:
+            svc.conversations.ensure(row["conversation_id"], owner=identity.owner, staff=identity.staff)
+        except NotFound:
+            raise NotFound("escalation not found") from None
+        return {**_shown_to(identity, row), "handoff": handoff_options(svc.settings.handoff_options, identity)}
 
     @router.post("/v1/feedback", response_model=FeedbackOut, status_code=201, responses=ERRORS, tags=["chat"],
                  openapi_extra=OPTIONAL_KEY)
     def feedback(svc: Svc, identity: CurrentIdentity, body: FeedbackCreate) -> dict[str, Any]:
         """Thumbs up or down on an answer, with an optional comment."""
         cid = svc.conversations.message_conversation(body.message_id)
-        svc.conversations.ensure(cid, owner=identity.key_id, staff=identity.staff)
+        svc.conversations.ensure(cid, owner=identity.owner, staff=identity.staff)
         fid = svc.conversations.add_feedback(body.message_id, body.rating, body.comment)
         return {"id": fid, "message_id": body.message_id, "rating": body.rating}
 
@@ -153,20 +166,23 @@ def build_router(settings: Settings) -> APIRouter:
         return {"status": "ok"}
 
     @router.get("/readyz", response_model=Readiness, responses={503: {"model": Readiness}}, tags=["ops"])
-    def readyz(svc: Svc, response: Response) -> dict[str, Any]:
-        """The database and the index can be reached."""
+    def readyz(svc: Svc, request: Request, response: Response) -> dict[str, Any]:
+        """The database and the index can be reached. Why not is shown with an admin key (and logged)."""
         checks = {}
+        admin = is_admin(request)
         try:
             with svc.store.engine.connect() as conn:
                 conn.execute(sa.text("SELECT 1"))
             checks["database"] = "ok"
         except sa.exc.SQLAlchemyError as exc:
-            checks["database"] = f"unreachable: {exc.__class__.__name__}"
+            log.warning("readiness: database unreachable: %s", exc)
+            checks["database"] = f"unreachable: {exc.__class__.__name__}" if admin else "unreachable"
         try:
             svc.vectors.ping()  # bounded: a paused Chroma server must not hold the probe
             checks["index"] = f"ok ({svc.vectors.count()} vectors)"
         except AnswerdeskError as exc:
-            checks["index"] = f"unreachable: {exc}"
+            log.warning("readiness: index unreachable: %s", exc)
+            checks["index"] = f"unreachable: {exc}" if admin else "unreachable"
         ready = all(v.startswith("ok") for v in checks.values())
         if not ready:
             response.status_code = 503
@@ -187,17 +203,26 @@ class Traffic:
 def _escalation(svc: Services, escalation_id: str) -> dict[str, Any]:
     row = get_escalation(svc.store.engine, escalation_id)
     if row is None:
-        raise NotFound(f"escalation {escalation_id} not found")
+        raise NotFound("escalation not found")
     return row
 
 
-def _stream(events: Iterator[Event]) -> Iterator[str]:
+def _shown_to(identity: Identity, row: dict[str, Any]) -> dict[str, Any]:
+    """Delivery errors are for staff; the ticket's own URL (Jira, usually behind a login) for key holders."""
+    if identity.staff:
+        return row
+    return {**row, "last_error": None, "ticket_url": row["ticket_url"] if identity.key_id else None}
+
+
+def _stream(events: Iterator[Event], admin: bool) -> Iterator[str]:
     try:
         for event in events:
             yield sse(event)
     except AnswerdeskError as exc:
-        yield sse(Event("error", {"detail": str(exc)}))
+        log.warning("answer stream failed: %s", exc)
+        yield sse(Event("error", {"detail": f"Temporarily unavailable: {exc}" if admin else UNAVAILABLE}))
     except Exception:  # the status line is already sent: report in-band, never a trace
+        log.exception("answer stream failed")
         yield sse(Event("error", {"detail": "internal error"}))
 
 

@@ -27,6 +27,8 @@ from limits.strategies import MovingWindowRateLimiter
 
 from assistant.keys import Identity
 
+STARTED_KEPT = 1000
+
 
 @dataclass(order=True)
 class _Waiter:
@@ -54,13 +56,14 @@ class PrioritySlots:
         self._heap: list[_Waiter] = []
         self._seq = 0
         self._priority_streak = 0
-        self.started: list[str] = []  # labels in the order they started, for tests and benchmarks
+        # Labels of the most recent starts, in order, for tests and benchmarks: bounded, as a server runs for months.
+        self.started: list[str] = []
 
     async def acquire(self, priority: int, label: str = "", wait: float | None = None) -> None:
         """Wait for a slot; SlotTimeout after `wait` seconds (default: the queue's own bound)."""
         if self.active < self.limit and not self._heap:
             self.active += 1
-            self.started.append(label)
+            self._started(label)
             return
         self._seq += 1
         waiter = _Waiter(priority, self._seq, asyncio.get_running_loop().create_future(), label)
@@ -86,8 +89,13 @@ class PrioritySlots:
             if waiter.future.cancelled():
                 continue
             self.active += 1
-            self.started.append(waiter.label)
+            self._started(waiter.label)
             waiter.future.set_result(None)
+
+    def _started(self, label: str) -> None:
+        self.started.append(label)
+        if len(self.started) > 2 * STARTED_KEPT:
+            del self.started[:-STARTED_KEPT]
 
     def _next(self) -> _Waiter:
         ordinary = [w for w in self._heap if w.priority > 0]
@@ -205,4 +213,8 @@ class Limits:
             self._close_script(keys=[token])
             return
         with self._lock:
-            self._local[token] = max(0, self._local.get(token, 0) - 1)
+            left = self._local.get(token, 0) - 1
+            if left > 0:
+                self._local[token] = left
+            else:  # one entry per client ever seen would grow without end
+                self._local.pop(token, None)

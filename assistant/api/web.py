@@ -33,6 +33,10 @@ WEB = Path(__file__).resolve().parent.parent / "web"
 # Pages we render run only our own script; the widget needs nothing looser than this.
 DEMO_CSP = ("default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data: https:; "
             "connect-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'")
+RAW_HTML_CSP = ("sandbox allow-popups allow-popups-to-escape-sandbox; default-src 'none'; "
+                "style-src 'self' 'unsafe-inline'; img-src 'self' data: https:; base-uri 'none'; form-action 'none'; "
+                "frame-ancestors 'none'")
+SITE_TITLE = "answerdesk documentation"
 IMAGE_TYPES = {".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".gif": "image/gif",
                ".webp": "image/webp"}
 # Raw HTML in a Markdown page is shown as text, never run.
@@ -84,10 +88,13 @@ def docs_page(svc: Svc, path: str) -> Response:
         title, body = render_markdown(target.read_text("utf-8", errors="replace"), target.stem)
         return _page(root, title, body, target.relative_to(root).as_posix())
     if suffix in (".html", ".htm"):
-        return FileResponse(target, media_type="text/html")
+        # A docs folder's own HTML is not ours: sandboxed into an opaque origin, with no script at all,
+        # it cannot read what this origin keeps (the analytics page's admin key) or call the API as it.
+        return FileResponse(target, media_type="text/html", headers={"Content-Security-Policy": RAW_HTML_CSP,
+                                                                     "X-Content-Type-Options": "nosniff"})
     if suffix in IMAGE_TYPES:
-        return FileResponse(target, media_type=IMAGE_TYPES[suffix])
-    return FileResponse(target, media_type="text/plain; charset=utf-8")
+        return FileResponse(target, media_type=IMAGE_TYPES[suffix], headers={"X-Content-Type-Options": "nosniff"})
+    return FileResponse(target, media_type="text/plain; charset=utf-8", headers={"X-Content-Type-Options": "nosniff"})
 
 
 def _page(root: Path | None, title: str | None, body: str | None, current: str | None) -> HTMLResponse:
@@ -98,8 +105,9 @@ def _page(root: Path | None, title: str | None, body: str | None, current: str |
         for rel, name in _pages(root)
     )
     page = _fill(page, "nav", nav)
+    # Always filled: inside <title> the slot's comment markers are not comments but text in the browser tab.
+    page = _fill(page, "title", html.escape(f"{title} — {SITE_TITLE}" if title is not None else SITE_TITLE))
     if title is not None and body is not None:
-        page = _fill(page, "title", html.escape(f"{title} — answerdesk documentation"))
         page = _fill(page, "content", body)
     return HTMLResponse(page, headers={"Content-Security-Policy": DEMO_CSP, "Cache-Control": "no-cache"})
 

@@ -13,7 +13,7 @@ import re
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager, nullcontext
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from slack_bolt import Ack, App, BoltContext, Respond
@@ -175,7 +175,7 @@ class SlackBot:
             self._submit(self._answer, q)
 
     def _answer(self, q: Question) -> None:
-        identity = channel_identity(self.settings.slack_channels, q.channel)
+        identity = self._identity(q.team_id, q.channel)
         try:
             cid = self._conversation(q, identity)
             with self.gate(identity, f"slack:{identity.plan}"):
@@ -199,11 +199,16 @@ class SlackBot:
         cid = self.store.thread_conversation(q.team_id, q.channel, q.thread_ts)
         if cid is not None:
             try:
-                return self.services.conversations.ensure(cid, owner=None, staff=identity.staff)
+                return self.services.conversations.ensure(cid, owner=identity.owner, staff=identity.staff)
             except NotFound:
-                pass  # deleted since: start afresh
-        cid = self.services.conversations.ensure(None, owner=None, staff=identity.staff)
+                pass  # deleted since, or from before owners were recorded: start afresh
+        cid = self.services.conversations.ensure(None, owner=identity.owner, staff=identity.staff)
         return self.store.link_thread(q.team_id, q.channel, q.thread_ts, cid)
+
+    def _identity(self, team_id: str, channel: str) -> Identity:
+        """The channel's identity, owning what it starts: a thread's conversation belongs to its channel, so
+        its reference number lets nobody outside the channel read or continue it (over the API, say)."""
+        return replace(channel_identity(self.settings.slack_channels, channel), session=f"slack:{team_id}/{channel}")
 
     def _escalate(self, channel: str, ts: str, user: str | None) -> None:
         answer = self.store.answer_at(channel, ts)

@@ -40,7 +40,9 @@
       return null; // storage disabled: the conversation lives as long as the page
     }
   })();
-  let state = { cid: null, open: false, items: [] };
+  // sid: the session token the server hands out with the first answer. A conversation belongs to
+  // whoever started it, so the token goes back with every request about it (rate, escalate, continue).
+  let state = { cid: null, sid: null, open: false, items: [] };
   try {
     const saved = store && JSON.parse(store.getItem(KEY));
     if (saved && Array.isArray(saved.items)) state = saved;
@@ -300,7 +302,7 @@ header :focus-visible,.user :focus-visible{outline-color:#fff}
   }
 
   function reset() {
-    state = { cid: null, open: true, items: [] };
+    state = { cid: null, sid: state.sid, open: true, items: [] }; // the session stays: it is who this visitor is
     save();
     redraw();
     input.focus();
@@ -387,10 +389,20 @@ header :focus-visible,.user :focus-visible{outline-color:#fff}
       h("div", { class: "row" }, thumb("up", "Helpful answer"), thumb("down", "Not helpful"), status), form);
   }
 
+  const SESSION = "X-Answerdesk-Session";
+  function headers(accept) {
+    const out = { "Content-Type": "application/json", Accept: accept };
+    if (typeof state.sid === "string" && state.sid) out[SESSION] = state.sid;
+    return out;
+  }
+  function keepSession(res) {
+    const sid = res.headers.get(SESSION);
+    if (sid) { state.sid = sid; save(); }
+  }
+
   async function post(path, body) {
     const res = await fetch(BASE + path, {
-      method: "POST", credentials: "omit", headers: { "Content-Type": "application/json", Accept: "application/json" },
-      body: JSON.stringify(body),
+      method: "POST", credentials: "omit", headers: headers("application/json"), body: JSON.stringify(body),
     });
     if (!res.ok) throw new Error(await problem(res));
     return res.json();
@@ -503,9 +515,10 @@ header :focus-visible,.user :focus-visible{outline-color:#fff}
   async function stream(question, bot, view, retry) {
     const res = await fetch(BASE + "/v1/chat", {
       method: "POST", credentials: "omit",
-      headers: { "Content-Type": "application/json", Accept: "text/event-stream" },
+      headers: headers("text/event-stream"),
       body: JSON.stringify({ question, conversation_id: state.cid }),
     });
+    keepSession(res);
     if (res.status === 404 && state.cid && retry) {
       state.cid = null; // the server no longer knows this conversation: start a new one
       return stream(question, bot, view, false);
