@@ -279,15 +279,14 @@ class JiraQueue:
         client = self.client_factory()
         done = 0
         for escalation_id, key in due:
+            values: dict[str, Any] = {"status_checked_at": utcnow()}  # failed or not: next time in its turn
             try:
-                status = client.status(key)
-            except EscalationError as exc:
-                log.warning("status of %s not refreshed: %s", key, exc)
-                continue  # shown with its last known status; tried again next time
+                values["jira_status"] = client.status(key)
+                done += 1
+            except EscalationError as exc:  # shown with its last known status; a ticket Jira no longer
+                log.warning("status of %s not refreshed: %s", key, exc)  # has must not crowd out the rest
             with self.engine.begin() as conn:
-                conn.execute(db.escalations.update().where(e.id == escalation_id)
-                             .values(jira_status=status, status_checked_at=utcnow()))
-            done += 1
+                conn.execute(db.escalations.update().where(e.id == escalation_id).values(**values))
         return done
 
     def refresh_status(self, escalation_id: str) -> dict[str, Any] | None:
