@@ -25,6 +25,7 @@ from assistant.jira_client import adf, adf_text
 from assistant.jira_queue import JiraQueue, lease_for
 from assistant.services import Services
 from tests.fakes.atlassian import SKIP_REASON, FakeAtlassian, running, shared_contracts
+from tests.test_access import session
 from tests.test_jira_queue import jira_services, tickets, wait_for
 
 pytestmark = pytest.mark.skipif(shared_contracts() is None, reason=SKIP_REASON)
@@ -201,7 +202,9 @@ def test_escalation_endpoint_returns_at_once_and_never_calls_jira_itself(docs_se
                                                                          jira: FakeAtlassian) -> None:
     svc = jira_services(docs_services, jira, jira_status_refresh=0.01, delivery_interval=0.2)
     with TestClient(create_app(services=svc)) as c:
-        chat = c.post("/v1/chat", json={"question": "How do I install answerdesk?"}).json()
+        asked = c.post("/v1/chat", json={"question": "How do I install answerdesk?"})
+        c.headers.update(session(asked))  # the anonymous caller's session owns the conversation
+        chat = asked.json()
         jira.slow_down(2, "/rest/")  # Jira is slow, not down
         started = time.monotonic()
         posted = c.post("/v1/escalations", json={"conversation_id": chat["conversation_id"]})
@@ -229,7 +232,9 @@ def test_escalation_endpoint_returns_at_once_and_never_calls_jira_itself(docs_se
 def test_escalation_endpoint_is_rate_limited_like_chat(docs_services: Services, jira: FakeAtlassian) -> None:
     svc = jira_services(docs_services, jira, rate_limits={"community": 3})
     with TestClient(create_app(services=svc)) as c:
-        cid = c.post("/v1/chat", json={"question": "How do I install answerdesk?"}).json()["conversation_id"]
+        asked = c.post("/v1/chat", json={"question": "How do I install answerdesk?"})
+        c.headers.update(session(asked))
+        cid = asked.json()["conversation_id"]
         codes = [c.post("/v1/escalations", json={"conversation_id": cid}).status_code for _ in range(3)]
     assert codes[:2] == [201, 201] and codes[2] == 429
 

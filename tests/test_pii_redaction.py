@@ -15,6 +15,7 @@ from assistant import db
 from assistant.api import create_app
 from assistant.services import Services
 from assistant.settings import Settings
+from tests.test_access import session
 
 QUESTION = ("I want to talk to a human. Mail me at jane.doe@example.com or call +1 415 555 0100, "
             "my api_key=sk-abc123def456ghi789jkl0")
@@ -30,7 +31,9 @@ def stored_text(svc: Services) -> str:
 
 def ask_rate_and_escalate(svc: Services) -> dict[str, Any]:
     with TestClient(create_app(services=svc)) as c:
-        body = c.post("/v1/chat", json={"question": QUESTION}).json()
+        asked = c.post("/v1/chat", json={"question": QUESTION})
+        c.headers.update(session(asked))  # the anonymous caller's session owns the conversation
+        body = asked.json()
         assert c.post("/v1/feedback", json={"message_id": body["message_id"], "rating": "down",
                                             "comment": "Wrong. Write to j.smith@corp.example"}).status_code == 201
         assert c.post("/v1/escalations", json={"conversation_id": body["conversation_id"],

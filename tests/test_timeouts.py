@@ -73,10 +73,11 @@ def test_a_paused_chroma_server_gives_prompt_503s_and_not_ready(
     proc, url = chroma
     svc, app = served(tmp_path, url, embedder)
     with TestClient(app) as client:
+        admin = {"X-API-Key": svc.keys.create("admin", "ops")[0]}  # the cause is shown to admins only
         assert client.get("/readyz").status_code == 200 and ask(client).status_code == 200
         os.kill(proc.pid, signal.SIGSTOP)
         try:
-            ready, took = within(10, lambda: client.get("/readyz"))
+            ready, took = within(10, lambda: client.get("/readyz", headers=admin))
             assert ready.status_code == 503 and ready.json()["status"] == "unavailable" and took < 4
             assert "did not answer within 2 s" in ready.json()["checks"]["index"]
             answer, took = within(20, lambda: ask(client))
@@ -93,10 +94,11 @@ def test_a_paused_chroma_server_gives_prompt_503s_and_not_ready(
 def test_a_stopped_chroma_server_gives_prompt_503s_and_not_ready(
         chroma: tuple[Any, str], tmp_path: Path, embedder: SentenceTransformerEmbedder) -> None:
     proc, url = chroma
-    _svc, app = served(tmp_path, url, embedder)
+    svc, app = served(tmp_path, url, embedder)
     with TestClient(app) as client:
+        admin = {"X-API-Key": svc.keys.create("admin", "ops")[0]}  # the cause is shown to admins only
         stop_chroma(proc)
-        ready, took = within(10, lambda: client.get("/readyz"))
+        ready, took = within(10, lambda: client.get("/readyz", headers=admin))
         assert ready.status_code == 503 and "Cannot reach Chroma" in ready.json()["checks"]["index"] and took < 4
         answer, took = within(20, lambda: ask(client))
         assert answer.status_code == 503 and answer.headers["retry-after"] and took < 4
