@@ -105,14 +105,17 @@ def test_answers_quote_rendered_text(embedder: SentenceTransformerEmbedder) -> N
 
 
 def test_a_good_answer_is_not_padded_with_unrelated_sections(embedder: SentenceTransformerEmbedder) -> None:
-    backup = source(1, "Back up the data directory before upgrading. With PostgreSQL, dump the database "
-                       "with pg_dump first.", "Installation", "Backing up before an upgrade")
-    unrelated = source(2, "The widget keeps the conversation in sessionStorage until the tab is closed.",
-                       "Widget", "Privacy")
-    benchmark = source(3, "An upgrade of the benchmark machine made ingestion 10% faster.", "Performance")
-    text = answer(embedder, "what should I back up before upgrading?", [backup, unrelated, benchmark])
-    assert text.startswith("Back up the data directory before upgrading. [1]")
-    assert "[2]" not in text and "[3]" not in text
+    how = source(1, "Set `ANSWERDESK_ESCALATION=jira` together with the Jira URL, user, token and project. Each "
+                    "escalation then becomes a Jira issue whose summary is the question.",
+                 "Escalations", "Sending escalations to Jira")
+    benchmark = source(2, "The benchmark creates 100 escalations against the fake Jira failing 30% of its calls. "
+                          "All of them reach Jira in the end.", "Performance",
+                       "Escalation delivery through a flaky Jira")
+    tickets = source(3, "Resolved Jira tickets are indexed with their public comments.", "Confluence and Jira",
+                     "Indexing resolved Jira tickets")
+    text = answer(embedder, "how do i make escalations go to jira", [how, benchmark, tickets])
+    assert text == ("Set `ANSWERDESK_ESCALATION=jira` together with the Jira URL, user, token and project. [1] "
+                    "Each escalation then becomes a Jira issue whose summary is the question. [1]")
 
 
 def test_not_sure_question_gets_the_escalation_section(docs_services: Services) -> None:
