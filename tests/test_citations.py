@@ -1,18 +1,29 @@
 """Citation checks on their own: markers split across streamed pieces, sentences that cite
-after the full stop, support by words and by meaning."""
+after the full stop, support by words and by meaning; and what the extractive answerer quotes:
+rendered text, the list a sentence introduces, the section that answers and nothing unrelated."""
 
 from __future__ import annotations
 
+import re
+
 from assistant.answering.citations import MarkerFilter, verify
-from assistant.answering.text import source_units, split_sentences
+from assistant.answering.extractive import ExtractiveAnswerer
+from assistant.answering.text import render_inline, source_units, split_sentences
 from assistant.answering.types import Source
 from assistant.embeddings import SentenceTransformerEmbedder
+from assistant.services import Services
 from assistant.types import Chunk, Hit
 
 
-def source(n: int, text: str) -> Source:
-    chunk = Chunk(f"c{n}", "docs", f"d{n}", 0, text, text, f"h{n}", "public", {"title": f"T{n}", "url": f"u{n}"})
+def source(n: int, text: str, title: str = "", heading: str = "") -> Source:
+    meta = {"title": title or f"T{n}", "url": f"u{n}", "heading": heading}
+    search_text = "\n".join(p for p in (title, heading, text) if p)
+    chunk = Chunk(f"c{n}", "docs", f"d{n}", 0, text, search_text, f"h{n}-{hash(text)}", "public", meta)
     return Source(n, Hit(chunk, 1.0, dense_score=0.8, keyword_score=3.0, dense_rank=n, keyword_rank=n))
+
+
+def answer(embedder: SentenceTransformerEmbedder, question: str, sources: list[Source]) -> str:
+    return "".join(ExtractiveAnswerer(embedder).stream(question, sources, []))
 
 
 def stream(pieces: list[str], valid: set[int]) -> tuple[str, int]:
@@ -32,13 +43,24 @@ def test_sentences_keep_citations_written_after_the_full_stop() -> None:
     assert split_sentences("Install it. [1] Then run it [2]. Done.") == ["Install it. [1]", "Then run it [2].", "Done."]
 
 
-def test_units_keep_code_blocks_whole_and_skip_tables() -> None:
+def test_units_keep_code_blocks_tables_and_list_items_whole() -> None:
     text = ("Run this:\n\n```bash\npip install x\n# comment\n```\n\n"
-            "| a | b |\n|---|---|\n\n- First item here.\n- Second item.")
+            "| a | b \\| c |\n|---|---|\n\n- First item here,\n  wrapped.\n- Second item.")
     units = source_units(text)
-    assert [u.is_code for u in units] == [False, True, False, False]
+    assert [u.kind for u in units] == ["sentence", "code", "table", "item", "item"]
     assert units[1].text.startswith("```bash") and "# comment" in units[1].text
-    assert units[2].text == "First item here."
+    assert units[2].text == "| a | b \\| c |\n|---|---|"  # an escaped pipe stays escaped: it is a table
+    assert units[3].text == "First item here, wrapped." and units[3].bullet == "-"
+
+
+def test_quotes_are_rendered_text_not_markdown() -> None:
+    assert render_inline("Use [current generation](instance-types.md#current-gen) types, "
+                         "it is straight\\-forward and **fast** (_really_), see <https://x.example/a>.") == (
+        "Use current generation types, it is straight-forward and fast (really), see https://x.example/a.")
+    # Code stays as written, and so do words that only look like emphasis.
+    assert render_inline("Set `ANSWERDESK_DATA_DIR` or ANSWERDESK_DATA_DIR, `a\\-b` and 2 * 3 * 4.") == (
+        "Set `ANSWERDESK_DATA_DIR` or ANSWERDESK_DATA_DIR, `a\\-b` and 2 * 3 * 4.")
+    assert render_inline("![diagram](img.png) \\*not emphasis\\*") == "diagram *not emphasis*"
 
 
 def test_verify_support_by_words_and_by_meaning(embedder: SentenceTransformerEmbedder) -> None:
@@ -59,3 +81,47 @@ def test_verify_support_by_words_and_by_meaning(embedder: SentenceTransformerEmb
     assert not supported["The assistant can also book flights to Lisbon and pay invoices."]
     assert not supported["Bogus marker here."]  # uncited claim
     assert 0 < v.support_ratio < 1
+
+
+def test_a_sentence_that_introduces_a_list_brings_the_list(embedder: SentenceTransformerEmbedder) -> None:
+    reserved = source(1, "Amazon Forecast reserves the following names.\n\n- Admin\n- Cost\n- Forecast\n"
+                         "- Region\n\nYou cannot use a reserved name as a field name in a schema.",
+                      "Dataset guidelines", "Reserved field names")
+    other = source(2, "A dataset group holds up to three datasets, one of each dataset type.", "Datasets")
+    text = answer(embedder, "Is Admin a reserved field name?", [reserved, other])
+    assert "Amazon Forecast reserves the following names. [1]\n\n- Admin\n- Cost\n- Forecast\n- Region" in text
+    checked = verify(text, [reserved, other], embedder)
+    assert not checked.unsupported and checked.cited == [1]  # the list is a quote, not an uncited claim
+
+
+def test_answers_quote_rendered_text(embedder: SentenceTransformerEmbedder) -> None:
+    src = source(1, "Instances of the [current generation](instance-types.md#current-generation) are "
+                    "straight\\-forward to resize: **stop** the instance, change its type, start it again.",
+                 "Instances", "Resizing an instance")
+    text = answer(embedder, "how do I resize an instance?", [src])
+    assert text == ("Instances of the current generation are straight-forward to resize: stop the instance, "
+                    "change its type, start it again. [1]")
+    assert verify(text, [src], embedder).support_ratio == 1.0
+
+
+def test_a_good_answer_is_not_padded_with_unrelated_sections(embedder: SentenceTransformerEmbedder) -> None:
+    how = source(1, "Set `ANSWERDESK_ESCALATION=jira` together with the Jira URL, user, token and project. Each "
+                    "escalation then becomes a Jira issue whose summary is the question.",
+                 "Escalations", "Sending escalations to Jira")
+    benchmark = source(2, "The benchmark creates 100 escalations against the fake Jira failing 30% of its calls. "
+                          "All of them reach Jira in the end.", "Performance",
+                       "Escalation delivery through a flaky Jira")
+    tickets = source(3, "Resolved Jira tickets are indexed with their public comments.", "Confluence and Jira",
+                     "Indexing resolved Jira tickets")
+    text = answer(embedder, "how do i make escalations go to jira", [how, benchmark, tickets])
+    assert text == ("Set `ANSWERDESK_ESCALATION=jira` together with the Jira URL, user, token and project. [1] "
+                    "Each escalation then becomes a Jira issue whose summary is the question. [1]")
+
+
+def test_not_sure_question_gets_the_escalation_section(docs_services: Services) -> None:
+    """Issue 15: this answered "answerdesk validates its settings when it starts." with confidence."""
+    body = docs_services.assistant.respond("What does answerdesk do when it is not sure?")
+    assert "validates its settings" not in body["answer"]
+    # A quoted, cited sentence says it (not only the escalation note the chat flow may add).
+    assert re.search(r"not sure[^\[\n]*\[\d+\]", body["answer"]), body["answer"]
+    assert {c["doc_id"] for c in body["citations"]} <= {"index.md", "escalations.md", "configuration.md"}

@@ -4,7 +4,8 @@
    MarkerFilter, so a phantom [7] never reaches the user) and counted.
 2. Every sentence that cites is checked against its sources: the share of its content words
    found in the cited text, or failing that its embedding similarity to the closest source
-   sentence. Unsupported sentences are reported and lower the confidence.
+   sentence. Unsupported sentences are reported and lower the confidence. Code blocks, and
+   lists and tables copied word for word from a source, are quotes, not claims.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from assistant.answering.text import coverage, split_sentences, strip_markers, terms
+from assistant.answering.text import coverage, quoted_block, split_sentences, strip_markers, terms
 from assistant.answering.types import Source
 from assistant.embeddings import Embedder
 
@@ -116,6 +117,8 @@ def verify(text: str, sources: list[Source], embedder: Embedder | None = None) -
     for block in clean.split("\n\n"):
         if block.lstrip().startswith(("```", "~~~")):
             continue  # code is quoted, not claimed
+        if quoted_block(block, [s.text for s in sources]):
+            continue  # so is a list or table copied from a source (introduced by a cited sentence)
         for sentence in split_sentences(block):
             ns = [int(n) for n in MARKER.findall(sentence)]
             for n in ns:

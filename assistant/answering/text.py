@@ -10,19 +10,65 @@ from assistant.index.keyword import tokenize
 _SENTENCE_END = re.compile(r"(?<=[.!?])[\"')\]]*\s+(?=[A-Z0-9\"'`(\[*_])")
 _MARKER = re.compile(r"\s*\[\d{1,3}\]")
 _FENCE = re.compile(r"^(`{3,}|~{3,})")
-_LIST_ITEM = re.compile(r"^\s*(?:[-*+]|\d{1,3}[.)])\s+")
+LIST_ITEM = re.compile(r"^\s*(?:[-*+]|\d{1,3}[.)])\s+")
 
 
 @dataclass(frozen=True)
 class Unit:
-    """A sentence, list item or code block of a source, verbatim, in reading order."""
+    """A sentence, list item, table or code block of a source, in reading order.
+
+    Text is quoted as the reader sees it rendered (see `render_inline`); code is verbatim."""
 
     text: str
     position: int
-    is_code: bool = False
+    kind: str = "sentence"  # sentence | item | table | code
+    bullet: str = ""  # an item's list marker as written ("-", "1."), for quoting the list again
+
+    @property
+    def is_code(self) -> bool:
+        return self.kind == "code"
 
 
 _LEADING_MARKERS = re.compile(r"^((?:\[\d{1,3}\]\s*)+)")
+_CODE_SPAN = re.compile(r"(`+)(.+?)\1", re.S)
+_ESCAPED = re.compile(r"\\([\\`*_{}\[\]()#+\-.!|<>~])")
+_LINK = re.compile(r"!?\[([^\]]*)\]\((?:[^()\s]|\([^()\s]*\))*(?:\s+\"[^\"]*\")?\)")
+_REF_LINK = re.compile(r"\[([^\]]+)\]\[[^\]]*\]")
+_AUTOLINK = re.compile(r"<((?:https?://|mailto:)[^>\s]+)>")
+_STRONG = re.compile(r"(\*\*|__)(?=\S)(.+?)(?<=\S)\1")
+_EM = re.compile(r"(?<![\w*])\*(?=[^\s*])([^*]+?)(?<=[^\s*])\*(?![\w*])"
+                 r"|(?<![\w_])_(?=[^\s_])([^_]+?)(?<=[^\s_])_(?![\w_])")
+_PLACEHOLDER = 0xE000  # private-use code points stand for escaped characters while markup is removed
+
+
+def render_inline(text: str, keep: str = "") -> str:
+    """Markdown inline markup as a reader sees it: link text without its target, no emphasis
+    markers, no backslash escapes. Code spans stay as written (the answer is rendered as Markdown,
+    so they still show as code). Characters in `keep` stay escaped (a table's `\\|`)."""
+    out = []
+    last = 0
+    for m in _CODE_SPAN.finditer(text):
+        out.append(_render_plain(text[last:m.start()], keep))
+        out.append(m.group(0))
+        last = m.end()
+    out.append(_render_plain(text[last:], keep))
+    return "".join(out)
+
+
+def _render_plain(text: str, keep: str) -> str:
+    if not text:
+        return text
+
+    def hide(m: re.Match[str]) -> str:
+        return m.group(0) if m.group(1) in keep else chr(_PLACEHOLDER + ord(m.group(1)))
+
+    text = _ESCAPED.sub(hide, text)
+    text = _LINK.sub(lambda m: m.group(1), text)
+    text = _REF_LINK.sub(lambda m: m.group(1), text)
+    text = _AUTOLINK.sub(lambda m: m.group(1), text)
+    text = _STRONG.sub(lambda m: m.group(2), text)
+    text = _EM.sub(lambda m: m.group(1) or m.group(2), text)
+    return re.sub("[\uE000-\uE0FF]", lambda m: chr(ord(m.group(0)) - _PLACEHOLDER), text)
 
 
 def split_sentences(text: str) -> list[str]:
@@ -40,21 +86,29 @@ def split_sentences(text: str) -> list[str]:
 
 
 def source_units(text: str) -> list[Unit]:
-    """Cut Markdown-ish section text into units an answer can quote whole."""
+    """Cut Markdown-ish section text into units an answer can quote whole: sentences of paragraphs,
+    list items (with their continuation lines), tables and fenced code blocks."""
     units: list[Unit] = []
     lines = text.split("\n")
     i, paragraph = 0, list[str]()
+    item: list[str] = []
+    bullet = ""
 
     def flush() -> None:
+        nonlocal bullet
         if paragraph:
-            for sentence in split_sentences(" ".join(paragraph)):
+            for sentence in split_sentences(render_inline(" ".join(paragraph))):
                 units.append(Unit(sentence, len(units)))
             paragraph.clear()
+        if item:
+            units.append(Unit(render_inline(" ".join(item)), len(units), "item", bullet))
+            item.clear()
 
     while i < len(lines):
         line = lines[i]
         stripped = line.strip()
         fence = _FENCE.match(stripped)
+        bullet_match = LIST_ITEM.match(line)
         if fence:
             flush()
             block = [line]
@@ -63,18 +117,42 @@ def source_units(text: str) -> list[Unit]:
                 block.append(lines[i])
                 i += 1
             block.append(lines[i] if i < len(lines) else fence.group(1))
-            units.append(Unit("\n".join(block).strip(), len(units), is_code=True))
-        elif not stripped or stripped.startswith(("#", "|", ">")) or set(stripped) <= set("-=*_ "):
-            flush()  # headings, tables and rules read badly out of context
-        elif _LIST_ITEM.match(line):
+            units.append(Unit("\n".join(block).strip(), len(units), "code"))
+        elif stripped.startswith("|"):
             flush()
-            paragraph.append(_LIST_ITEM.sub("", line, count=1).strip())
+            rows = []
+            while i < len(lines) and lines[i].strip().startswith("|"):
+                rows.append(render_inline(lines[i].strip(), keep="|"))
+                i += 1
+            units.append(Unit("\n".join(rows), len(units), "table"))
+            continue
+        elif not stripped or stripped.startswith(("#", ">")) or set(stripped) <= set("-=*_ "):
+            flush()  # headings and rules read badly out of context
+        elif bullet_match:
             flush()
+            bullet = bullet_match.group(0).strip()
+            item.append(line[bullet_match.end():].strip())
+        elif item and line[:1].isspace():
+            item.append(stripped)  # an item's continuation line
         else:
+            if item:
+                flush()
             paragraph.append(stripped)
         i += 1
     flush()
     return units
+
+
+def quoted_block(block: str, texts: list[str]) -> bool:
+    """Whether a list or table in an answer is quoted word for word from one of `texts` (source
+    texts): each line, without its list marker, appears in the rendered source."""
+    lines = [line.strip() for line in block.strip().split("\n")]
+    if not lines or not all(line.startswith("|") or LIST_ITEM.match(line) for line in lines):
+        return False
+    if _MARKER.search(block):
+        return False  # it cites, so it claims: checked like any cited sentence
+    rendered = [" ".join(" ".join(u.text for u in source_units(t)).split()) for t in texts]
+    return all(any(" ".join(LIST_ITEM.sub("", line, count=1).split()) in r for r in rendered) for line in lines)
 
 
 def strip_markers(text: str) -> str:
