@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from assistant.answering.citations import MarkerFilter, Verification, verify
-from assistant.answering.confidence import Confidence, assess
+from assistant.answering.confidence import Confidence, Model, assess
 from assistant.answering.extractive import ExtractiveAnswerer
 from assistant.answering.rewrite import rule_rewrite
 from assistant.answering.types import Answerer, Source, Turn
@@ -65,14 +65,16 @@ class Assistant:
         queue: TicketQueue,
         conversations: Conversations,
         embedder: Embedder,
-        threshold: float = 0.45,
+        threshold: float = 0.25,
         k: int = 5,
         history_turns: int = 6,
         rewriter: Rewriter | None = None,
         priorities: dict[str, str] | None = None,
         sla_labels: dict[str, str] | None = None,
         handoff: dict[str, list[HandoffOption]] | None = None,
+        confidence_model: Model | None = None,
     ) -> None:
+        self.confidence_model = confidence_model
         self.priorities = priorities or {}
         self.handoff = handoff or {}
         self.sla_labels = sla_labels or {}
@@ -126,7 +128,7 @@ class Assistant:
         answerer = answer_draft.answerer
         removed = answer_draft.removed
 
-        confidence = assess(search_query, sources, checked)
+        confidence = assess(search_query, sources, checked, self.confidence_model)
         wants_human = bool(WANTS_HUMAN.search(question))
         escalate = wants_human or confidence.score < self.threshold
         citations = self._citations(checked, sources)
@@ -218,7 +220,7 @@ class Assistant:
                 next(gen)
         except StopIteration as stop:
             result: Draft = stop.value
-        confidence = assess(question, sources, result.checked)
+        confidence = assess(question, sources, result.checked, self.confidence_model)
         return {"answer": result.checked.text, "citations": self._citations(result.checked, sources),
                 "confidence": confidence.score, "answerer": result.answerer.name, "flags": result.flags,
                 "checks": self._checks(result.checked, confidence, result.removed)}

@@ -1,17 +1,32 @@
-"""Hybrid retrieval: dense (Chroma) and keyword (BM25) candidates fused by reciprocal rank.
+"""Hybrid retrieval at document level: dense (Chroma) and keyword (BM25) chunk candidates are
+reduced to documents first, then fused by weighted z-scores, with the title and heading path
+counting as a field of their own.
 
-RRF was chosen over tuned score weights because it needs no per-corpus calibration of two
-incomparable score scales; docs/performance.md has the SciFact figures behind the choice.
+Why documents and not chunks: fusing chunks lets one long page crowd the top with its sections
+and lets a page that both retrievers find through *different* sections lose to a page only one
+of them found. Reducing each list to documents (a document scores its best chunk) before fusing
+fixes both; the best section of each document is kept for the citation.
+
+Why z-scores and not reciprocal ranks: ranks throw away how far ahead the first document is, and
+that gap is what the confidence model reads. Per-query z-scoring puts cosine and BM25 on one
+scale without per-corpus calibration. The weights were chosen on train/dev splits only
+(docs/evaluation.md); `answerdesk eval calibrate` can relearn the dense weight for a deployment.
 """
 
 from __future__ import annotations
 
 import re
+import statistics
+from collections import OrderedDict
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from typing import Literal
+
+import numpy as np
 
 from assistant.access import allows
 from assistant.embeddings import Embedder
-from assistant.index.keyword import KeywordIndex
+from assistant.index.keyword import KeywordIndex, tokenize
 from assistant.index.vector import VectorIndex
 from assistant.store import IndexStore
 from assistant.types import Chunk, Hit, Where
@@ -20,6 +35,20 @@ Mode = Literal["hybrid", "dense", "keyword"]
 # A ticket or issue named in the query ("SUP-2", "owner/repo#12") is a lookup: that document goes first.
 # Embeddings cannot tell SUP-1 from SUP-2, so fusion alone can tie the two.
 IDENTIFIER = re.compile(r"\b[A-Z][A-Z0-9_]+-\d+\b|\b[\w.-]+/[\w.-]+#\d+\b")
+DocKey = tuple[str, str]  # (source, doc_id): doc ids are only unique within a source
+
+
+@dataclass(frozen=True)
+class Fusion:
+    """Weights of the per-query z-scored evidence. Keyword = 1 - dense; the field weights add on top."""
+
+    dense: float = 0.6
+    field_dense: float = 0.1
+    field_keyword: float = 0.1
+
+    @property
+    def keyword(self) -> float:
+        return 1.0 - self.dense
 
 
 def record_fields(chunk: Chunk) -> dict[str, str]:
@@ -31,6 +60,132 @@ def named_by(title: str, identifiers: set[str]) -> bool:
     return title.split(":", 1)[0].strip().lower() in identifiers
 
 
+def zscores(scores: dict[str, float] | dict[DocKey, float]) -> dict:  # type: ignore[type-arg]
+    """Per-query standardisation; one candidate (or all equal) scores 0."""
+    if not scores:
+        return {}
+    vals = list(scores.values())
+    mean = statistics.fmean(vals)
+    sd = statistics.pstdev(vals) if len(vals) > 1 else 0.0
+    return {k: (v - mean) / sd if sd > 1e-9 else 0.0 for k, v in scores.items()}
+
+
+def field_text(chunk: Chunk) -> str:
+    """The document's title and the section's heading path: what a person scans first."""
+    heading = chunk.heading
+    return f"{chunk.title} > {heading}" if heading else chunk.title
+
+
+def term_share(query_terms: set[str], text: str) -> float:
+    if not query_terms:
+        return 0.0
+    return len(query_terms & set(tokenize([text])[0])) / len(query_terms)
+
+
+@dataclass
+class DocEvidence:
+    """One document's evidence before fusion: its best chunk per retriever and overall."""
+
+    key: DocKey
+    dense: float | None = None  # best chunk cosine
+    keyword: float | None = None  # best chunk BM25
+    best_chunk: str = ""
+
+
+def reduce_to_documents(dense: list[tuple[str, float]], sparse: list[tuple[str, float]],
+                        doc_of: dict[str, DocKey], weights: Fusion) -> dict[DocKey, DocEvidence]:
+    """Each retriever's chunk list -> documents scored by their best chunk; the document's best
+    section is its chunk with the highest chunk-level fused z-score (missing from a list = that
+    list's minimum)."""
+    zd = zscores({c: s for c, s in dense if c in doc_of})
+    zk = zscores({c: s for c, s in sparse if c in doc_of})
+    floor_d, floor_k = min(zd.values(), default=0.0), min(zk.values(), default=0.0)
+    docs: dict[DocKey, DocEvidence] = {}
+    best: dict[DocKey, float] = {}
+    for chunk_id, score in dense:
+        if chunk_id in doc_of:
+            ev = docs.setdefault(doc_of[chunk_id], DocEvidence(doc_of[chunk_id]))
+            ev.dense = score if ev.dense is None else max(ev.dense, score)
+    for chunk_id, score in sparse:
+        if chunk_id in doc_of:
+            ev = docs.setdefault(doc_of[chunk_id], DocEvidence(doc_of[chunk_id]))
+            ev.keyword = score if ev.keyword is None else max(ev.keyword, score)
+    for chunk_id in {**zd, **zk}:
+        key = doc_of[chunk_id]
+        s = weights.dense * zd.get(chunk_id, floor_d) + weights.keyword * zk.get(chunk_id, floor_k)
+        if key not in best or s > best[key]:
+            best[key], docs[key].best_chunk = s, chunk_id
+    return docs
+
+
+def fuse(docs: dict[DocKey, DocEvidence], field_dense: dict[DocKey, float], field_keyword: dict[DocKey, float],
+         weights: Fusion) -> list[tuple[DocKey, float]]:
+    """Weighted sum of z-scored document evidence, best first."""
+    zd = zscores({k: e.dense for k, e in docs.items() if e.dense is not None})
+    zk = zscores({k: e.keyword for k, e in docs.items() if e.keyword is not None})
+    zfd, zfk = zscores(field_dense), zscores(field_keyword)
+    floor_d, floor_k = min(zd.values(), default=0.0), min(zk.values(), default=0.0)
+    fused = {
+        k: weights.dense * zd.get(k, floor_d) + weights.keyword * zk.get(k, floor_k)
+        + weights.field_dense * zfd.get(k, 0.0) + weights.field_keyword * zfk.get(k, 0.0)
+        for k in docs
+    }
+    return sorted(fused.items(), key=lambda kv: kv[1], reverse=True)
+
+
+def ranks(values: dict[DocKey, float | None]) -> dict[DocKey, int]:
+    order = sorted((k for k, v in values.items() if v is not None), key=lambda k: values[k], reverse=True)  # type: ignore[arg-type, return-value]
+    return {k: i for i, k in enumerate(order, 1)}
+
+
+def rank_documents(query: str, vector: np.ndarray | None, dense: list[tuple[str, float]],
+                   sparse: list[tuple[str, float]], chunks: dict[str, Chunk], weights: Fusion,
+                   field_vectors: Callable[[Iterable[str]], dict[str, np.ndarray]]) -> list[Hit]:
+    """Chunk candidates of both retrievers -> documents, best first, each as its best section."""
+    doc_of = {cid: (ch.source, ch.doc_id) for cid, ch in chunks.items()}
+    docs = reduce_to_documents(dense, sparse, doc_of, weights)
+    fields = {key: field_text(chunks[ev.best_chunk]) for key, ev in docs.items()}
+    field_dense: dict[DocKey, float] = {}
+    field_keyword: dict[DocKey, float] = {}
+    if weights.field_dense and vector is not None:
+        vecs = field_vectors(fields.values())
+        field_dense = {key: float(vecs[text] @ vector) for key, text in fields.items()}
+    if weights.field_keyword:
+        qterms = set(tokenize([query])[0])
+        field_keyword = {key: term_share(qterms, text) for key, text in fields.items()}
+    ranked = fuse(docs, field_dense, field_keyword, weights)
+    dense_rank = ranks({key: ev.dense for key, ev in docs.items()})
+    keyword_rank = ranks({key: ev.keyword for key, ev in docs.items()})
+    return [Hit(chunk=chunks[docs[key].best_chunk], score=score, dense_score=docs[key].dense,
+                keyword_score=docs[key].keyword, dense_rank=dense_rank.get(key),
+                keyword_rank=keyword_rank.get(key), field_score=field_dense.get(key))
+            for key, score in ranked]
+
+
+class FieldVectors:
+    """Embeddings of title + heading strings, cached: a deployment has few distinct ones, and
+    embedding them per query would double the query's cost."""
+
+    def __init__(self, embedder: Embedder, size: int = 50_000) -> None:
+        self.embedder = embedder
+        self.size = size
+        self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
+
+    def get(self, texts: Iterable[str]) -> dict[str, np.ndarray]:
+        texts = list(dict.fromkeys(texts))
+        missing = [t for t in texts if t not in self._cache]
+        if missing:
+            for t, v in zip(missing, self.embedder.embed(missing, kind="document"), strict=True):
+                self._cache[t] = v
+        out = {}
+        for t in texts:
+            self._cache.move_to_end(t)
+            out[t] = self._cache[t]
+        while len(self._cache) > self.size:
+            self._cache.popitem(last=False)
+        return out
+
+
 class Retriever:
     def __init__(
         self,
@@ -39,45 +194,36 @@ class Retriever:
         keywords: KeywordIndex,
         store: IndexStore,
         candidates: int = 50,
-        rrf_k: int = 60,
+        fusion: Fusion | None = None,
     ) -> None:
         self.embedder = embedder
         self.vectors = vectors
         self.keywords = keywords
         self.store = store
         self.candidates = candidates
-        self.rrf_k = rrf_k
+        self.fusion = fusion or Fusion()
+        self.fields = FieldVectors(embedder)
 
     def search(self, query: str, k: int = 5, where: Where | None = None, mode: Mode = "hybrid") -> list[Hit]:
+        """The top k documents, each as its best section (one hit per document)."""
         n = max(k, self.candidates)
-        dense = []
+        weights = self.fusion
+        vector = None
+        dense: list[tuple[str, float]] = []
         if mode != "keyword":
             vector = self.embedder.embed([query], kind="query")[0]
-            dense = self.vectors.search(vector, n, where)
+            dense = [(m.id, m.similarity) for m in self.vectors.search(vector, n, where)]
         sparse = self.keywords.search(query, n, where) if mode != "dense" else []
+        if mode != "hybrid":
+            weights = Fusion(dense=1.0 if mode == "dense" else 0.0, field_dense=0.0, field_keyword=0.0)
 
-        fused: dict[str, Hit] = {}
-        for rank, match in enumerate(dense, 1):
-            hit = fused.setdefault(match.id, Hit(chunk=None, score=0.0))  # type: ignore[arg-type]
-            hit.dense_score, hit.dense_rank = match.similarity, rank
-            hit.score += 1.0 / (self.rrf_k + rank)
-        for rank, (chunk_id, score) in enumerate(sparse, 1):
-            hit = fused.setdefault(chunk_id, Hit(chunk=None, score=0.0))  # type: ignore[arg-type]
-            hit.keyword_score, hit.keyword_rank = score, rank
-            hit.score += 1.0 / (self.rrf_k + rank)
-
-        ranked = sorted(fused.items(), key=lambda kv: kv[1].score, reverse=True)
-        chunks = self.store.get_chunks([cid for cid, _ in ranked[: k * 2]])
-        out: list[Hit] = []
-        for cid, hit in ranked[: k * 2]:
-            # A chunk the vector store still returns but the database no longer has was deleted
-            # mid-query; skip it rather than show a ghost. The filter is checked again on the database
-            # record: after a crash between the vector upsert and the database write, Chroma's
-            # metadata can say "public" for a row whose stored text is still internal.
-            chunk = chunks.get(cid)
-            if chunk is not None and allows(where, record_fields(chunk)):
-                hit.chunk = chunk
-                out.append(hit)
+        # A chunk the vector store still returns but the database no longer has was deleted
+        # mid-query: it never reaches the ranking, rather than show a ghost. The filter is checked
+        # again on the database record: after a crash between the vector upsert and the database
+        # write, Chroma's metadata can say "public" for a row whose stored text is still internal.
+        fetched = self.store.get_chunks(list(dict.fromkeys([c for c, _ in dense] + [c for c, _ in sparse])))
+        chunks = {cid: chunk for cid, chunk in fetched.items() if allows(where, record_fields(chunk))}
+        out = rank_documents(query, vector, dense, sparse, chunks, weights, self.fields.get)
         identifiers = {m.lower() for m in IDENTIFIER.findall(query)}
         if identifiers:
             out.sort(key=lambda h: not named_by(h.chunk.title, identifiers))  # stable: the rest keep their order

@@ -5,6 +5,7 @@ from __future__ import annotations
 from functools import cached_property
 from typing import TYPE_CHECKING
 
+from assistant.answering.confidence import load_model
 from assistant.answering.extractive import ExtractiveAnswerer
 from assistant.answering.types import Answerer
 from assistant.chat import Assistant
@@ -19,7 +20,7 @@ from assistant.keys import Keys
 
 if TYPE_CHECKING:
     from assistant.jira_client import JiraClient
-from assistant.retrieval import Retriever
+from assistant.retrieval import Fusion, Retriever
 from assistant.settings import Settings
 from assistant.store import IndexStore
 
@@ -58,7 +59,8 @@ class Services:
     def retriever(self) -> Retriever:
         s = self.settings
         return Retriever(
-            self.embedder, self.vectors, self.keywords, self.store, s.retrieval_candidates, s.rrf_k
+            self.embedder, self.vectors, self.keywords, self.store, s.retrieval_candidates,
+            Fusion(dense=s.fusion_dense_weight),
         )
 
     @cached_property
@@ -121,4 +123,5 @@ class Services:
             self.retriever, self.answerer, self.extractive, self.queue, self.conversations, self.embedder,
             threshold=s.confidence_threshold, k=s.retrieval_k, history_turns=s.history_turns, rewriter=rewriter,
             priorities=s.escalation_priorities, sla_labels=s.sla_labels, handoff=s.handoff_options,
+            confidence_model=load_model(s.confidence_model),
         )

@@ -79,7 +79,9 @@ class Settings(BaseSettings):
 
     retrieval_k: int = Field(5, ge=1, le=50)
     retrieval_candidates: int = Field(50, ge=5, le=1000)
-    rrf_k: int = Field(60, ge=1)
+    # Weight of dense against keyword evidence in document fusion (keyword gets 1 - this);
+    # chosen on the shared sets' train splits, relearnt per deployment by `answerdesk eval calibrate`.
+    fusion_dense_weight: float = Field(0.6, ge=0.0, le=1.0)
 
     answerer: Literal["extractive", "openai"] = "extractive"
     llm_model: str = "gpt-4o-mini"
@@ -94,7 +96,10 @@ class Settings(BaseSettings):
     )
     prompts_dir: Path = Path(__file__).resolve().parent.parent / "prompts"
 
-    confidence_threshold: float = Field(0.45, ge=0.0, le=1.0)
+    # The probability (that the answer cites a page that answers) below which the assistant escalates.
+    confidence_threshold: float = Field(0.25, ge=0.0, le=1.0)
+    # A confidence model fitted by `answerdesk eval calibrate`; empty: the one shipped in the package.
+    confidence_model: Path | None = None
     max_question_chars: int = Field(4000, ge=1, le=100_000)
     max_body_bytes: int = Field(65536, ge=1024)
     history_turns: int = Field(6, ge=0, le=50)

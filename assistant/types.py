@@ -46,3 +46,4 @@ class Hit:
     keyword_score: float | None = None  # BM25 score, when the keyword search found it
     dense_rank: int | None = None  # 1-based
     keyword_rank: int | None = None
+    field_score: float | None = None  # cosine of the question with the title + heading path

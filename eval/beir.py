@@ -20,6 +20,7 @@ class Query:
     id: str
     question: str
     answer: str | None = None
+    kind: str | None = None  # golden sets: answerable | unanswerable | offtopic
 
 
 def iter_corpus(path: Path) -> Iterator[dict[str, str]]:
@@ -47,7 +48,8 @@ def corpus_refs(path: Path, limit: int | None = None) -> Iterator[DocumentRef]:
 def load_queries(path: Path) -> list[Query]:
     out = []
     for row in iter_corpus(path):
-        out.append(Query(str(row["id"]), row.get("question") or row.get("text") or "", row.get("answer")))
+        out.append(Query(str(row["id"]), row.get("question") or row.get("text") or "", row.get("answer"),
+                         row.get("kind")))
     return out
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
@@ -13,7 +13,10 @@ from rich.table import Table
 from assistant.cli import console, friendly
 from assistant.settings import load_settings
 from eval.beir import iter_corpus
-from eval.gate import compare, load_summary, write_threshold
+from eval.gate import compare, load_summary, write_setting, write_threshold
+
+if TYPE_CHECKING:
+    from eval.runner import EvalConfig
 
 app = typer.Typer(help="Answer-quality evaluation: offline, deterministic, with a regression gate.",
                   no_args_is_help=True)
@@ -37,19 +40,50 @@ def run(
     limit: Annotated[int | None, typer.Option(help="Only the first N questions")] = None,
     target_precision: Annotated[float, typer.Option(min=0.0, max=1.0)] = 0.9,
     judge: Annotated[bool, typer.Option(help="Also ask an LLM judge (needs OPENAI_API_KEY); reported apart")] = False,
+    index_dir: Annotated[Path | None, typer.Option(help="Index folder to reuse between runs (default OUT/index)")]
+    = None,
 ) -> None:
     """Index CORPUS into a separate collection and ask every question through the assistant."""
-    from eval.report import write_report
-    from eval.runner import EvalConfig, run_eval
+    from eval.runner import EvalConfig
 
     _missing(corpus, queries, qrels, candidates)
+    _run(EvalConfig(corpus=corpus, queries=queries, qrels=qrels, out=out, candidates=candidates, limit=limit,
+                    target_precision=target_precision, judge=judge, index_dir=index_dir))
+
+
+@app.command("golden")
+@friendly
+def golden(
+    golden_set: Annotated[Path, typer.Argument(help="Golden set JSONL: {id, kind, question, relevant: [pages]}")]
+    = Path("eval/sets/answerdesk-docs.jsonl"),
+    docs: Annotated[Path, typer.Option(help="The docs folder the set's pages are relative to")] = Path("docs"),
+    out: Annotated[Path, typer.Option(help="Folder for summary.json, per_query.jsonl, report.html")]
+    = Path("eval-out/golden"),
+    target_precision: Annotated[float, typer.Option(min=0.0, max=1.0)] = 0.9,
+) -> None:
+    """Ask a golden set's questions over a docs folder: unanswerable and off-topic ones should escalate."""
+    from eval.golden_set import load_golden
+    from eval.runner import EvalConfig
+
+    _missing(golden_set, docs)
+    try:
+        load_golden(golden_set)
+    except (ValueError, KeyError) as exc:  # JSONDecodeError is a ValueError
+        console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2) from None
+    _run(EvalConfig(corpus=docs, queries=golden_set, qrels=None, out=out, target_precision=target_precision))
+
+
+def _run(cfg: EvalConfig) -> None:
+    from eval.report import write_report
+    from eval.runner import run_eval
+
     settings = load_settings()
+    judge, target_precision, out, corpus = cfg.judge, cfg.target_precision, cfg.out, cfg.corpus
     if judge and settings.openai_api_key is None:
         console.print("[red]error:[/red] --judge needs OPENAI_API_KEY (and OPENAI_BASE_URL for a local server); "
                       "the deterministic figures need neither: run without --judge.")
         raise typer.Exit(2)
-    cfg = EvalConfig(corpus=corpus, queries=queries, qrels=qrels, out=out, candidates=candidates, limit=limit,
-                     target_precision=target_precision, judge=judge)
     with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                   console=console) as bar:
         tasks: dict[str, TaskID] = {}
@@ -61,7 +95,7 @@ def run(
             bar.update(tasks[stage], completed=done)
 
         summary = run_eval(cfg, settings, progress=progress)
-    titles = {str(r["id"]): str(r.get("title", "")) for r in iter_corpus(corpus)}
+    titles = {str(r["id"]): str(r.get("title", "")) for r in iter_corpus(corpus)} if cfg.qrels else {}
     report = write_report(out, titles)
     table = Table(title=f"{summary['dataset']}: {summary['queries']} questions")
     table.add_column("metric")
@@ -110,20 +144,46 @@ def compare_cmd(
 
 @app.command("calibrate")
 def calibrate(
-    summary: Annotated[Path, typer.Argument(help="summary.json of an eval run")],
+    summary: Annotated[Path, typer.Argument(help="summary.json of an eval run (per_query.jsonl beside it)")],
     env_file: Annotated[Path, typer.Option(help="Settings file to write")] = Path(".env"),
     target_precision: Annotated[float | None, typer.Option(help="Default: the run's target")] = None,
+    model_out: Annotated[Path | None, typer.Option(help="Where to write the fitted confidence model "
+                                                       "(default: confidence_model.json beside the env file)")]
+    = None,
 ) -> None:
-    """Write the confidence threshold that reaches the target precision to the settings."""
-    from eval.metrics import threshold_for_precision
+    """Fit the confidence model to this run's questions and write it and the threshold that reaches
+    the target precision to the settings."""
+    from assistant.answering.confidence import load_model
+    from eval.calibrate import calibrate as fit
+    from eval.metrics import coverage_precision, roc_curve, threshold_for_precision
 
     _missing(summary)
     data = load_summary(summary)
     esc = data["escalation"]
     target = target_precision if target_precision is not None else esc["target_precision"]
-    chosen = threshold_for_precision(esc["coverage_precision"], target)
+    per_query = summary.parent / "per_query.jsonl"
+    rows = ([json.loads(line) for line in per_query.read_text().splitlines() if line.strip()]
+            if per_query.exists() else [])
+    rows = [r for r in rows if r.get("features")]
+    curve = esc["coverage_precision"]
+    if rows:
+        settings = load_settings()
+        labels = [bool(r["cites_relevant"]) for r in rows]
+        try:
+            model, how = fit(load_model(settings.confidence_model), [r["features"] for r in rows], labels)
+        except ValueError as exc:
+            console.print(f"[red]Cannot calibrate:[/red] {exc}; settings unchanged.")
+            raise typer.Exit(1) from None
+        scores = [round(model.probability(r["features"]), 4) for r in rows]
+        curve = coverage_precision(scores, labels)
+        model_path = model_out or env_file.parent / "confidence_model.json"
+        model_path.write_text(json.dumps(model.to_json(), indent=2))
+        write_setting(env_file, "ANSWERDESK_CONFIDENCE_MODEL", str(model_path.resolve()))
+        console.print(f"Confidence model {how} on {len(rows)} questions (AUC {roc_curve(scores, labels)[2]:.3f}), "
+                      f"written to {model_path}.")
+    chosen = threshold_for_precision(curve, target)
     if chosen is None:
-        console.print(f"[red]No threshold reaches {target:.0%} precision on this run;[/red] settings unchanged.")
+        console.print(f"[red]No threshold reaches {target:.0%} precision on this run;[/red] threshold unchanged.")
         raise typer.Exit(1)
     write_threshold(env_file, chosen["threshold"])
     console.print(f"ANSWERDESK_CONFIDENCE_THRESHOLD={chosen['threshold']:.4f} written to {env_file} "

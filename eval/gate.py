@@ -32,10 +32,14 @@ def compare(baseline: dict[str, Any], current: dict[str, Any], max_drop: float) 
 
 
 def write_threshold(env_file: Path, threshold: float) -> None:
-    """Set ANSWERDESK_CONFIDENCE_THRESHOLD in a .env file, keeping every other line."""
-    line = f"ANSWERDESK_CONFIDENCE_THRESHOLD={threshold:.4f}"
+    write_setting(env_file, "ANSWERDESK_CONFIDENCE_THRESHOLD", f"{threshold:.4f}")
+
+
+def write_setting(env_file: Path, name: str, value: str) -> None:
+    """Set NAME=value in a .env file, keeping every other line."""
+    line = f"{name}={value}"
     text = env_file.read_text() if env_file.exists() else ""
-    pattern = re.compile(r"^ANSWERDESK_CONFIDENCE_THRESHOLD=.*$", re.M)
-    text = pattern.sub(line, text) if pattern.search(text) else (text + ("\n" if text and not text.endswith("\n")
-                                                                         else "") + line + "\n")
+    pattern = re.compile(rf"^{re.escape(name)}=.*$", re.M)
+    text = pattern.sub(lambda _m: line, text) if pattern.search(text) else (
+        text + ("\n" if text and not text.endswith("\n") else "") + line + "\n")
     env_file.write_text(text)

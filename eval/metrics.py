@@ -121,3 +121,34 @@ def threshold_for_precision(rows: list[dict[str, float]], target: float) -> dict
     """The lowest threshold (most coverage) whose precision reaches the target."""
     ok = [r for r in rows if r["precision"] >= target]
     return min(ok, key=lambda r: r["threshold"]) if ok else None
+
+
+def reliability(scores: Sequence[float], labels: Sequence[bool], bins: int = 10) -> list[dict[str, float]]:
+    """Equal-width confidence bins: mean confidence against the share actually correct."""
+    out = []
+    for b in range(bins):
+        lo, hi = b / bins, (b + 1) / bins
+        last = b == bins - 1
+        inside = [(s, lab) for s, lab in zip(scores, labels, strict=True) if lo <= s < hi or (last and s == hi)]
+        if inside:
+            out.append({"low": lo, "high": hi, "count": len(inside),
+                        "confidence": sum(s for s, _ in inside) / len(inside),
+                        "accuracy": sum(lab for _, lab in inside) / len(inside)})
+    return out
+
+
+def expected_calibration_error(scores: Sequence[float], labels: Sequence[bool], bins: int = 10) -> float:
+    """Count-weighted mean gap between stated confidence and observed accuracy (0 = calibrated)."""
+    n = len(scores)
+    if not n:
+        return 0.0
+    return sum(r["count"] / n * abs(r["confidence"] - r["accuracy"]) for r in reliability(scores, labels, bins))
+
+
+def precision_at_coverage(scores: Sequence[float], labels: Sequence[bool], coverage: float) -> float | None:
+    """Share correct among the most confident `coverage` of questions (ties broken by order)."""
+    n = round(len(scores) * coverage)
+    if n == 0:
+        return None
+    ranked = sorted(zip(scores, labels, strict=True), key=lambda p: -p[0])[:n]
+    return sum(lab for _, lab in ranked) / n

@@ -1,5 +1,6 @@
-"""report.html: the summary tables and plots (ROC, coverage-precision, score histograms) and the
-worst queries with what was retrieved, in one self-contained file (plots inlined as PNG)."""
+"""report.html: the summary tables and plots (ROC, coverage-precision, reliability diagram, score
+histograms) and the worst queries with what was retrieved, in one self-contained file (plots
+inlined as PNG)."""
 
 from __future__ import annotations
 
@@ -46,6 +47,19 @@ def plots(summary: dict[str, Any], rows: list[dict[str, Any]]) -> dict[str, str]
            title="Answer / escalate trade-off")
     out["coverage"] = _png(fig)
 
+    bins = esc.get("reliability") or []
+    fig, ax = plt.subplots(figsize=(4.5, 4))
+    ax.plot([0, 1], [0, 1], ls="--", c="grey", lw=0.8, label="perfectly calibrated")
+    if bins:
+        ax.bar([b["low"] for b in bins], [b["accuracy"] for b in bins], width=[b["high"] - b["low"] for b in bins],
+               align="edge", alpha=0.6, edgecolor="black", label="share correct")
+        ax.plot([b["confidence"] for b in bins], [b["accuracy"] for b in bins], "o", c="red", ms=4,
+                label="mean confidence")
+    ax.set(xlim=(0, 1), ylim=(0, 1), xlabel="confidence (stated probability of a right answer)",
+           ylabel="share actually right", title=f"Reliability (ECE {esc.get('ece', float('nan')):.3f})")
+    ax.legend(loc="upper left", fontsize=8)
+    out["reliability"] = _png(fig)
+
     fig, axes = plt.subplots(1, 2, figsize=(9, 3.5))
     right = [r["confidence"] for r in rows if r["cites_relevant"]]
     wrong = [r["confidence"] for r in rows if not r["cites_relevant"]]
@@ -85,9 +99,13 @@ td,th{{border:1px solid #ccc;padding:.3rem .5rem;vertical-align:top}}img{{margin
 revision {e(summary['git_revision'])}; {e(summary['created'])}.</p>
 <h2>Figures</h2><table><tr><th>metric</th><th>value</th></tr>{metric_rows}
 <tr><td>latency p50 / p95</td><td>{lat['p50']:.0f} ms / {lat['p95']:.0f} ms</td></tr>
-<tr><td>threshold for {esc['target_precision']:.0%} precision</td><td>{e(threshold)}</td></tr></table>
+<tr><td>threshold for {esc['target_precision']:.0%} precision</td><td>{e(threshold)}</td></tr>
+<tr><td>escalation AUC / expected calibration error</td>
+<td>{esc['roc']['auc']:.3f} / {esc.get('ece', float('nan')):.3f}</td></tr>
+</table>
 <h2>Escalation</h2><img alt="ROC curve" src="data:image/png;base64,{imgs['roc']}">
 <img alt="coverage-precision curve" src="data:image/png;base64,{imgs['coverage']}">
+<img alt="reliability diagram" src="data:image/png;base64,{imgs['reliability']}">
 <h2>Distributions</h2><img alt="histograms" src="data:image/png;base64,{imgs['hist']}">
 <h2>Worst {len(failures)} questions</h2>
 <table><tr><th>id</th><th>question</th><th>nDCG@10</th><th>relevant</th><th>retrieved (top 5)</th></tr>

@@ -19,18 +19,23 @@ from assistant.settings import Settings
 from assistant.types import Where
 from eval.beir import Query, corpus_refs, load_qrels, load_queries
 from eval.bench_util import percentile
+from eval.golden_set import load_golden
 from eval.metrics import (
     average_precision,
     coverage_precision,
+    expected_calibration_error,
     mrr_at_k,
     ndcg_at_k,
+    precision_at_coverage,
     recall_at_k,
+    reliability,
     roc_curve,
     rouge_l,
     threshold_for_precision,
     token_f1,
     unique_docs,
 )
+from ingest.docs import folder_refs, list_files
 from ingest.pipeline import Ingestor
 
 MARKER_RE = r"\[(\d{1,3})\]"
@@ -38,9 +43,9 @@ MARKER_RE = r"\[(\d{1,3})\]"
 
 @dataclass
 class EvalConfig:
-    corpus: Path
+    corpus: Path  # corpus.jsonl, or a docs folder when `qrels` is None (a golden set, see eval/golden_set.py)
     queries: Path
-    qrels: Path
+    qrels: Path | None
     out: Path
     candidates: Path | None = None
     limit: int | None = None
@@ -95,6 +100,8 @@ def score_query(q: Query, text: str, relevant: dict[str, int], ranked: list[str]
     import re
 
     cited_docs = [c["doc_id"] for c in response["citations"]]
+    # Correct = cites a relevant document; a question with none is answered wrongly whatever it
+    # cites, so it counts as "should escalate".
     correct = any(relevant.get(d, 0) > 0 for d in cited_docs)
     checks = response["checks"]
     valid_markers = len(re.findall(MARKER_RE, response["answer"]))
@@ -108,7 +115,8 @@ def score_query(q: Query, text: str, relevant: dict[str, int], ranked: list[str]
         "confidence": response["confidence"], "escalated": response["escalated"], "flags": response["flags"],
         "markers": valid_markers, "removed_markers": checks["removed_citations"],
         "sentences": checks["sentences"], "supported_sentences": checks["supported_sentences"],
-        "latency_ms": latency_ms,
+        "latency_ms": latency_ms, "features": response["checks"].get("signals", {}),
+        "kind": q.kind or ("answerable" if any(g > 0 for g in relevant.values()) else "unanswerable"),
     }
     if q.answer:
         row["reference"] = q.answer
@@ -129,6 +137,8 @@ def summarise(rows: list[dict[str, Any]], target_precision: float) -> dict[str, 
     labels = [bool(r["cites_relevant"]) for r in rows]
     fpr, tpr, auc = roc_curve(scores, labels)
     curve = coverage_precision(scores, labels)
+    answerable = [r for r in rows if r["kind"] == "answerable"]
+    unanswerable = [r for r in rows if r["kind"] != "answerable"]
     chosen = threshold_for_precision(curve, target_precision)
     latencies = [r["latency_ms"] for r in rows]
     metrics = {
@@ -139,11 +149,21 @@ def summarise(rows: list[dict[str, Any]], target_precision: float) -> dict[str, 
         "citation_marker_validity": markers / (markers + removed) if markers + removed else None,
         "citation_support": sum(r["supported_sentences"] for r in rows) / sentences if sentences else None,
         "escalation_auc": auc, "escalated_share": mean("escalated"),
+        "precision_at_70_coverage": precision_at_coverage(scores, labels, 0.7),
     }
+    if unanswerable:  # golden sets with questions the docs do not answer
+        metrics.update({
+            "right_page_first": statistics.fmean(bool(r["retrieved"]) and r["retrieved"][0] in r["relevant"]
+                                                 for r in answerable) if answerable else None,
+            "answerable_answered": statistics.fmean(not r["escalated"] for r in answerable) if answerable else None,
+            "unanswerable_escalated": statistics.fmean(r["escalated"] for r in unanswerable),
+        })
     return {
         "metrics": {k: v for k, v in metrics.items() if v is not None},
         "latency_ms": {"p50": percentile(latencies, 0.5), "p95": percentile(latencies, 0.95)},
         "escalation": {"roc": {"fpr": fpr, "tpr": tpr, "auc": auc}, "coverage_precision": curve,
+                       "reliability": reliability(scores, labels),
+                       "ece": expected_calibration_error(scores, labels),
                        "target_precision": target_precision, "threshold": chosen},
     }
 
@@ -155,17 +175,21 @@ def run_eval(cfg: EvalConfig, base: Settings, services: Services | None = None,
     if not settings.data_dir.exists():
         settings.data_dir.mkdir(parents=True)
     svc = services or Services(settings)
-    queries = load_queries(cfg.queries)
     bodies = load_bodies(cfg.queries)
-    qrels = load_qrels(cfg.qrels)
     candidates = load_candidates(cfg.candidates) if cfg.candidates else None
-    queries = [q for q in queries if q.id in qrels or (candidates and q.id in candidates)]
+    if cfg.qrels is None:
+        queries, qrels = load_golden(cfg.queries)
+        refs, kind = folder_refs(cfg.corpus, list_files(cfg.corpus), None), "docs"
+    else:
+        queries, qrels = load_queries(cfg.queries), load_qrels(cfg.qrels)
+        queries = [q for q in queries if q.id in qrels or (candidates and q.id in candidates)]
+        refs, kind = corpus_refs(cfg.corpus), "beir"
     if cfg.limit:
         queries = queries[: cfg.limit]
 
     indexed = itertools.count(1)  # the pipeline calls back once per document
     stats = Ingestor(svc, "eval", on_document=lambda _label: progress("index", next(indexed), 0)).run(
-        corpus_refs(cfg.corpus), "beir", str(cfg.corpus))
+        refs, kind, str(cfg.corpus))
     rows = []
     ragas = []
     for i, q in enumerate(queries):
@@ -186,12 +210,13 @@ def run_eval(cfg: EvalConfig, base: Settings, services: Services | None = None,
 
     summary = summarise(rows, cfg.target_precision)
     summary.update({
-        "dataset": cfg.corpus.parent.name, "corpus": str(cfg.corpus), "queries": len(rows),
+        "dataset": cfg.corpus.parent.name if cfg.qrels else cfg.queries.stem, "corpus": str(cfg.corpus),
+        "queries": len(rows),
         "documents": stats.seen, "candidates": str(cfg.candidates) if cfg.candidates else None,
         "model": svc.embedder.name,
         "settings": {k: str(v) for k, v in settings.model_dump(
-            include={"answerer", "llm_model", "chunk_size", "chunk_overlap", "retrieval_k",
-                     "retrieval_candidates", "rrf_k", "confidence_threshold", "embedding_dtype"}).items()},
+            include={"answerer", "llm_model", "chunk_size", "chunk_overlap", "retrieval_k", "retrieval_candidates",
+                     "fusion_dense_weight", "confidence_threshold", "confidence_model", "embedding_dtype"}).items()},
         "git_revision": git_revision(),
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     })

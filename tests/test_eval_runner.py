@@ -70,7 +70,10 @@ def test_eval_run_writes_figures_report_and_leaves_live_index_alone(tiny_set: Pa
     assert set(ragas[0]) == {"user_input", "retrieved_contexts", "response", "reference"}
     assert ragas[0]["reference"].startswith("Use the forgot-password")
     report = (out / "report.html").read_text()
-    assert report.count("data:image/png;base64,") == 3 and "tiny" in report and "ndcg@10" in report
+    assert report.count("data:image/png;base64,") == 4 and "tiny" in report and "ndcg@10" in report
+    assert "reliability diagram" in report and "expected calibration error" in report
+    assert 0 <= summary["escalation"]["ece"] <= 1 and summary["escalation"]["reliability"]
+    assert set(rows[0]["features"]) >= {"top_cosine", "gap", "agreement"}
     assert "ndcg@10" in output and "report.html" in output
 
 
@@ -139,3 +142,68 @@ def test_optional_llm_judge_reported_apart(tiny_set: Path, tmp_path: Path) -> No
     assert 0.25 <= judge["faithfulness"] <= 1 and 0.25 <= judge["answer_relevance"] <= 1
     assert "faithfulness" not in summary["metrics"]  # the gate never sees a model's opinion
     assert sum('Reply with one line "Score: X"' in r["messages"][-1]["content"] for r in stub.requests) == 10
+
+
+GOLDEN_DOCS = {
+    "passwords.md": "# Passwords\n\n## Resetting a password\n\nUse the forgot-password link on the sign-in page.\n",
+    "exports.md": "# Exporting data\n\nExport your projects as CSV from Settings, then Data, then Export.\n",
+    "limits.md": "# API rate limits\n\nThe API allows 600 requests per minute per token; over that it answers 429.\n",
+}
+GOLDEN = [
+    {"id": "g1", "kind": "answerable", "question": "I forgot my password, how do I get back in?",
+     "relevant": ["passwords.md"]},
+    {"id": "g2", "kind": "answerable", "question": "how many api calls a minute can I make", "relevant": ["limits.md"]},
+    {"id": "g3", "kind": "unanswerable", "question": "Can I export my projects as PDF?", "relevant": []},
+    {"id": "g4", "kind": "offtopic", "question": "What is the best recipe for banana bread?", "relevant": []},
+]
+
+
+def test_golden_set_counts_unanswered_questions_as_should_escalate(tmp_path: Path) -> None:
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    for name, text in GOLDEN_DOCS.items():
+        (docs / name).write_text(text)
+    golden = tmp_path / "golden.jsonl"
+    golden.write_text("".join(json.dumps(g) + "\n" for g in GOLDEN))
+    out = tmp_path / "out"
+    code, output = cli("eval", "golden", str(golden), "--docs", str(docs), "--out", str(out), env={})
+    assert code == 0, output
+    summary = json.loads((out / "summary.json").read_text())
+    rows = {r["id"]: r for r in map(json.loads, (out / "per_query.jsonl").read_text().splitlines())}
+    assert [rows[g]["kind"] for g in ("g1", "g3", "g4")] == ["answerable", "unanswerable", "offtopic"]
+    assert rows["g1"]["retrieved"][0] == "passwords.md" and rows["g1"]["cites_relevant"]
+    assert not rows["g3"]["cites_relevant"] and not rows["g4"]["cites_relevant"]  # right only by escalating
+    m = summary["metrics"]
+    assert m["right_page_first"] == 1.0 and {"answerable_answered", "unanswerable_escalated"} <= set(m)
+    assert rows["g4"]["escalated"] and rows["g4"]["confidence"] < rows["g1"]["confidence"]
+
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text(json.dumps({"id": "x", "kind": "maybe", "question": "?"}) + "\n")
+    code, output = cli("eval", "golden", str(bad), "--docs", str(docs), "--out", str(out), env={})
+    assert code != 0 and "kind" in output and "Traceback" not in output
+
+
+def test_calibrate_fits_the_model_to_a_runs_questions(tmp_path: Path) -> None:
+    import random
+
+    rng = random.Random(3)
+    rows = []
+    for i in range(80):
+        right = i % 2 == 0
+        cos = rng.uniform(0.5, 0.9) if right else rng.uniform(0.1, 0.6)
+        rows.append({"id": str(i), "cites_relevant": right, "confidence": 0.9, "features": {
+            "top_cosine": cos, "cosine_margin": 0.1, "gap": 1.0, "score_margin": 0.5, "section_terms": 0.5,
+            "field_cosine": 0.3, "agreement": 1.0, "top_ranks": 0.7, "question_terms": 2.0}})
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "per_query.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    (run / "summary.json").write_text(json.dumps({"metrics": {}, "escalation": {
+        "target_precision": 0.9, "coverage_precision": []}}))
+    env_file = tmp_path / ".env"
+    code, out = cli("eval", "calibrate", str(run / "summary.json"), "--env-file", str(env_file), env={})
+    assert code == 0, out
+    assert "recalibrated on 80 questions" in out
+    settings = dict(line.split("=", 1) for line in env_file.read_text().splitlines())
+    model = json.loads(Path(settings["ANSWERDESK_CONFIDENCE_MODEL"]).read_text())
+    assert model["platt"] != [1.0, 0.0]
+    assert 0.0 < float(settings["ANSWERDESK_CONFIDENCE_THRESHOLD"]) < 1.0

@@ -134,3 +134,15 @@ def test_settings_read_openai_variables(monkeypatch: pytest.MonkeyPatch) -> None
     s = Settings(_env_file=None)  # type: ignore[call-arg]
     assert s.openai_api_key is not None and s.openai_api_key.get_secret_value() == "sk-env"
     assert s.openai_base_url == "http://127.0.0.1:1/v1"
+
+
+def test_llm_answer_is_judged_on_the_same_retrieval_and_confidence(docs_services: Services, stub: OpenAIStub) -> None:
+    """Issue 15 item 5: the LLM answerer reads the same documents and gets the same calibrated
+    confidence as the extractive one, so a deployment with an LLM gains from both."""
+    with llm_client(docs_services, stub, "stub-normal") as c:
+        llm = chat(c, QUESTION)
+    with TestClient(create_app(services=docs_services), raise_server_exceptions=False) as c:
+        extractive = chat(c, QUESTION)
+    assert llm["answerer"] == "openai" and extractive["answerer"] == "extractive"
+    assert llm["checks"]["signals"] == extractive["checks"]["signals"]
+    assert llm["confidence"] == extractive["confidence"]  # both fully supported by their sources

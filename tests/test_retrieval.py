@@ -39,6 +39,23 @@ def test_known_question_ranks_the_right_page_first(bundled: Services, question: 
     assert hits[0].dense_rank is not None and hits[0].keyword_rank is not None
 
 
+def test_results_are_documents_each_with_its_best_section(bundled: Services) -> None:
+    """One hit per page: a long page's many sections no longer crowd the others out of the top five,
+    and the section kept for the citation is the one about the question."""
+    hits = bundled.retriever.search("How do I point answerdesk at a PostgreSQL database?", k=5)
+    pages = [h.chunk.doc_id for h in hits]
+    assert len(pages) == len(set(pages)) == 5, pages
+    assert "postgres" in hits[0].chunk.search_text.lower()
+    assert [h.score for h in hits] == sorted((h.score for h in hits), reverse=True)
+
+
+def test_a_heading_that_matches_the_question_counts(bundled: Services) -> None:
+    """Issue 15: "Configuring answerdesk?" ranked the Installation page above Configuration."""
+    hits = bundled.retriever.search("Configuring answerdesk?", k=3)
+    assert hits[0].chunk.doc_id == "configuration.md", [(h.chunk.doc_id, h.chunk.heading) for h in hits]
+    assert all(h.field_score is not None for h in hits)  # the title/heading field was scored
+
+
 @pytest.mark.skipif(not (SCIFACT / "corpus.jsonl").exists(),
                     reason=f"BEIR SciFact not found at {SCIFACT} (../shared/eval-data is absent in this clone)")
 def test_scifact_slice_fused_beats_each_alone(services: Services) -> None:

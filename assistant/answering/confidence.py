@@ -1,25 +1,42 @@
-"""Confidence in [0, 1] from retrieval evidence and citation support.
+"""Confidence: the probability that the answer is right (cites a document that answers the question).
 
-Signals (each in [0, 1]):
-- match: the best cosine similarity between question and a source, scaled from 0.15 (unrelated
-  text scores about that with MiniLM) to 0.65 (a clear match);
-- coverage: share of the question's content words found in the top sources;
-- agreement: dense and keyword search put the same chunk near the top;
-- support: share of the answer's sentences supported by the sources they cite.
-The weighted sum is scaled down when `match` is low (below 0.5): agreement and support mean little
-when nothing is close to the question. The weights are a hand-set prior; `answerdesk eval
-calibrate` picks the threshold from data.
+A logistic regression over retrieval evidence, then a two-parameter (Platt) recalibration. The
+features come from the ranked documents, never from how the answer was written, so the extractive
+and the LLM answerer are judged alike:
+- top_cosine: cosine of the question with the first document's best section;
+- cosine_margin: how far that cosine is ahead of the second document's;
+- gap: the first document's fused score minus the mean of documents 2-5 (a clear winner or a tie);
+- score_margin: the first document's fused score minus the second's;
+- section_terms: share of the question's content words present in the cited section;
+- field_cosine: cosine of the question with the first document's title and heading path;
+- agreement: dense and keyword search both rank the first document first;
+- top_ranks: log dense rank + log keyword rank of the first document (how far apart they are);
+- question_terms: log of the number of content words in the question (short questions are vague).
+
+The default coefficients (confidence_model.json, shipped in the package) were fitted on the StackFAQ
+train group and SemEval dev, including "unanswerable copies" of each question asked with its relevant
+documents removed, so that the model has seen what "the docs do not say" looks like. It uses five of
+the features (top_cosine, gap, section_terms, question_terms, agreement; the others have coefficient
+0): the margins and the title match fitted those sets better but misjudged the bundled docs.
+`answerdesk eval calibrate` refits or recalibrates it from a deployment's own golden set.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import json
+import math
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
 
 from assistant.answering.citations import Verification
 from assistant.answering.text import coverage, terms
 from assistant.answering.types import Source
 
-WEIGHTS = {"match": 0.40, "coverage": 0.25, "agreement": 0.15, "support": 0.20}
+DEFAULT_MODEL = Path(__file__).resolve().parent / "confidence_model.json"
+FEATURES = ("top_cosine", "cosine_margin", "gap", "score_margin", "section_terms", "field_cosine", "agreement",
+            "top_ranks", "question_terms")
+MISSING_RANK = 51  # a document one retriever did not return at all ranks below its candidate list
 
 
 @dataclass
@@ -29,33 +46,76 @@ class Confidence:
     reasons: list[str]
 
 
-def _clip(x: float) -> float:
-    return max(0.0, min(1.0, x))
+@dataclass(frozen=True)
+class Model:
+    """Standardised-feature logistic regression plus Platt scaling of its logit."""
+
+    coef: dict[str, float]
+    intercept: float
+    mean: dict[str, float]
+    scale: dict[str, float]
+    platt: tuple[float, float] = (1.0, 0.0)
+    meta: dict[str, object] = field(default_factory=dict)
+
+    def logit(self, x: dict[str, float]) -> float:
+        return self.intercept + sum(
+            c * (x.get(f, 0.0) - self.mean.get(f, 0.0)) / (self.scale.get(f, 1.0) or 1.0) for f, c in self.coef.items())
+
+    def probability(self, x: dict[str, float]) -> float:
+        a, b = self.platt
+        z = a * self.logit(x) + b
+        return 1.0 / (1.0 + math.exp(-max(-50.0, min(50.0, z))))
+
+    def to_json(self) -> dict[str, object]:
+        return {"features": list(self.coef), "coef": self.coef, "intercept": self.intercept, "mean": self.mean,
+                "scale": self.scale, "platt": list(self.platt), "meta": self.meta}
+
+    @classmethod
+    def from_json(cls, data: dict[str, object]) -> Model:
+        platt = data.get("platt") or [1.0, 0.0]
+        return cls(coef=dict(data["coef"]), intercept=float(data["intercept"]),  # type: ignore[call-overload, arg-type]
+                   mean=dict(data["mean"]), scale=dict(data["scale"]),  # type: ignore[call-overload]
+                   platt=(float(platt[0]), float(platt[1])), meta=dict(data.get("meta") or {}))  # type: ignore[index, call-overload]
 
 
-def assess(question: str, sources: list[Source], verification: Verification) -> Confidence:
-    if not sources:
-        return Confidence(0.0, dict.fromkeys(WEIGHTS, 0.0), ["no_sources"])
-    top = max((s.hit.dense_score or 0.0) for s in sources)
-    qterms = terms(question)
-    found = set().union(*(terms(s.hit.chunk.search_text) for s in sources[:3]))
-    both = [s for s in sources[:3] if (s.hit.dense_rank or 99) <= 5 and (s.hit.keyword_rank or 99) <= 5]
-    signals = {
-        "match": _clip((top - 0.15) / 0.5),
-        "coverage": coverage(qterms, found),
-        "agreement": 1.0 if both and both[0] is sources[0] else 0.5 if both else 0.0,
-        "support": verification.support_ratio if verification.cited else 0.0,
+@lru_cache(maxsize=8)
+def load_model(path: Path | None = None) -> Model:
+    """The shipped model, or a deployment's (ANSWERDESK_CONFIDENCE_MODEL) written by `eval calibrate`."""
+    return Model.from_json(json.loads((path or DEFAULT_MODEL).read_text(encoding="utf-8")))
+
+
+def features(question: str, sources: list[Source]) -> dict[str, float]:
+    top = sources[0].hit
+    cos = [s.hit.dense_score or 0.0 for s in sources]
+    rest = [s.hit.score for s in sources[1:5]]
+    return {
+        "top_cosine": cos[0],
+        "cosine_margin": cos[0] - max(cos[1:], default=0.0),
+        "gap": top.score - (sum(rest) / len(rest) if rest else 0.0),
+        "score_margin": top.score - (sources[1].hit.score if len(sources) > 1 else 0.0),
+        "section_terms": coverage(terms(question), terms(top.chunk.search_text)),
+        "field_cosine": top.field_score or 0.0,
+        "agreement": 1.0 if top.dense_rank == 1 and top.keyword_rank == 1 else 0.0,
+        "top_ranks": math.log(top.dense_rank or MISSING_RANK) + math.log(top.keyword_rank or MISSING_RANK),
+        "question_terms": math.log1p(len(terms(question))),
     }
-    # Meaning gates the rest: when no source is close to the question, the retrievers agreeing on
-    # some page and the answer quoting it faithfully say nothing about whether it answers.
-    gate = min(1.0, 0.5 + signals["match"])
-    score = _clip(gate * sum(WEIGHTS[k] * v for k, v in signals.items()))
+
+
+def assess(question: str, sources: list[Source], verification: Verification, model: Model | None = None) -> Confidence:
+    if not sources:
+        return Confidence(0.0, dict.fromkeys(FEATURES, 0.0), ["no_sources"])
+    signals = features(question, sources)
+    # "Right" means citing a document that answers: an answer citing nothing cannot be right. The
+    # extractive answers the model was fitted on are always supported by their sources, so it cannot
+    # learn what an unsupported (LLM-written) sentence costs: each one takes its share off, by rule.
+    support = verification.support_ratio if verification.cited else 0.0
+    score = (model or load_model()).probability(signals) * support
     reasons = []
-    if signals["match"] < 0.4:
+    if signals["top_cosine"] < 0.35:
         reasons.append("weak_match")
-    if signals["coverage"] < 0.5:
+    if signals["section_terms"] < 0.5:
         reasons.append("question_terms_missing")
-    if signals["agreement"] == 0.0:
+    if not signals["agreement"]:
         reasons.append("retrievers_disagree")
     if not verification.cited:
         reasons.append("no_citations")

@@ -1,7 +1,8 @@
 /*! answerdesk chat widget (Apache-2.0)
  * <script src="https://HOST/widget.js" data-answerdesk-url="https://HOST" async></script>
  * Options (data-*): answerdesk-url, title, greeting, storage (session | local | none),
- * threshold (confidence below which the answer is shown as unsure), position (right | left), open.
+ * position (right | left), open. Whether an answer is shown as unsure is the server's decision
+ * (its calibrated confidence against its threshold), never the page's.
  * Everything the server sends is untrusted: it becomes DOM nodes and text, never parsed HTML,
  * and only http(s) URLs become links. */
 (() => {
@@ -17,7 +18,6 @@
   })();
   const TITLE = cfg.title || "Ask the docs";
   const GREETING = cfg.greeting || "Ask a question about this documentation. Answers cite the pages they come from.";
-  const THRESHOLD = parseFloat(cfg.threshold || "0.45");
   const KEY = "answerdesk:" + BASE;
   const NARROW = "(max-width: 480px)";
   const ICONS = {
@@ -343,7 +343,8 @@ header :focus-visible,.user :focus-visible{outline-color:#fff}
     const done = () => {
       render();
       node.dataset.state = "done";
-      const unsure = bot.conf < THRESHOLD || (bot.flags || []).includes("low_confidence");
+      // The server escalated it for low confidence: one decision, the same as the API's and Slack's.
+      const unsure = (bot.flags || []).includes("low_confidence");
       if (unsure || bot.eid) {
         node.classList.toggle("unsure", unsure);
         const note = h("div", { class: "banner", role: "note" }, h("strong", { text: unsure ? "Not sure. " : "Passed on. " }),
