@@ -62,12 +62,12 @@ def golden(
     target_precision: Annotated[float, typer.Option(min=0.0, max=1.0)] = 0.9,
 ) -> None:
     """Ask a golden set's questions over a docs folder: unanswerable and off-topic ones should escalate."""
-    from eval.golden_set import load_golden
+    from eval.golden_docs import load_golden
     from eval.runner import EvalConfig
 
     _missing(golden_set, docs)
     try:
-        load_golden(golden_set)
+        load_golden(golden_set, docs)
     except (ValueError, KeyError) as exc:  # JSONDecodeError is a ValueError
         console.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(2) from None

@@ -62,7 +62,7 @@ class GoldenDocs:
 
     @property
     def queries(self) -> list[Query]:
-        return [Query(q.id, q.question, q.answer or None) for q in self.questions]
+        return [Query(q.id, q.question, q.answer or None, q.kind) for q in self.questions]
 
     @property
     def qrels(self) -> dict[str, dict[str, int]]:
@@ -86,6 +86,13 @@ def load(path: Path = SET_PATH, docs_dir: Path = DOCS_DIR) -> GoldenDocs:
                 seen.add(q.id)
                 questions.append(q)
     return GoldenDocs(questions, docs_dir)
+
+
+def load_golden(path: Path, docs_dir: Path = DOCS_DIR) -> tuple[list[Query], dict[str, dict[str, int]]]:
+    """A golden set as eval.runner reads it: questions (with their kind) and qrels (empty for the
+    questions that should escalate)."""
+    golden = load(path, docs_dir)
+    return golden.queries, golden.qrels
 
 
 def _parse(row: dict[str, Any], where: str, pages: set[str]) -> GoldenQuestion:

@@ -19,7 +19,7 @@ from assistant.settings import Settings
 from assistant.types import Where
 from eval.beir import Query, corpus_refs, load_qrels, load_queries
 from eval.bench_util import percentile
-from eval.golden_set import load_golden
+from eval.golden_docs import load_golden
 from eval.metrics import (
     average_precision,
     coverage_precision,
@@ -43,7 +43,7 @@ MARKER_RE = r"\[(\d{1,3})\]"
 
 @dataclass
 class EvalConfig:
-    corpus: Path  # corpus.jsonl, or a docs folder when `qrels` is None (a golden set, see eval/golden_set.py)
+    corpus: Path  # corpus.jsonl, or a docs folder when `qrels` is None (a golden set, see eval/golden_docs.py)
     queries: Path
     qrels: Path | None
     out: Path
@@ -178,7 +178,7 @@ def run_eval(cfg: EvalConfig, base: Settings, services: Services | None = None,
     bodies = load_bodies(cfg.queries)
     candidates = load_candidates(cfg.candidates) if cfg.candidates else None
     if cfg.qrels is None:
-        queries, qrels = load_golden(cfg.queries)
+        queries, qrels = load_golden(cfg.queries, cfg.corpus)
         refs, kind = folder_refs(cfg.corpus, list_files(cfg.corpus), None), "docs"
     else:
         queries, qrels = load_queries(cfg.queries), load_qrels(cfg.qrels)
