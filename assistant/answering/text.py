@@ -35,16 +35,15 @@ _ESCAPED = re.compile(r"\\([\\`*_{}\[\]()#+\-.!|<>~])")
 _LINK = re.compile(r"!?\[([^\]]*)\]\((?:[^()\s]|\([^()\s]*\))*(?:\s+\"[^\"]*\")?\)")
 _REF_LINK = re.compile(r"\[([^\]]+)\]\[[^\]]*\]")
 _AUTOLINK = re.compile(r"<((?:https?://|mailto:)[^>\s]+)>")
-_STRONG = re.compile(r"(\*\*|__)(?=\S)(.+?)(?<=\S)\1")
-_EM = re.compile(r"(?<![\w*])\*(?=[^\s*])([^*]+?)(?<=[^\s*])\*(?![\w*])"
-                 r"|(?<![\w_])_(?=[^\s_])([^_]+?)(?<=[^\s_])_(?![\w_])")
 _PLACEHOLDER = 0xE000  # private-use code points stand for escaped characters while markup is removed
 
 
 def render_inline(text: str, keep: str = "") -> str:
-    """Markdown inline markup as a reader sees it: link text without its target, no emphasis
-    markers, no backslash escapes. Code spans stay as written (the answer is rendered as Markdown,
-    so they still show as code). Characters in `keep` stay escaped (a table's `\\|`)."""
+    """Markdown inline markup as a reader sees it: link text without its target, no backslash
+    escapes. Code spans and emphasis stay as written: the answer is rendered as Markdown (the widget)
+    or mrkdwn (Slack), so they still show as code and bold, and stripping `_`/`*` pairs would eat
+    the underscores of identifiers such as `window.__name`. Characters in `keep` stay escaped (a
+    table's `\\|`)."""
     out = []
     last = 0
     for m in _CODE_SPAN.finditer(text):
@@ -66,8 +65,6 @@ def _render_plain(text: str, keep: str) -> str:
     text = _LINK.sub(lambda m: m.group(1), text)
     text = _REF_LINK.sub(lambda m: m.group(1), text)
     text = _AUTOLINK.sub(lambda m: m.group(1), text)
-    text = _STRONG.sub(lambda m: m.group(2), text)
-    text = _EM.sub(lambda m: m.group(1) or m.group(2), text)
     return re.sub("[\uE000-\uE0FF]", lambda m: chr(ord(m.group(0)) - _PLACEHOLDER), text)
 
 

@@ -56,7 +56,9 @@ class ChatResponse(BaseModel):
 
 def chat_request_model(max_chars: int) -> type[BaseModel]:
     """The question's length limit is a setting, so the model is built per app."""
-    question = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=max_chars)]
+    # pattern: the schema says what stripping implies, a question of only whitespace is not one.
+    question = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=max_chars,
+                                                pattern=r"\S")]
     return create_model(  # type: ignore[call-overload, no-any-return]
         "ChatRequest",
         __config__=ConfigDict(extra="forbid"),
