@@ -62,12 +62,12 @@ def golden(
     target_precision: Annotated[float, typer.Option(min=0.0, max=1.0)] = 0.9,
 ) -> None:
     """Ask a golden set's questions over a docs folder: unanswerable and off-topic ones should escalate."""
-    from eval.golden_docs import load_golden
+    from eval.golden_docs import load
     from eval.runner import EvalConfig
 
     _missing(golden_set, docs)
     try:
-        load_golden(golden_set, docs)
+        load(golden_set, docs)  # a malformed line is named before anything is indexed
     except (ValueError, KeyError) as exc:  # JSONDecodeError is a ValueError
         console.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(2) from None
@@ -162,8 +162,7 @@ def calibrate(
     esc = data["escalation"]
     target = target_precision if target_precision is not None else esc["target_precision"]
     per_query = summary.parent / "per_query.jsonl"
-    rows = ([json.loads(line) for line in per_query.read_text().splitlines() if line.strip()]
-            if per_query.exists() else [])
+    rows = list(iter_corpus(per_query)) if per_query.exists() else []  # any JSONL file
     rows = [r for r in rows if r.get("features")]
     curve = esc["coverage_precision"]
     if rows:

@@ -22,6 +22,7 @@ ones a user of the demo sees. Use:
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -88,13 +89,6 @@ def load(path: Path = SET_PATH, docs_dir: Path = DOCS_DIR) -> GoldenDocs:
     return GoldenDocs(questions, docs_dir)
 
 
-def load_golden(path: Path, docs_dir: Path = DOCS_DIR) -> tuple[list[Query], dict[str, dict[str, int]]]:
-    """A golden set as eval.runner reads it: questions (with their kind) and qrels (empty for the
-    questions that should escalate)."""
-    golden = load(path, docs_dir)
-    return golden.queries, golden.qrels
-
-
 def _parse(row: dict[str, Any], where: str, pages: set[str]) -> GoldenQuestion:
     kind = row.get("kind")
     if kind not in KINDS:
@@ -124,24 +118,22 @@ class Outcome:
         return self.first_cited in self.question.relevant
 
 
-def outcome(q: GoldenQuestion, response: dict[str, Any]) -> Outcome:
-    """One chat response (as `POST /v1/chat` returns it) scored against its question."""
+def first_cited(response: dict[str, Any]) -> str | None:
+    """The document a reader follows first: the answer's first [n], whatever its number (the first
+    citation when the answer has no marker)."""
     citations = response.get("citations") or []
-    # The answer's first [n] is the citation a reader follows first, whatever its number.
-    first = _first_marker(str(response.get("answer", "")))
+    m = re.search(r"\[(\d{1,3})\]", str(response.get("answer", "")))
     by_n = {c["n"]: c for c in citations}
-    cited = by_n.get(first) if first is not None else None
+    cited = by_n.get(int(m.group(1))) if m else None
     if cited is None and citations:
         cited = citations[0]
-    return Outcome(q, cited["doc_id"] if cited else None, bool(response["escalated"]),
-                   float(response["confidence"]), str(response.get("answer", "")))
+    return str(cited["doc_id"]) if cited else None
 
 
-def _first_marker(text: str) -> int | None:
-    import re
-
-    m = re.search(r"\[(\d{1,3})\]", text)
-    return int(m.group(1)) if m else None
+def outcome(q: GoldenQuestion, response: dict[str, Any]) -> Outcome:
+    """One chat response (as `POST /v1/chat` returns it) scored against its question."""
+    return Outcome(q, first_cited(response), bool(response["escalated"]), float(response["confidence"]),
+                   str(response.get("answer", "")))
 
 
 def figures(outcomes: list[Outcome]) -> dict[str, float]:

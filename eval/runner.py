@@ -19,7 +19,7 @@ from assistant.settings import Settings
 from assistant.types import Where
 from eval.beir import Query, corpus_refs, load_qrels, load_queries
 from eval.bench_util import percentile
-from eval.golden_docs import load_golden
+from eval.golden_docs import first_cited, load
 from eval.metrics import (
     average_precision,
     coverage_precision,
@@ -35,7 +35,6 @@ from eval.metrics import (
     token_f1,
     unique_docs,
 )
-from ingest.docs import folder_refs, list_files
 from ingest.pipeline import Ingestor
 
 MARKER_RE = r"\[(\d{1,3})\]"
@@ -111,7 +110,8 @@ def score_query(q: Query, text: str, relevant: dict[str, int], ranked: list[str]
         "recall@1": recall_at_k(ranked, relevant, 1), "recall@5": recall_at_k(ranked, relevant, 5),
         "recall@10": recall_at_k(ranked, relevant, 10), "mrr@10": mrr_at_k(ranked, relevant, 10),
         "ap": average_precision(ranked, relevant),
-        "answer": response["answer"], "cited_docs": cited_docs, "cites_relevant": correct,
+        "answer": response["answer"], "cited_docs": cited_docs, "first_cited": first_cited(response),
+        "cites_relevant": correct,
         "confidence": response["confidence"], "escalated": response["escalated"], "flags": response["flags"],
         "markers": valid_markers, "removed_markers": checks["removed_citations"],
         "sentences": checks["sentences"], "supported_sentences": checks["supported_sentences"],
@@ -153,7 +153,8 @@ def summarise(rows: list[dict[str, Any]], target_precision: float) -> dict[str, 
     }
     if unanswerable:  # golden sets with questions the docs do not answer
         metrics.update({
-            "right_page_first": statistics.fmean(bool(r["retrieved"]) and r["retrieved"][0] in r["relevant"]
+            # Cited, not retrieved: the page the answer sends the reader to (as tests/test_golden_docs.py).
+            "right_page_first": statistics.fmean(r["first_cited"] in r["relevant"]
                                                  for r in answerable) if answerable else None,
             "answerable_answered": statistics.fmean(not r["escalated"] for r in answerable) if answerable else None,
             "unanswerable_escalated": statistics.fmean(r["escalated"] for r in unanswerable),
@@ -178,8 +179,8 @@ def run_eval(cfg: EvalConfig, base: Settings, services: Services | None = None,
     bodies = load_bodies(cfg.queries)
     candidates = load_candidates(cfg.candidates) if cfg.candidates else None
     if cfg.qrels is None:
-        queries, qrels = load_golden(cfg.queries, cfg.corpus)
-        refs, kind = folder_refs(cfg.corpus, list_files(cfg.corpus), None), "docs"
+        golden = load(cfg.queries, cfg.corpus)
+        queries, qrels, refs, kind = golden.queries, golden.qrels, golden.refs(), "docs"
     else:
         queries, qrels = load_queries(cfg.queries), load_qrels(cfg.qrels)
         queries = [q for q in queries if q.id in qrels or (candidates and q.id in candidates)]
