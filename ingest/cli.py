@@ -12,6 +12,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from assistant import cli as base_cli
 from assistant.cli import console, friendly
+from ingest.confluence_spaces import audience_map
 from ingest.docs import index_folder
 from ingest.pipeline import IngestStats
 
@@ -62,14 +63,6 @@ def docs(
     report(stats)
 
 
-def _audiences(internal: list[str] | None, customer: list[str] | None,
-               public: list[str] | None = None) -> dict[str, str]:
-    mapping = {key: "public" for key in public or []}
-    mapping.update({key: "customer" for key in customer or []})
-    mapping.update({key: "internal" for key in internal or []})  # the narrowest wins if a key is given twice
-    return mapping
-
-
 @app.command("confluence")
 @friendly
 def confluence(
@@ -99,7 +92,7 @@ def confluence(
     name = source or "confluence-" + "-".join(k.lower() for k in space)
     svc = base_cli.services()
     index_with_progress(name, lambda progress: sync_confluence(
-        svc, name, url, list(space), cloud, _audiences(internal_space, customer_space, public_space),
+        svc, name, url, list(space), cloud, audience_map(internal_space, customer_space, public_space),
         on_document=progress))
 
 

@@ -145,9 +145,9 @@ def index_folder(services: Services, source: str, root: Path, base_url: str | No
         notes=listing.notes())
 
 
-def load_file(path: Path, rel: str, base_url: str | None, data: bytes | None = None) -> SourceDocument:
+def load_file(path: Path, rel: str, base_url: str | None, data: bytes) -> SourceDocument:
     """data: the bytes that were hashed, so what is indexed is what was checked and hashed."""
-    parsed = parse_bytes(path.read_bytes() if data is None else data, path.suffix, str(path))
+    parsed = parse_bytes(data, path.suffix, str(path))
     audience = str(parsed.meta.get("audience", "public")).strip().lower()
     if audience not in AUDIENCES:
         raise ParseError(f"{rel}: audience must be one of {', '.join(AUDIENCES)}, got {audience!r}")

@@ -21,6 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError,
 
 from assistant.errors import AnswerdeskError, ConfigError, SourceError
 from assistant.services import Services
+from ingest.confluence_spaces import audience_map
 from ingest.pipeline import IngestStats
 
 _NAME = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$"
@@ -100,8 +101,7 @@ class ConfluenceSource(_Source):
     def space_audience(self) -> dict[str, str]:
         """Only the spaces the file maps; the connector decides the rest from Confluence's own permission
         (anonymous view: public, otherwise internal); restricted pages stay internal."""
-        return ({s: "internal" for s in self.internal_spaces} | {s: "customer" for s in self.customer_spaces}
-                | {s: "public" for s in self.public_spaces})
+        return audience_map(self.internal_spaces, self.customer_spaces, self.public_spaces)
 
 
 class JiraSource(_Source):
