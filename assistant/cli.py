@@ -253,11 +253,11 @@ def escalations_retry(
         raise typer.Exit(2)
     result = deliver(limit=1000, force=True)
     console.print(f"delivered {result['delivered']} of {result['due']} pending")
-    from assistant.escalation import list_escalations
+    from assistant.escalation import count_escalations
 
-    failed = list_escalations(svc.store.engine, limit=1000, status="failed")
+    failed = count_escalations(svc.store.engine, status="failed")
     if failed:
-        console.print(f"{len(failed)} failed (Jira refused them): see `answerdesk escalations list --status failed`, "
+        console.print(f"{failed} failed (Jira refused them): see `answerdesk escalations list --status failed`, "
                       "fix the cause, then `answerdesk escalations retry REF`.")
     if result["delivered"] < result["due"]:
         raise typer.Exit(1)

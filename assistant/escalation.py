@@ -81,6 +81,11 @@ def list_escalations(engine: Engine, limit: int = 100, status: str | None = None
         return [dict(row._mapping) for row in conn.execute(q)]
 
 
+def count_escalations(engine: Engine, status: str) -> int:
+    with engine.connect() as conn:
+        return int(conn.execute(sa.select(sa.func.count()).where(db.escalations.c.status == status)).scalar_one())
+
+
 def get_escalation(engine: Engine, escalation_id: str) -> dict[str, Any] | None:
     with engine.connect() as conn:
         row = conn.execute(sa.select(db.escalations).where(db.escalations.c.id == escalation_id)).first()

@@ -111,10 +111,10 @@ class JiraQueue:
     # -- the seam --------------------------------------------------------------------------------
     def open(self, request: EscalationRequest) -> TicketRef:
         ref = self._local.open(request)  # stored before Jira is called (due at once): nothing is lost
-        if self.deliver_now:
-            self.deliver(ref.id)
-        else:
+        if not self.deliver_now:
             self.wake.set()
+            return TicketRef(ref.id, "pending", None, None)  # just recorded: nothing to read back
+        self.deliver(ref.id)
         row = get_escalation(self.engine, ref.id) or {}
         return TicketRef(ref.id, row.get("status", "pending"), row.get("ticket_key"), row.get("ticket_url"))
 
@@ -288,20 +288,6 @@ class JiraQueue:
             with self.engine.begin() as conn:
                 conn.execute(db.escalations.update().where(e.id == escalation_id).values(**values))
         return done
-
-    def refresh_status(self, escalation_id: str) -> dict[str, Any] | None:
-        row = get_escalation(self.engine, escalation_id)
-        if row is None or not row.get("ticket_key"):
-            return row
-        try:
-            status = self.client_factory().status(row["ticket_key"])
-        except EscalationError:
-            return row  # Jira down: show the last known status
-        with self.engine.begin() as conn:
-            conn.execute(db.escalations.update().where(db.escalations.c.id == escalation_id)
-                         .values(jira_status=status, status_checked_at=utcnow()))
-        row["jira_status"] = status
-        return row
 
     def _ticket_of_conversation(self, row: dict[str, Any]) -> str | None:
         e = db.escalations.c
