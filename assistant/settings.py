@@ -181,15 +181,11 @@ class Settings(BaseSettings):
     def _empty_is_unset(cls, v: object) -> object:
         return None if isinstance(v, str) and not v.strip() else v
 
-    @field_validator("cors_origins", mode="before")
+    @field_validator("cors_origins", "trusted_proxies", mode="before")
     @classmethod
-    def _split_origins(cls, v: object) -> object:
+    def _split_list(cls, v: object) -> object:
+        # A trailing "/" is dropped from origins; addresses and networks never end in one.
         return [o.strip().rstrip("/") for o in v.split(",") if o.strip()] if isinstance(v, str) else v
-
-    @field_validator("trusted_proxies", mode="before")
-    @classmethod
-    def _split_proxies(cls, v: object) -> object:
-        return [p.strip() for p in v.split(",") if p.strip()] if isinstance(v, str) else v
 
     @field_validator("trusted_proxies")
     @classmethod

@@ -21,7 +21,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from assistant.api.admin import router as admin_router
 from assistant.api.agent import router as agent_router
 from assistant.api.auth import is_admin, trusted_networks
-from assistant.api.routes import UNAVAILABLE, Traffic, build_router, problem
+from assistant.api.routes import Traffic, build_router, problem, unavailable_detail
 from assistant.api.traffic import RateLimited, SlotTimeout
 from assistant.api.web import router as web_router
 from assistant.conversations import NotFound
@@ -171,7 +171,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     async def unavailable(request: Request, exc: AnswerdeskError) -> JSONResponse:
         log.warning("dependency unavailable: %s", exc)
         # The cause names hosts and settings: for admins and the log, not for everyone.
-        detail = f"Temporarily unavailable: {exc}" if is_admin(request) else UNAVAILABLE
+        detail = unavailable_detail(exc, is_admin(request))
         return problem(503, detail, {"Retry-After": "10"})
 
     @app.exception_handler(AnswerdeskError)

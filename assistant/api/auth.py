@@ -66,7 +66,8 @@ def get_identity(
     identity = request.app.state.services.keys.resolve(key)
     if identity is None:
         raise HTTPException(401, "Unknown or revoked API key", headers={"WWW-Authenticate": "Bearer"})
-    return replace(identity, client=ip)
+    request.state.identity = replace(identity, client=ip)  # error handlers read it, not the key again
+    return request.state.identity  # type: ignore[no-any-return]
 
 
 CurrentIdentity = Annotated[Identity, Depends(get_identity)]
@@ -75,6 +76,9 @@ CurrentIdentity = Annotated[Identity, Depends(get_identity)]
 def is_admin(request: Request) -> bool:
     """Whether the request carries a valid admin key: for error pages that show the cause only to admins.
     Never raises (it runs while something is already failing, the database perhaps)."""
+    known = getattr(request.state, "identity", None)  # resolved by get_identity for this request
+    if known is not None:
+        return bool(known.role == "admin")
     auth = request.headers.get("authorization", "")
     key = auth[7:].strip() if auth.lower().startswith("bearer ") else request.headers.get("x-api-key", "")
     if not key:

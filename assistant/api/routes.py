@@ -40,6 +40,10 @@ log = logging.getLogger("answerdesk.api")
 UNAVAILABLE = "The assistant is temporarily unavailable; please retry in a few seconds."
 
 
+def unavailable_detail(exc: Exception, admin: bool) -> str:
+    return f"Temporarily unavailable: {exc}" if admin else UNAVAILABLE
+
+
 def get_services(request: Request) -> Services:
     return request.app.state.services  # type: ignore[no-any-return]
 
@@ -169,20 +173,19 @@ def build_router(settings: Settings) -> APIRouter:
     def readyz(svc: Svc, request: Request, response: Response) -> dict[str, Any]:
         """The database and the index can be reached. Why not is shown with an admin key (and logged)."""
         checks = {}
-        admin = is_admin(request)
         try:
             with svc.store.engine.connect() as conn:
                 conn.execute(sa.text("SELECT 1"))
             checks["database"] = "ok"
         except sa.exc.SQLAlchemyError as exc:
             log.warning("readiness: database unreachable: %s", exc)
-            checks["database"] = f"unreachable: {exc.__class__.__name__}" if admin else "unreachable"
+            checks["database"] = f"unreachable: {exc.__class__.__name__}" if is_admin(request) else "unreachable"
         try:
             svc.vectors.ping()  # bounded: a paused Chroma server must not hold the probe
             checks["index"] = f"ok ({svc.vectors.count()} vectors)"
         except AnswerdeskError as exc:
             log.warning("readiness: index unreachable: %s", exc)
-            checks["index"] = f"unreachable: {exc}" if admin else "unreachable"
+            checks["index"] = f"unreachable: {exc}" if is_admin(request) else "unreachable"
         ready = all(v.startswith("ok") for v in checks.values())
         if not ready:
             response.status_code = 503
@@ -220,7 +223,7 @@ def _stream(events: Iterator[Event], admin: bool) -> Iterator[str]:
             yield sse(event)
     except AnswerdeskError as exc:
         log.warning("answer stream failed: %s", exc)
-        yield sse(Event("error", {"detail": f"Temporarily unavailable: {exc}" if admin else UNAVAILABLE}))
+        yield sse(Event("error", {"detail": unavailable_detail(exc, admin)}))
     except Exception:  # the status line is already sent: report in-band, never a trace
         log.exception("answer stream failed")
         yield sse(Event("error", {"detail": "internal error"}))

@@ -11,7 +11,6 @@ live in Redis and hold across every API process; otherwise in this process."""
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import heapq
 import math
 import threading
@@ -79,7 +78,7 @@ class PrioritySlots:
                 self._heap.remove(waiter)
                 heapq.heapify(self._heap)
             if isinstance(exc, TimeoutError):
-                raise SlotTimeout(bound or 0.0) from None
+                raise SlotTimeout(bound) from None  # only a bound wait times out
             raise
 
     def release(self) -> None:
@@ -124,11 +123,7 @@ class SlotGate:
     def __call__(self, identity: Identity, label: str) -> Iterator[None]:
         granted = asyncio.run_coroutine_threadsafe(self.slots.acquire(identity.priority, label, self.wait),
                                                    self.loop)
-        try:
-            granted.result(self.wait)
-        except concurrent.futures.TimeoutError:
-            granted.cancel()  # leaves the queue (or hands on a slot granted just now)
-            raise TimeoutError(f"no answer slot became free within {self.wait:.0f} s") from None
+        granted.result()  # acquire() bounds the wait itself: SlotTimeout (a TimeoutError) after self.wait
         try:
             yield
         finally:

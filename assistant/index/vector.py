@@ -164,9 +164,6 @@ class ChromaIndex:
     def count(self) -> int:
         return int(self._call(self._col.count))
 
-    def heartbeat(self) -> None:
-        self._call(self._client.heartbeat)
-
     def ping(self) -> None:
         """Raise RetrievalError unless a Chroma server answers within the probe timeout (embedded: no-op).
         For readiness checks, which must answer promptly even when the server hangs."""
