@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import re
 import statistics
+import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -170,19 +171,21 @@ class FieldVectors:
         self.embedder = embedder
         self.size = size
         self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._lock = threading.Lock()  # requests run in a thread pool; eviction must not race a lookup
 
     def get(self, texts: Iterable[str]) -> dict[str, np.ndarray]:
         texts = list(dict.fromkeys(texts))
-        missing = [t for t in texts if t not in self._cache]
-        if missing:
-            for t, v in zip(missing, self.embedder.embed(missing, kind="document"), strict=True):
-                self._cache[t] = v
-        out = {}
-        for t in texts:
-            self._cache.move_to_end(t)
-            out[t] = self._cache[t]
-        while len(self._cache) > self.size:
-            self._cache.popitem(last=False)
+        with self._lock:
+            out = {t: self._cache[t] for t in texts if t in self._cache}
+        missing = [t for t in texts if t not in out]
+        if missing:  # embedded outside the lock: other requests need not wait for the model
+            out.update(zip(missing, self.embedder.embed(missing, kind="document"), strict=True))
+        with self._lock:
+            for t in texts:
+                self._cache[t] = out[t]
+                self._cache.move_to_end(t)
+            while len(self._cache) > self.size:
+                self._cache.popitem(last=False)
         return out
 
 

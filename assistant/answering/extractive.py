@@ -1,7 +1,7 @@
 """The offline default answerer: quotes the source sentences that best answer the question.
 
 It never writes a word of its own: every sentence comes from a source as a reader sees it rendered
-(link text without its target, no Markdown escapes or emphasis markers) and is followed by that
+(link text without its target, no Markdown escapes; emphasis and code stay) and is followed by that
 source's [n]. Sentences are ranked by meaning (the embedding model) and by the share of the
 question's words they contain.
 
