@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
@@ -162,7 +162,7 @@ def calibrate(
     esc = data["escalation"]
     target = target_precision if target_precision is not None else esc["target_precision"]
     per_query = summary.parent / "per_query.jsonl"
-    rows = list(iter_corpus(per_query)) if per_query.exists() else []  # any JSONL file
+    rows: list[dict[str, Any]] = list(iter_corpus(per_query)) if per_query.exists() else []  # any JSONL file
     rows = [r for r in rows if r.get("features")]
     curve = esc["coverage_precision"]
     if rows:

@@ -32,7 +32,7 @@ def main(argv: list[str] | None = None) -> None:
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     svc = Services(settings)
     Ingestor(svc, "eval").run(corpus_refs(cfg.corpus), "beir", str(cfg.corpus))
-    qrels, bodies = load_qrels(cfg.qrels), load_bodies(cfg.queries)
+    qrels, bodies = load_qrels(d / "qrels.tsv"), load_bodies(cfg.queries)
     cands = load_candidates(d / "candidates.tsv") if args.candidates else None
     queries = [q for q in load_queries(cfg.queries) if q.id in qrels]
     print(f"{d.name}: {len(queries)} queries")

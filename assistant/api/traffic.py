@@ -78,7 +78,7 @@ class PrioritySlots:
                 self._heap.remove(waiter)
                 heapq.heapify(self._heap)
             if isinstance(exc, TimeoutError):
-                raise SlotTimeout(bound) from None  # only a bound wait times out
+                raise SlotTimeout(bound or 0.0) from None  # only a bound wait times out
             raise
 
     def release(self) -> None:
