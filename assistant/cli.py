@@ -149,7 +149,7 @@ def register() -> None:
     """Attach the command groups that live in ingest/ and eval/ (idempotent, for tests too)."""
     from eval.cli import app as eval_app
     from ingest.cli import app as ingest_app
-    from ingest.site import site_command
+    from ingest.site.crawl import site_command
     from ingest.sync import sync_command
 
     if any(g.name == "ingest" for g in app.registered_groups):

@@ -25,7 +25,7 @@ from pydantic import SecretStr  # noqa: E402
 from assistant.embeddings import SentenceTransformerEmbedder  # noqa: E402
 from assistant.services import Services  # noqa: E402
 from assistant.settings import Settings, bundled_model_path  # noqa: E402
-from ingest.confluence import sync_confluence  # noqa: E402
+from ingest.confluence.pages import sync_confluence  # noqa: E402
 from tests.fakes.atlassian import FakeAtlassian, shared_contracts  # noqa: E402
 
 TOPICS = ["installation", "upgrades", "backups", "single sign-on", "rate limits", "webhooks", "exports",

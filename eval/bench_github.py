@@ -27,7 +27,7 @@ from pydantic import SecretStr  # noqa: E402
 from assistant.embeddings import SentenceTransformerEmbedder  # noqa: E402
 from assistant.services import Services  # noqa: E402
 from assistant.settings import Settings, bundled_model_path  # noqa: E402
-from ingest.github import sync_github  # noqa: E402
+from ingest.github.sync import sync_github  # noqa: E402
 from tests.fakes.github import FakeGitHub, Issue  # noqa: E402
 
 TOPICS = ["export", "single sign-on", "webhooks", "backups", "rate limits", "search", "billing", "upgrades"]

@@ -12,7 +12,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from assistant import cli as base_cli
 from assistant.cli import console, friendly
-from ingest.confluence_spaces import audience_map
+from ingest.confluence.spaces import audience_map
 from ingest.docs import index_folder
 from ingest.pipeline import IngestStats
 
@@ -87,7 +87,7 @@ def confluence(
     for Cloud, ANSWERDESK_CONFLUENCE_USER. Restricted pages are always internal. A space not mapped follows
     its permission in Confluence: public if anonymous users may view it, otherwise (or if that cannot be
     read) internal; the summary says which."""
-    from ingest.confluence import sync_confluence
+    from ingest.confluence.pages import sync_confluence
 
     name = source or "confluence-" + "-".join(k.lower() for k in space)
     svc = base_cli.services()
@@ -146,7 +146,7 @@ def github(
 
     Token: ANSWERDESK_GITHUB_TOKEN. GitHub Enterprise Server: ANSWERDESK_GITHUB_URL=https://HOST/api/v3.
     Incremental: an unchanged repository costs a few free 304 answers (docs/github.md)."""
-    from ingest.github import default_source, sync_github
+    from ingest.github.sync import default_source, sync_github
 
     both = not issues and not discussions
     name = source or default_source(repo)

@@ -22,7 +22,7 @@ from assistant.candidates import collect_escalation_candidates
 from assistant.errors import ConfigError, SourceError
 from assistant.services import Services
 from assistant.types import AUDIENCES
-from ingest.confluence import atlassian_call, record_failure, status_of
+from ingest.confluence.pages import atlassian_call, record_failure, status_of
 from ingest.model import DocumentRef, SourceDocument
 from ingest.parsers import Section
 from ingest.pipeline import Ingestor, IngestStats

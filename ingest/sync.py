@@ -21,7 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError,
 
 from assistant.errors import AnswerdeskError, ConfigError, SourceError
 from assistant.services import Services
-from ingest.confluence_spaces import audience_map
+from ingest.confluence.spaces import audience_map
 from ingest.pipeline import IngestStats
 
 _NAME = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$"
@@ -235,19 +235,19 @@ def run_source(services: Services, src: SourceConfig, on_document: Progress, on_
 
         return index_folder(services, src.name, src.path, src.base_url, on_document, on_total)
     if isinstance(src, SiteSource):
-        from ingest.site import sync_site
+        from ingest.site.crawl import sync_site
 
         return sync_site(services, src.name, src.url, src.concurrency, on_document=on_document, on_total=on_total)
     if isinstance(src, ConfluenceSource):
         try:  # imported here: each connector's dependencies load only when a source needs them
-            from ingest.confluence import sync_confluence
+            from ingest.confluence.pages import sync_confluence
         except ImportError as exc:
             raise SourceError(f"the Confluence connector is not available in this installation ({exc})") from None
         return sync_confluence(services, src.name, src.url, src.spaces, src.cloud, src.space_audience(),
                                on_document=on_document)
     if isinstance(src, GitHubSource):
         from assistant.cli import console
-        from ingest.github import sync_github
+        from ingest.github.sync import sync_github
 
         return sync_github(services, src.name, src.repo, issues=src.issues, discussions=src.discussions,
                            since=src.since, audience=src.audience, max_wait=float(src.max_wait),

@@ -10,14 +10,14 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-import ingest.confluence as confluence
+import ingest.confluence.pages as confluence
 from assistant.embeddings import SentenceTransformerEmbedder
 from assistant.errors import SourceError
 from assistant.services import Services
 from assistant.settings import Settings
 from assistant.store import DocumentRecord
-from ingest.confluence import sync_confluence
-from ingest.confluence_format import storage_to_markdown
+from ingest.confluence.pages import sync_confluence
+from ingest.confluence.storage import storage_to_markdown
 from ingest.parsers import parse_text
 from tests.fakes.atlassian import FakeAtlassian, running
 

@@ -14,16 +14,16 @@ import typer
 from pydantic import SecretStr
 from typer.testing import CliRunner
 
-import ingest.github as github
-import ingest.github_listing as listing
+import ingest.github.sync as github
+import ingest.github.listing as listing
 from assistant import db
 from assistant.embeddings import SentenceTransformerEmbedder
 from assistant.errors import ConfigError, SourceError
 from assistant.services import Services
 from assistant.settings import Settings
-from ingest.github import GitHubStats, sync_github
-from ingest.github_client import check_api_url
-from ingest.github_docs import is_noise
+from ingest.github.sync import GitHubStats, sync_github
+from ingest.github.client import check_api_url
+from ingest.github.documents import is_noise
 from ingest.sync import GitHubSource, load_sources, sync_command
 from tests.fakes.github import FakeGitHub, Issue, Repo
 

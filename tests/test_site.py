@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 
 from assistant.errors import SourceError
 from assistant.services import Services
-from ingest.site import SiteStats, site_command, sync_site
+from ingest.site.crawl import SiteStats, site_command, sync_site
 from tests.fakes.static_site import SITEMAP_NS, StaticSite
 
 

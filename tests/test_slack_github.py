@@ -17,7 +17,7 @@ from assistant.api import create_app
 from assistant.embeddings import SentenceTransformerEmbedder
 from assistant.services import Services
 from assistant.settings import Settings
-from ingest.github import sync_github
+from ingest.github.sync import sync_github
 from tests.conftest import index_docs
 from tests.fakes.github import FakeGitHub
 from tests.fakes.slack import FakeSlack, block_actions, mention

@@ -3,7 +3,7 @@ discussions (question and accepted answer), one document each, titled "OWNER/REP
 its page on GitHub. Pull requests, issues closed as not planned, open issues and unanswered discussions
 are left out, and so are bots' comments and "+1"-style noise; personal data is redacted.
 
-Incremental by updated_at, and nearly free when nothing changed (ingest/github_listing.py does the asking):
+Incremental by updated_at, and nearly free when nothing changed (ingest/github/listing.py does the asking):
 - Issues: GET /repos/{o}/{r}/issues?state=all&sort=updated&direction=desc[&since=...], paged by Link headers
   and read only down to the newest update the last run saw (the watermark). The first page goes out with the
   ETag the last run got for the same URL: an unchanged repository answers 304 Not Modified, which GitHub
@@ -42,10 +42,10 @@ from assistant.errors import ConfigError, SourceError
 from assistant.services import Services
 from assistant.types import AUDIENCES
 from ingest.chunking import digest
-from ingest.confluence import record_failure
-from ingest.github_client import GitHubClient, GitHubError
-from ingest.github_docs import FORMAT, Repo, discussion_document, issue_document
-from ingest.github_listing import (
+from ingest.confluence.pages import record_failure
+from ingest.github.client import GitHubClient, GitHubError
+from ingest.github.documents import FORMAT, Repo, discussion_document, issue_document
+from ingest.github.listing import (
     Item,
     Listing,
     fetch_repo,

@@ -26,8 +26,8 @@ from urllib.parse import urlparse
 from assistant.errors import ConfigError, SourceError
 from assistant.services import Services
 from assistant.types import AUDIENCES
-from ingest.confluence_format import storage_to_markdown
-from ingest.confluence_spaces import space_audiences
+from ingest.confluence.storage import storage_to_markdown
+from ingest.confluence.spaces import space_audiences
 from ingest.model import DocumentRef, SourceDocument
 from ingest.parsers import parse_text
 from ingest.pipeline import Ingestor, IngestStats

@@ -39,7 +39,7 @@ from ingest.chunking import digest
 from ingest.model import DocumentRef, SourceDocument
 from ingest.parsers import ParseError, parse_text
 from ingest.pipeline import Ingestor, IngestStats
-from ingest.sitemaps import (
+from ingest.site.sitemaps import (
     FetchError,
     clean_url,
     default_source_name,

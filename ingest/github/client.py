@@ -3,7 +3,7 @@ ourselves, Link-header paging, GraphQL, rate limits waited out within a budget, 
 into a SourceError that names the cause and the next step.
 
 Why not githubkit's own cache: its hishel cache lives in memory for one client, so it cannot make the
-next run's requests conditional; the ETags are stored in the `state` table instead (ingest/github.py).
+next run's requests conditional; the ETags are stored in the `state` table instead (ingest/github/sync.py).
 Why our own retry decision: githubkit's default waits out a primary limit for as long as the reset is
 away (up to an hour) without saying so; this one tells the user, and stops once the run's budget is spent.
 """

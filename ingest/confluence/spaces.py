@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 from assistant.errors import SourceError
 
 if TYPE_CHECKING:
-    from ingest.confluence import Client
+    from ingest.confluence.pages import Client
 
 
 def audience_map(internal: list[str] | None, customer: list[str] | None,
@@ -32,7 +32,7 @@ def anonymous_view(client: Client, key: str, space: dict[str, Any]) -> tuple[boo
     Cloud: the space's `permissions` expansion (v1), where a `read`/`space` grant has anonymousAccess true.
     Data Center: GET rest/api/space/{key}/permissions/anonymous (space admins only), the operations granted
     to the anonymous user."""
-    from ingest.confluence import atlassian_call, status_of
+    from ingest.confluence.pages import atlassian_call, status_of
 
     if client.cloud:
         grants = space.get("permissions")

@@ -1,6 +1,6 @@
 """What changed in a GitHub repository since the last run: the issue listing (REST, conditional), the
 discussion listing (GraphQL, newest update first) and the re-check of known items by number (GraphQL).
-ingest/github.py explains the choices; this module only talks to the API and sorts what comes back."""
+ingest/github/sync.py explains the choices; this module only talks to the API and sorts what comes back."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from ingest.github_client import GitHubClient, GitHubError
-from ingest.github_docs import Repo, time_of
+from ingest.github.client import GitHubClient, GitHubError
+from ingest.github.documents import Repo, time_of
 
 ISSUE_PAGE = 100  # GitHub's maximum
 WINDOW_PAGES = 10  # `since` moves up only when the listing window grows past this many pages
