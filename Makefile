@@ -34,8 +34,8 @@ bench: install
 	$(PY) -m eval.bench
 
 lint: install
-	$(VENV)/bin/ruff check assistant ingest eval tests
-	$(VENV)/bin/mypy assistant ingest eval
+	$(VENV)/bin/ruff check assistant ingest eval tests cli
+	$(VENV)/bin/mypy assistant ingest eval cli
 
 clean:
 	rm -rf .answerdesk

@@ -15,13 +15,11 @@ import json
 import os
 import resource
 import statistics
+import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
-
-from rich.console import Console
-from rich.progress import track
 
 from assistant.embeddings import load_embedder
 from assistant.retrieval import Mode
@@ -33,13 +31,23 @@ from eval.bench_util import percentile
 from eval.metrics import ndcg_at_k, unique_docs
 from ingest.pipeline import Ingestor
 
-console = Console()
+
+def _step(what: str) -> None:
+    """A plain progress line on stderr (stdout carries the report)."""
+    print(f"... {what}", file=sys.stderr, flush=True)
+
+
+def _steps(items: list[Any], what: str) -> list[Any]:
+    _step(f"{what} ({len(items)})")
+    return items
+
+
 PUBLISHED = {"BM25 (BEIR paper)": 0.665, "all-MiniLM-L6-v2 dense (MTEB)": 0.645}
 
 
 def evaluate(services: Services, queries: list[Any], qrels: dict[str, dict[str, int]], mode: Mode) -> float:
     scores = []
-    for q in track(queries, description=f"nDCG@10 {mode}", console=console, transient=True):
+    for q in _steps(queries, f"nDCG@10 {mode}"):
         hits = services.retriever.search(q.question, k=40, mode=mode)
         scores.append(ndcg_at_k(unique_docs([h.chunk.doc_id for h in hits]), qrels.get(q.id, {}), 10))
     return statistics.fmean(scores)
@@ -62,7 +70,7 @@ def langchain_pipeline(corpus: Path, model: str, limit: int | None, queries: lis
         store = Chroma.from_documents(splits, embeddings, persist_directory=tmp, collection_name="langchain")
         seconds = time.perf_counter() - started
         ndcg = []
-        for q in track(queries, description="nDCG@10 langchain", console=console, transient=True):
+        for q in _steps(queries, "nDCG@10 langchain"):
             found = store.similarity_search(q.question, k=40)
             ndcg.append(ndcg_at_k(unique_docs([d.metadata["doc_id"] for d in found]), qrels.get(q.id, {}), 10))
     return {"seconds": seconds, "chunks": len(splits), "ndcg@10": statistics.fmean(ndcg)}
@@ -87,25 +95,25 @@ def run(data: Path, limit: int | None, skip_langchain: bool, chat: bool = True) 
         out["model"], out["dtype"] = embedder.name, embedder.dtype
         services = Services(settings, embedder=embedder)
 
-        with console.status("ingesting"):
-            stats = Ingestor(services, "scifact").run(corpus_refs(corpus, limit), "beir", str(corpus))
+        _step("ingesting")
+        stats = Ingestor(services, "scifact").run(corpus_refs(corpus, limit), "beir", str(corpus))
         out["ingest_s"], out["chunks"] = stats.seconds, stats.chunks_embedded
         out["ingest_stages_s"] = {k: round(v, 2) for k, v in stats.timings.items()}
         out["chunks_per_s"] = stats.chunks_embedded / stats.seconds
 
         texts = [row[1] for row in services.store.iter_keyword_rows()]
         t = time.perf_counter()
-        with console.status("bare model.encode of the same chunk texts"):
-            embedder.embed(texts, kind="document")
+        _step("bare model.encode of the same chunk texts")
+        embedder.embed(texts, kind="document")
         out["encode_s"] = time.perf_counter() - t
         out["ingest_over_encode"] = out["ingest_s"] / out["encode_s"]
 
-        with console.status("re-ingesting the unchanged corpus"):
-            again = Ingestor(services, "scifact").run(corpus_refs(corpus, limit), "beir", str(corpus))
+        _step("re-ingesting the unchanged corpus")
+        again = Ingestor(services, "scifact").run(corpus_refs(corpus, limit), "beir", str(corpus))
         out["reingest_s"], out["reingest_embedded"] = again.seconds, again.chunks_embedded
 
         latencies = []
-        for q in track(queries, description="search latency", console=console, transient=True):
+        for q in _steps(queries, "search latency"):
             t = time.perf_counter()
             services.retriever.search(q.question, k=10)
             latencies.append((time.perf_counter() - t) * 1000)
@@ -113,8 +121,8 @@ def run(data: Path, limit: int | None, skip_langchain: bool, chat: bool = True) 
         for mode in ("dense", "keyword", "hybrid"):
             out[f"ndcg@10_{mode}"] = evaluate(services, queries, qrels, mode)  # type: ignore[arg-type]
         if chat:
-            with console.status("/v1/chat under load (1, 4, 16 clients)"):
-                out["chat"] = bench_chat.run(Path(tmp), [q.question for q in queries])
+            _step("/v1/chat under load (1, 4, 16 clients)")
+            out["chat"] = bench_chat.run(Path(tmp), [q.question for q in queries])
 
     if not skip_langchain:
         lc = langchain_pipeline(corpus, settings.embedding_model, limit, queries, qrels)
@@ -178,7 +186,7 @@ def main(argv: list[str] | None = None) -> None:
     result = run(args.data, args.limit, args.skip_langchain, chat=not args.skip_chat)
     if args.json:
         args.json.write_text(json.dumps(result, indent=2))
-    console.print(report(result), markup=False, highlight=False)
+    print(report(result))
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from assistant.errors import SourceError
 from assistant.services import Services
@@ -16,6 +17,10 @@ from assistant.types import AUDIENCES
 from ingest.model import DocumentRef, SourceDocument
 from ingest.parsers import SUPPORTED_SUFFIXES, ParseError, parse_bytes
 from ingest.pipeline import Ingestor, IngestStats
+from ingest.progress import SILENT, Progress
+
+if TYPE_CHECKING:
+    from ingest.connectors import DocsSource
 
 # Folders that hold tooling, not documentation.
 _SKIP_DIRS = {"node_modules", "__pycache__", "site-packages", "_build", "venv"}
@@ -161,3 +166,8 @@ def load_file(path: Path, rel: str, base_url: str | None, data: bytes) -> Source
         updated_at=mtime,
         meta={k: v for k, v in parsed.meta.items() if isinstance(v, str | int | float | bool)},
     )
+
+
+def sync(services: Services, config: DocsSource, progress: Progress = SILENT) -> IngestStats:
+    """The connector seam (ingest/connectors.py)."""
+    return index_folder(services, config.name, config.path, config.base_url, progress.advance, progress.start)

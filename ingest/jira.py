@@ -16,7 +16,7 @@ import re
 from collections.abc import Callable, Iterator
 from datetime import datetime
 from functools import partial
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from assistant.candidates import collect_escalation_candidates
 from assistant.errors import ConfigError, SourceError
@@ -26,7 +26,11 @@ from ingest.confluence.pages import atlassian_call, record_failure, status_of
 from ingest.model import DocumentRef, SourceDocument
 from ingest.parsers import Section
 from ingest.pipeline import Ingestor, IngestStats
+from ingest.progress import SILENT, Progress
 from ingest.redact import redact
+
+if TYPE_CHECKING:
+    from ingest.connectors import JiraSource
 
 FIELDS = ("summary,description,comment,updated,created,resolution,resolutiondate,status,project,issuetype,"
           "reporter,assignee,labels")
@@ -354,3 +358,14 @@ def sync_jira(services: Services, source: str, url: str, jql: str | None, cloud:
     # Escalations whose tickets are now resolved become candidate eval cases.
     collect_escalation_candidates(services)
     return stats
+
+
+def sync(services: Services, config: JiraSource, progress: Progress = SILENT) -> IngestStats:
+    """The connector seam (ingest/connectors.py); url and cloud left out come from the settings."""
+    settings = services.settings
+    url = config.url or settings.jira_url
+    if not url:
+        raise ConfigError("no Jira URL: set url in the sources file or ANSWERDESK_JIRA_URL")
+    cloud = settings.jira_cloud if config.cloud is None else config.cloud
+    return sync_jira(services, config.name, url, config.jql, cloud, dict(config.project_audience),
+                     on_document=progress.advance)

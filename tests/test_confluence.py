@@ -266,20 +266,17 @@ def test_a_page_the_search_missed_is_fetched_alone_and_its_failure_reported(
     assert any("new answer" in t for t, _a, _u in chunk_rows(svc, "FAQ 4"))
 
 
-def run_cli(site: FakeAtlassian, svc: Services, monkeypatch: pytest.MonkeyPatch, *args: str) -> tuple[int, str]:
-    import assistant.cli
-    from ingest.cli import app
+def run_cli(site: FakeAtlassian, svc: Services, *args: str) -> tuple[int, str]:
+    from cli.main import app
 
-    monkeypatch.setattr(assistant.cli, "services", lambda: svc)
     cloud = ["--cloud"] if site.cloud else []
-    result = CliRunner().invoke(app, ["confluence", "--url", site.confluence_url, *args, *cloud],
-                                env={"COLUMNS": "200"})
+    result = CliRunner().invoke(app, ["ingest", "confluence", "--url", site.confluence_url, *args, *cloud],
+                                obj=lambda: svc, env={"COLUMNS": "200"})
     return result.exit_code, result.output
 
 
-def test_cli_indexes_spaces_and_prints_one_summary(site: FakeAtlassian, svc: Services,
-                                                  monkeypatch: pytest.MonkeyPatch) -> None:
-    code, out = run_cli(site, svc, monkeypatch, "--space", "DOCS", "--space", "OPS", "--public-space", "OPS")
+def test_cli_indexes_spaces_and_prints_one_summary(site: FakeAtlassian, svc: Services) -> None:
+    code, out = run_cli(site, svc, "--space", "DOCS", "--space", "OPS", "--public-space", "OPS")
     assert code == 0, out
     out = " ".join(out.split())
     assert "documents seen 10 / added 10" in out
@@ -287,9 +284,8 @@ def test_cli_indexes_spaces_and_prints_one_summary(site: FakeAtlassian, svc: Ser
     assert {d.source for d in svc.store.documents()} == {"confluence-docs-ops"}
 
 
-def test_cli_wrong_space_exits_non_zero_with_the_cause(site: FakeAtlassian, svc: Services,
-                                                       monkeypatch: pytest.MonkeyPatch) -> None:
-    code, out = run_cli(site, svc, monkeypatch, "--space", "NOPE")
+def test_cli_wrong_space_exits_non_zero_with_the_cause(site: FakeAtlassian, svc: Services) -> None:
+    code, out = run_cli(site, svc, "--space", "NOPE")
     assert code == 1 and "No Confluence space with key 'NOPE'" in out
     assert "Traceback" not in out
 

@@ -40,9 +40,8 @@ def tiny_set(tmp_path: Path) -> Path:
 
 
 def cli(*args: str, env: dict[str, str]) -> tuple[int, str]:
-    from assistant.cli import app, register
+    from cli.main import app
 
-    register()
     result = CliRunner().invoke(app, list(args), env={"COLUMNS": "200", **env})
     return result.exit_code, result.output
 

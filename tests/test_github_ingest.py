@@ -10,21 +10,21 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
-import typer
 from pydantic import SecretStr
 from typer.testing import CliRunner
 
-import ingest.github.sync as github
 import ingest.github.listing as listing
+import ingest.github.sync as github
 from assistant import db
 from assistant.embeddings import SentenceTransformerEmbedder
 from assistant.errors import ConfigError, SourceError
 from assistant.services import Services
 from assistant.settings import Settings
-from ingest.github.sync import GitHubStats, sync_github
+from ingest.connectors import GitHubSource
 from ingest.github.client import check_api_url
 from ingest.github.documents import is_noise
-from ingest.sync import GitHubSource, load_sources, sync_command
+from ingest.github.sync import GitHubStats, sync_github
+from ingest.sync import load_sources
 from tests.fakes.github import FakeGitHub, Issue, Repo
 
 PII = ["jane.doe@acme.com", "Jane Doe", "jane-doe", "+1 (555) 123-4567", "ghp_a1B2c3D4e5F6g7H8i9J0k1L2m3N4o5P6q7R8",
@@ -293,42 +293,36 @@ def test_unknown_repository_and_wrong_enterprise_url_name_the_cause(world: World
         sync_github(svc, "gh", "just-a-name")
 
 
-def test_cli_against_enterprise_server_and_a_bad_token(tmp_path: Path, embedder: SentenceTransformerEmbedder,
-                                                        monkeypatch: pytest.MonkeyPatch) -> None:
-    import assistant.cli
-    from ingest.cli import app
+def test_cli_against_enterprise_server_and_a_bad_token(tmp_path: Path, embedder: SentenceTransformerEmbedder) -> None:
+    from cli.main import app
 
     ghes = FakeGitHub(enterprise=True).start()
     try:
         World(ghes)
         svc = make_services(ghes.url, tmp_path, embedder, ghes.token)
-        monkeypatch.setattr(assistant.cli, "services", lambda: svc)
-        result = CliRunner().invoke(app, ["github", "acme/widgets", "--issues"], env={"COLUMNS": "200"})
+        result = CliRunner().invoke(app, ["ingest", "github", "acme/widgets", "--issues"], obj=lambda: svc,
+                                    env={"COLUMNS": "200"})
         assert result.exit_code == 0, result.output
         assert "documents seen 3 / added 3" in result.output and "left out: 1 not_planned" in result.output
         assert {d.url for d in svc.store.documents("github-acme-widgets")} == {
             f"https://ghe.example/acme/widgets/issues/{n}" for n in (1, 2, 6)}
         assert not any("discussions(" in r.graphql for r in ghes.log)  # --issues only
         bad = make_services(ghes.url, tmp_path / "bad", embedder, "expired")
-        monkeypatch.setattr(assistant.cli, "services", lambda: bad)
-        result = CliRunner().invoke(app, ["github", "acme/widgets"], env={"COLUMNS": "200"})
+        result = CliRunner().invoke(app, ["ingest", "github", "acme/widgets"], obj=lambda: bad, env={"COLUMNS": "200"})
         assert result.exit_code == 1 and "401" in result.output and "Traceback" not in result.output
     finally:
         ghes.stop()
 
 
-def test_sources_file_github_entry(world: World, svc: Services, tmp_path: Path,
-                                   monkeypatch: pytest.MonkeyPatch) -> None:
+def test_sources_file_github_entry(world: World, svc: Services, tmp_path: Path) -> None:
     path = tmp_path / "answerdesk.toml"
     path.write_text('[[source]]\nname = "widgets"\ntype = "github"\nrepo = "acme/widgets"\ndiscussions = false\n'
                     'since = 2024-01-01\n')
     (source,) = load_sources(path)
     assert isinstance(source, GitHubSource) and source.audience is None and not source.discussions
-    monkeypatch.setattr("assistant.cli.services", lambda: svc)
-    app = typer.Typer()
-    app.callback()(lambda: None)
-    app.command("sync")(sync_command)
-    result = CliRunner().invoke(app, ["sync", "--config", str(path)], env={"COLUMNS": "200"})
+    from cli.main import app
+
+    result = CliRunner().invoke(app, ["sync", "--config", str(path)], obj=lambda: svc, env={"COLUMNS": "200"})
     assert result.exit_code == 0, result.output
     assert sorted(d.doc_id for d in svc.store.documents("widgets")) == ["issues/1", "issues/2", "issues/6"]
     path.write_text('[[source]]\nname = "w"\ntype = "github"\nrepo = "acme/widgets"\ntoken = "ghp_x"\n')

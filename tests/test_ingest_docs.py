@@ -194,9 +194,8 @@ def cli_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 def run_cli(*args: str) -> tuple[int, str]:
-    from assistant.cli import app, register
+    from cli.main import app
 
-    register()
     result = CliRunner().invoke(app, list(args), env={"COLUMNS": "200"})
     return result.exit_code, result.output
 
@@ -245,9 +244,9 @@ def test_symlinks_leaving_the_folder_are_skipped_and_named_in_the_summary(cli_en
     assert "skipped 4 symlink(s) pointing outside the folder:" in out
     for shown in ("env.md -> /proc/self/environ", "leak.md -> ", "linked/ -> ", "internal/up.md -> ../../outside"):
         assert shown in out
-    from assistant.cli import services
+    from cli.common import default_services
 
-    svc = services()
+    svc = default_services()
     assert sorted(svc.store.document_hashes("docs")) == [
         "alias.md", "faq.html", "glossary.rst", "install.md", "internal/billing.md"]
     text = "\n".join(c.text for c in svc.store.get_chunks(svc.store.chunk_ids("docs", list(

@@ -19,11 +19,11 @@ from typer.testing import CliRunner
 
 from assistant import db, jira_queue
 from assistant.api import create_app
-from assistant.cli import app as cli_app
 from assistant.escalation import get_escalation
 from assistant.jira_client import adf, adf_text
 from assistant.jira_queue import JiraQueue, lease_for
 from assistant.services import Services
+from cli.main import app as cli_app
 from tests.fakes.atlassian import SKIP_REASON, FakeAtlassian, running, shared_contracts
 from tests.test_access import session
 from tests.test_jira_queue import jira_services, tickets, wait_for
@@ -85,7 +85,7 @@ def test_fake_jira_refuses_summaries_as_jira_does(jira: FakeAtlassian) -> None:
 
 
 def test_refusal_is_a_visible_failed_state_an_admin_fixes_and_retries(
-        docs_services: Services, jira: FakeAtlassian, monkeypatch: pytest.MonkeyPatch) -> None:
+        docs_services: Services, jira: FakeAtlassian) -> None:
     broken = jira_services(docs_services, jira, jira_project="NOPE")  # a project Jira does not have
     esc = broken.assistant.respond("I want to talk to a human please")["escalation_id"]
     row = get_escalation(broken.store.engine, esc)
@@ -95,21 +95,21 @@ def test_refusal_is_a_visible_failed_state_an_admin_fixes_and_retries(
     assert jira.count(r"/issue$", "POST") == creates
 
     runner = CliRunner()
-    monkeypatch.setattr("assistant.cli.services", lambda: broken)
-    listed = runner.invoke(cli_app, ["escalations", "list", "--status", "failed"], env={"COLUMNS": "300"})
+    listed = runner.invoke(cli_app, ["escalations", "list", "--status", "failed"], obj=lambda: broken,
+                           env={"COLUMNS": "300"})
     assert listed.exit_code == 0 and esc[:8] in listed.output
     assert "Specify a valid project" in " ".join(listed.output.split())
-    retried = runner.invoke(cli_app, ["escalations", "retry"], env={"COLUMNS": "300"})
+    retried = runner.invoke(cli_app, ["escalations", "retry"], obj=lambda: broken, env={"COLUMNS": "300"})
     assert "1 failed" in retried.output and tickets(jira, esc) == []
 
     fixed = jira_services(docs_services, jira)  # the admin fixed ANSWERDESK_JIRA_PROJECT
-    monkeypatch.setattr("assistant.cli.services", lambda: fixed)
-    again = runner.invoke(cli_app, ["escalations", "retry", esc[:8], "--summary", "Install fails\non step 2"])
+    again = runner.invoke(cli_app, ["escalations", "retry", esc[:8], "--summary", "Install fails\non step 2"],
+                          obj=lambda: fixed)
     assert again.exit_code == 0, again.output
     [issue] = tickets(jira, esc)
     assert issue.summary == "Install fails on step 2"
     assert get_escalation(fixed.store.engine, esc)["status"] == "delivered"  # type: ignore[index]
-    assert runner.invoke(cli_app, ["escalations", "retry", "zzzz"]).exit_code == 1
+    assert runner.invoke(cli_app, ["escalations", "retry", "zzzz"], obj=lambda: fixed).exit_code == 1
 
 
 @pytest.mark.parametrize("status", [429, 503])

@@ -214,26 +214,24 @@ def test_no_jql_and_no_project_is_a_config_error(site: FakeAtlassian, tmp_path: 
         sync(svc, site)
 
 
-def run_cli(site: FakeAtlassian, svc: Services, monkeypatch: pytest.MonkeyPatch, *args: str) -> tuple[int, str]:
-    import assistant.cli
-    from ingest.cli import app
+def run_cli(site: FakeAtlassian, svc: Services, *args: str) -> tuple[int, str]:
+    from cli.main import app
 
-    monkeypatch.setattr(assistant.cli, "services", lambda: svc)
     cloud = ["--cloud"] if site.cloud else []
-    result = CliRunner().invoke(app, ["jira", "--url", site.url, *args, *cloud], env={"COLUMNS": "200"})
+    result = CliRunner().invoke(app, ["ingest", "jira", "--url", site.url, *args, *cloud], obj=lambda: svc,
+                                env={"COLUMNS": "200"})
     return result.exit_code, result.output
 
 
 def test_cli_indexes_tickets_and_fails_loudly(site: FakeAtlassian, tmp_path: Path, svc: Services,
-                                              embedder: SentenceTransformerEmbedder,
-                                              monkeypatch: pytest.MonkeyPatch) -> None:
-    code, out = run_cli(site, svc, monkeypatch, "--jql", "project = ABC AND resolution is not EMPTY",
+                                              embedder: SentenceTransformerEmbedder) -> None:
+    code, out = run_cli(site, svc, "--jql", "project = ABC AND resolution is not EMPTY",
                         "--customer-project", "ABC")
     assert code == 0, out
     assert "documents seen 5 / added 5" in out
     assert {d.audience for d in svc.store.documents("jira")} == {"customer"}
     bad = make_services(site, tmp_path / "other", embedder, token="expired")
-    code, out = run_cli(site, bad, monkeypatch)
+    code, out = run_cli(site, bad)
     assert code == 1 and "401 Unauthorized" in out and "Traceback" not in out
 
 

@@ -47,7 +47,7 @@ def test_bad_setting_names_the_variable(monkeypatch: pytest.MonkeyPatch, var: st
 def test_cli_reports_bad_setting_without_traceback(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     from typer.testing import CliRunner
 
-    from assistant.cli import app
+    from cli.main import app
 
     monkeypatch.chdir(tmp_path)
     result = CliRunner().invoke(app, ["status"], env={"ANSWERDESK_EMBEDDING_DTYPE": "int8"})

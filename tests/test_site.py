@@ -6,12 +6,12 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-import typer
-from typer.testing import CliRunner
+from typer.testing import CliRunner, Result
 
 from assistant.errors import SourceError
 from assistant.services import Services
-from ingest.site.crawl import SiteStats, site_command, sync_site
+from cli.main import app
+from ingest.site.crawl import SiteStats, sync_site
 from tests.fakes.static_site import SITEMAP_NS, StaticSite
 
 
@@ -231,23 +231,18 @@ def test_concurrency_is_bounded(services: Services, site: StaticSite) -> None:
     assert site.max_in_flight == 2
 
 
-def cli() -> typer.Typer:
-    app = typer.Typer()
-    app.callback()(lambda: None)
-    app.command("site")(site_command)
-    return app
+def test_cli_prints_one_summary_and_fails_loudly(services: Services, site: StaticSite) -> None:
+    def cli() -> Result:
+        return CliRunner().invoke(app, ["ingest", "site", site.url("/"), "--source", "site"], obj=lambda: services,
+                                  env={"COLUMNS": "200"})
 
-
-def test_cli_prints_one_summary_and_fails_loudly(
-        services: Services, site: StaticSite, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("assistant.cli.services", lambda: services)
-    result = CliRunner().invoke(cli(), ["site", site.url("/"), "--source", "site"], env={"COLUMNS": "200"})
+    result = cli()
     assert result.exit_code == 0, result.output
     assert "documents seen 4 / added 4" in result.output and "pages downloaded 4" in result.output
     site.status["/docs/faq.html"] = 500
-    result = CliRunner().invoke(cli(), ["site", site.url("/"), "--source", "site"], env={"COLUMNS": "200"})
+    result = cli()
     assert result.exit_code == 1
     assert f"failed: {site.url('/docs/faq.html')}: HTTP 500" in result.output.replace("\n", "")
     site.status["/sitemap.xml"] = 404
-    result = CliRunner().invoke(cli(), ["site", site.url("/"), "--source", "site"], env={"COLUMNS": "200"})
+    result = cli()
     assert result.exit_code == 1 and "No sitemap could be read" in result.output

@@ -3,16 +3,17 @@ local docs site, a failing source that does not stop the others, and files that 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-import typer
 from typer.testing import CliRunner
 
 from assistant.errors import ConfigError
 from assistant.services import Services
-from ingest.sync import ConfluenceSource, DocsSource, load_sources, sync_command
+from cli.main import app
+from ingest.connectors import ConfluenceSource, DocsSource
+from ingest.sync import load_sources
 from tests.fakes.static_site import StaticSite
 
 PAGE = ("<html><body><nav>Menu</nav><main><h1>Widgetron API</h1><h2 id='rate-limits'>Rate limits</h2>"
@@ -26,15 +27,14 @@ def site() -> Iterator[StaticSite]:
 
 
 @pytest.fixture
-def project(tmp_path: Path, services: Services, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """A folder with docs/ and the answerdesk CLI wired to the test's services (the real model)."""
+def project(tmp_path: Path) -> Path:
+    """A folder with docs/ to list in a sources file."""
     (tmp_path / "docs").mkdir()
     (tmp_path / "docs" / "install.md").write_text("# Installing\n\nWidgetron installs with pip on Linux.\n")
-    monkeypatch.setattr("assistant.cli.services", lambda: services)
     return tmp_path
 
 
-def toml(project: Path, site_url: str, first: str = "") -> Path:
+def toml(project: Path, run: Run, site_url: str, first: str = "") -> Path:
     path = project / "answerdesk.toml"
     path.write_text(first + f"""
 [[source]]
@@ -52,15 +52,22 @@ concurrency = 2
     return path
 
 
-def run(*args: str) -> tuple[int, str]:
-    app = typer.Typer()
-    app.callback()(lambda: None)
-    app.command("sync")(sync_command)
-    result = CliRunner().invoke(app, ["sync", *args], env={"COLUMNS": "200"})
-    return result.exit_code, " ".join(result.output.split())
+Run = Callable[..., tuple[int, str]]
 
 
-def test_sync_runs_docs_and_site_sources_incrementally(project: Path, site: StaticSite, services: Services) -> None:
+@pytest.fixture
+def run(services: Services) -> Run:
+    """`answerdesk sync ARGS` with the test's services (the real model): exit code and output on one line."""
+
+    def invoke(*args: str) -> tuple[int, str]:
+        result = CliRunner().invoke(app, ["sync", *args], obj=lambda: services, env={"COLUMNS": "200"})
+        return result.exit_code, " ".join(result.output.split())
+
+    return invoke
+
+
+def test_sync_runs_docs_and_site_sources_incrementally(project: Path, run: Run, site: StaticSite,
+                                                       services: Services) -> None:
     config = toml(project, site.url("/"))
     code, out = run("--config", str(config))
     assert code == 0, out
@@ -77,7 +84,7 @@ def test_sync_runs_docs_and_site_sources_incrementally(project: Path, site: Stat
     assert out.count("chunks embedded 0") == 2
 
 
-def test_a_failing_source_is_named_and_the_others_still_run(project: Path, site: StaticSite,
+def test_a_failing_source_is_named_and_the_others_still_run(project: Path, run: Run, site: StaticSite,
                                                             services: Services) -> None:
     broken = '[[source]]\nname = "old-site"\ntype = "site"\nurl = "' + site.url("/gone/") + '"\n'
     code, out = run("--config", str(toml(project, site.url("/"), first=broken)))
@@ -88,7 +95,7 @@ def test_a_failing_source_is_named_and_the_others_still_run(project: Path, site:
     assert {r["source"] for r in services.store.status() if r["documents"]} == {"handbook", "api-site"}
 
 
-def test_failed_pages_make_the_run_fail_too(project: Path, site: StaticSite) -> None:
+def test_failed_pages_make_the_run_fail_too(project: Path, run: Run, site: StaticSite) -> None:
     site.set_page("/api/auth.html", PAGE.replace("Rate limits", "Tokens"))
     site.status["/api/limits.html"] = 500
     code, out = run("--config", str(toml(project, site.url("/"))))
@@ -100,7 +107,7 @@ def test_failed_pages_make_the_run_fail_too(project: Path, site: StaticSite) -> 
     assert code == 1 and "api-site (site): failed: No page of" in out and "HTTP 500" in out
 
 
-def test_only_runs_the_named_sources(project: Path, site: StaticSite, services: Services) -> None:
+def test_only_runs_the_named_sources(project: Path, run: Run, site: StaticSite, services: Services) -> None:
     config = toml(project, site.url("/"))
     code, out = run("--config", str(config), "--only", "api-site")
     assert code == 0 and "api-site (site): ok" in out and "handbook" not in out
@@ -108,14 +115,14 @@ def test_only_runs_the_named_sources(project: Path, site: StaticSite, services: 
     assert code == 2 and "No source named nope" in out and "handbook, api-site" in out
 
 
-def test_yaml_sources_file(project: Path, site: StaticSite) -> None:
+def test_yaml_sources_file(project: Path, run: Run, site: StaticSite) -> None:
     config = project / "sources.yaml"
     config.write_text(f"sources:\n  - name: api-site\n    type: site\n    url: {site.url('/')}\n")
     code, out = run("--config", str(config))
     assert code == 0 and "api-site (site): ok: documents seen 1 / added 1" in out
 
 
-def test_a_secret_in_the_file_is_refused_before_anything_runs(project: Path, site: StaticSite,
+def test_a_secret_in_the_file_is_refused_before_anything_runs(project: Path, run: Run, site: StaticSite,
                                                               services: Services) -> None:
     secret = ('[[source]]\nname = "wiki"\ntype = "confluence"\nurl = "https://example.atlassian.net/wiki"\n'
               'spaces = ["DOC"]\ntoken = "ATATT3xFfGF0"\n')
@@ -126,7 +133,7 @@ def test_a_secret_in_the_file_is_refused_before_anything_runs(project: Path, sit
     assert services.store.status() == [] and site.log == []
 
 
-def test_bad_toml_is_a_clear_error(project: Path) -> None:
+def test_bad_toml_is_a_clear_error(project: Path, run: Run) -> None:
     config = project / "answerdesk.toml"
     config.write_text('[[source]]\nname = "docs"\ntype = docs\n')
     code, out = run("--config", str(config))

@@ -20,17 +20,21 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from functools import partial
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlparse
 
 from assistant.errors import ConfigError, SourceError
 from assistant.services import Services
 from assistant.types import AUDIENCES
-from ingest.confluence.storage import storage_to_markdown
 from ingest.confluence.spaces import space_audiences
+from ingest.confluence.storage import storage_to_markdown
 from ingest.model import DocumentRef, SourceDocument
 from ingest.parsers import parse_text
 from ingest.pipeline import Ingestor, IngestStats
+from ingest.progress import SILENT, Progress
+
+if TYPE_CHECKING:
+    from ingest.connectors import ConfluenceSource
 
 LIST_EXPAND = ("version,ancestors,metadata.labels,"
                "restrictions.read.restrictions.user,restrictions.read.restrictions.group")
@@ -347,3 +351,9 @@ def sync_confluence(services: Services, source: str, url: str, spaces: list[str]
     refs = page_refs(client, pages, stale, spaces)
     ingestor = Ingestor(services, source, on_document=on_document)
     return ingestor.run(refs, kind="confluence", location=location, complete=False, removed=removed, notes=notes)
+
+
+def sync(services: Services, config: ConfluenceSource, progress: Progress = SILENT) -> IngestStats:
+    """The connector seam (ingest/connectors.py)."""
+    return sync_confluence(services, config.name, config.url, config.spaces, config.cloud, config.space_audience(),
+                           on_document=progress.advance)

@@ -16,16 +16,6 @@ if TYPE_CHECKING:
     from ingest.confluence.pages import Client
 
 
-def audience_map(internal: list[str] | None, customer: list[str] | None,
-                 public: list[str] | None = None) -> dict[str, str]:
-    """The spaces the configuration maps (options or sources file); the narrowest wins if a key is
-    given twice."""
-    mapping = {key: "public" for key in public or []}
-    mapping.update({key: "customer" for key in customer or []})
-    mapping.update({key: "internal" for key in internal or []})
-    return mapping
-
-
 def anonymous_view(client: Client, key: str, space: dict[str, Any]) -> tuple[bool | None, str]:
     """Whether anonymous users may view the space; None, with the reason, when that cannot be read.
 

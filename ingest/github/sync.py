@@ -33,7 +33,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, fields
 from datetime import date
 from functools import partial
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
@@ -58,6 +58,10 @@ from ingest.github.listing import (
 )
 from ingest.model import DocumentRef, SourceDocument
 from ingest.pipeline import Ingestor, IngestStats
+from ingest.progress import SILENT, Progress
+
+if TYPE_CHECKING:
+    from ingest.connectors import GitHubSource
 
 COMMENT_PAGE = 100  # GitHub's maximum
 _REPO = re.compile(r"^(?:https?://[^/]+/)?([A-Za-z0-9_.-]+)/([A-Za-z0-9_.-]+?)(?:\.git)?/?$")
@@ -238,3 +242,10 @@ def _next_state(saved: dict[str, Any], fingerprint: str, repo_state: dict[str, A
                 st["since"] = oldest[:10] + "T00:00:00Z"
         out[kind] = st
     return out
+
+
+def sync(services: Services, config: GitHubSource, progress: Progress = SILENT) -> IngestStats:
+    """The connector seam (ingest/connectors.py)."""
+    return sync_github(services, config.name, config.repo, issues=config.issues, discussions=config.discussions,
+                       since=config.since, audience=config.audience, full=config.full,
+                       max_wait=float(config.max_wait), on_document=progress.advance, on_wait=progress.note)

@@ -23,15 +23,13 @@ from dataclasses import dataclass, fields
 from datetime import datetime
 from email.utils import parsedate_to_datetime
 from functools import partial
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 import httpx
 import sqlalchemy as sa
-import typer
 
 from assistant import db
-from assistant.cli import friendly
 from assistant.errors import SourceError
 from assistant.services import Services
 from assistant.types import AUDIENCES
@@ -39,10 +37,10 @@ from ingest.chunking import digest
 from ingest.model import DocumentRef, SourceDocument
 from ingest.parsers import ParseError, parse_text
 from ingest.pipeline import Ingestor, IngestStats
+from ingest.progress import SILENT, Progress
 from ingest.site.sitemaps import (
     FetchError,
     clean_url,
-    default_source_name,
     get_capped,
     host_of,
     is_sitemap_url,
@@ -50,6 +48,9 @@ from ingest.site.sitemaps import (
     read_robots,
     read_sitemaps,
 )
+
+if TYPE_CHECKING:
+    from ingest.connectors import SiteSource
 
 USER_AGENT = "answerdesk/0.1 (docs-site connector)"
 ROBOTS_AGENT = "answerdesk"  # the token a site's robots.txt addresses us by (User-agent: answerdesk)
@@ -315,21 +316,7 @@ def sync_site(services: Services, source: str, url: str, concurrency: int = 4,
     return stats
 
 
-@friendly
-def site_command(
-    url: Annotated[str, typer.Argument(help="The docs site (its /sitemap.xml is read) or a sitemap's URL.")],
-    source: Annotated[str | None, typer.Option(help="Source name (default: the site's host name).")] = None,
-    concurrency: Annotated[int, typer.Option(min=1, max=32, help="Pages fetched at the same time.")] = 4,
-) -> None:
-    """Index a docs site from its sitemap: only changed pages are downloaded and embedded."""
-    from assistant import cli
-    from ingest.cli import progress_bar, report  # here, not at the top: ingest.cli may import this module
-
-    name = source or default_source_name(url)
-    svc = cli.services()
-    with progress_bar() as bar:
-        task = bar.add_task(f"Indexing {name}", total=None, item="")
-        stats = sync_site(svc, name, url, concurrency,
-                          on_document=lambda label: bar.update(task, advance=1, item=label),
-                          on_total=lambda n: bar.update(task, total=n))
-    report(stats)
+def sync(services: Services, config: SiteSource, progress: Progress = SILENT) -> IngestStats:
+    """The connector seam (ingest/connectors.py)."""
+    return sync_site(services, config.name, config.url, config.concurrency, on_document=progress.advance,
+                     on_total=progress.start)

@@ -1,51 +1,33 @@
-"""`answerdesk ingest ...` commands."""
+"""`answerdesk ingest TYPE ...`: one source from options. Each command builds the same config model as the
+sources file (ingest/connectors.py) and runs it through the connector seam with a progress bar."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from assistant import cli as base_cli
-from assistant.cli import console, friendly
-from ingest.confluence.spaces import audience_map
-from ingest.docs import index_folder
-from ingest.pipeline import IngestStats
+from cli.common import friendly, services
+from cli.progress import report, shown
+from ingest.connectors import audience_map, build, run_source
 
 app = typer.Typer(help="Index sources into the knowledge base.", no_args_is_help=True)
 
 
-def progress_bar() -> Progress:
-    return Progress(
-        TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-        TimeElapsedColumn(), TextColumn("{task.fields[item]}"), console=console, transient=False,
-    )
-
-
-def index_with_progress(name: str, run: Callable[[Callable[[str], None]], IngestStats]) -> None:
-    """Run a connector's sync with a progress bar (its length unknown up front), then report."""
-    with progress_bar() as bar:
-        task = bar.add_task(f"Indexing {name}", total=None, item="")
-        stats = run(lambda label: bar.update(task, advance=1, item=label))
+def _index(ctx: typer.Context, kind: str, name: str, **options: Any) -> None:
+    config = build(kind, name=name, **options)  # bad options fail here, before any service starts
+    svc = services(ctx)
+    with shown(f"Indexing {name}") as progress:
+        stats = run_source(svc, config, progress)
     report(stats)
-
-
-def report(stats: IngestStats) -> None:
-    for label, message in stats.failures:
-        console.print(f"[red]failed:[/red] {label}: {message}", highlight=False)
-    console.print(stats.summary(), highlight=False)
-    if stats.failed:
-        console.print(f"[red]{stats.failed} document(s) could not be indexed; the others were.[/red]")
-        raise typer.Exit(1)
 
 
 @app.command("docs")
 @friendly
 def docs(
+    ctx: typer.Context,
     path: Annotated[Path, typer.Argument(help="A folder (or one file) of .md, .rst, .html files.")],
     base_url: Annotated[
         str | None, typer.Option(help="Public URL of the folder; links become BASE/relative/path#anchor.")
@@ -53,19 +35,13 @@ def docs(
     source: Annotated[str | None, typer.Option(help="Source name (default: the folder's name).")] = None,
 ) -> None:
     """Index a docs folder: only new and changed files are embedded, deleted files are removed."""
-    name = source or path.resolve().name
-    svc = base_cli.services()  # looked up at call time, so tests (and embedders) can swap it
-    with progress_bar() as bar:
-        task = bar.add_task(f"Indexing {name}", total=None, item="")
-        stats = index_folder(svc, name, path, base_url,
-                             on_document=lambda label: bar.update(task, advance=1, item=label),
-                             on_total=lambda n: bar.update(task, total=n))
-    report(stats)
+    _index(ctx, "docs", source or path.resolve().name, path=path, base_url=base_url)
 
 
 @app.command("confluence")
 @friendly
 def confluence(
+    ctx: typer.Context,
     url: Annotated[str, typer.Option(help="Cloud: https://SITE.atlassian.net/wiki; Data Center: the address you "
                                           "open Confluence at (with its context path, e.g. /confluence).")],
     space: Annotated[list[str], typer.Option("--space", help="Space key; repeat for several spaces.")],
@@ -87,18 +63,14 @@ def confluence(
     for Cloud, ANSWERDESK_CONFLUENCE_USER. Restricted pages are always internal. A space not mapped follows
     its permission in Confluence: public if anonymous users may view it, otherwise (or if that cannot be
     read) internal; the summary says which."""
-    from ingest.confluence.pages import sync_confluence
-
-    name = source or "confluence-" + "-".join(k.lower() for k in space)
-    svc = base_cli.services()
-    index_with_progress(name, lambda progress: sync_confluence(
-        svc, name, url, list(space), cloud, audience_map(internal_space, customer_space, public_space),
-        on_document=progress))
+    _index(ctx, "confluence", source or "confluence-" + "-".join(k.lower() for k in space), url=url, spaces=space,
+           cloud=cloud, internal_spaces=internal_space, customer_spaces=customer_space, public_spaces=public_space)
 
 
 @app.command("jira")
 @friendly
 def jira(
+    ctx: typer.Context,
     url: Annotated[str, typer.Option(help="Cloud: https://SITE.atlassian.net; Data Center: your Jira's address.")],
     jql: Annotated[str | None, typer.Option(help="Which tickets (default: resolved tickets of "
                                                  "ANSWERDESK_JIRA_PROJECT).")] = None,
@@ -114,19 +86,14 @@ def jira(
 
     Internal comments (JSM internal notes, role-restricted comments) are never indexed. Tickets are
     internal unless their project is mapped with --customer-project or --public-project."""
-    from ingest.jira import sync_jira
-
-    audiences = {key: "public" for key in public_project or []}
-    audiences.update({key: "customer" for key in customer_project or []})
-    name = source or "jira"
-    svc = base_cli.services()
-    index_with_progress(name, lambda progress: sync_jira(svc, name, url, jql, cloud, audiences,
-                                                         on_document=progress))
+    _index(ctx, "jira", source or "jira", url=url, jql=jql, cloud=cloud,
+           project_audience=audience_map(None, customer_project, public_project))
 
 
 @app.command("github")
 @friendly
 def github(
+    ctx: typer.Context,
     repo: Annotated[str, typer.Argument(help="OWNER/REPO (or https://github.com/OWNER/REPO).")],
     issues: Annotated[bool, typer.Option(
         "--issues", help="Closed issues that were completed, with their comments (default: issues and discussions).")
@@ -146,12 +113,23 @@ def github(
 
     Token: ANSWERDESK_GITHUB_TOKEN. GitHub Enterprise Server: ANSWERDESK_GITHUB_URL=https://HOST/api/v3.
     Incremental: an unchanged repository costs a few free 304 answers (docs/github.md)."""
-    from ingest.github.sync import default_source, sync_github
+    from ingest.github.sync import default_source, split_repo
 
     both = not issues and not discussions
-    name = source or default_source(repo)
-    svc = base_cli.services()
-    index_with_progress(name, lambda progress: sync_github(
-        svc, name, repo, issues=issues or both, discussions=discussions or both,
-        since=since.date() if since else None, audience=audience, full=full, max_wait=float(max_wait),
-        on_document=progress, on_wait=lambda message: console.print(f"[yellow]{message}[/yellow]", highlight=False)))
+    _index(ctx, "github", source or default_source(repo), repo="/".join(split_repo(repo)),
+           issues=issues or both, discussions=discussions or both, since=since.date() if since else None,
+           audience=audience, full=full, max_wait=max_wait)
+
+
+@app.command("site")
+@friendly
+def site(
+    ctx: typer.Context,
+    url: Annotated[str, typer.Argument(help="The docs site (its /sitemap.xml is read) or a sitemap's URL.")],
+    source: Annotated[str | None, typer.Option(help="Source name (default: the site's host name).")] = None,
+    concurrency: Annotated[int, typer.Option(min=1, max=32, help="Pages fetched at the same time.")] = 4,
+) -> None:
+    """Index a docs site from its sitemap: only changed pages are downloaded and embedded."""
+    from ingest.site.sitemaps import default_source_name
+
+    _index(ctx, "site", source or default_source_name(url), url=url, concurrency=concurrency)

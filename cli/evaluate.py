@@ -7,11 +7,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
+from rich.progress import TaskID
 from rich.table import Table
 
-from assistant.cli import console, friendly
 from assistant.settings import load_settings
+from cli.common import console, friendly, services
+from cli.progress import progress_bar
 from eval.beir import iter_corpus
 from eval.gate import compare, load_summary, write_setting, write_threshold
 
@@ -84,14 +85,13 @@ def _run(cfg: EvalConfig) -> None:
         console.print("[red]error:[/red] --judge needs OPENAI_API_KEY (and OPENAI_BASE_URL for a local server); "
                       "the deterministic figures need neither: run without --judge.")
         raise typer.Exit(2)
-    with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                  console=console) as bar:
+    with progress_bar() as bar:
         tasks: dict[str, TaskID] = {}
 
         def progress(stage: str, done: int, total: int) -> None:
             if stage not in tasks:
                 tasks[stage] = bar.add_task("indexing corpus" if stage == "index" else "asking questions",
-                                            total=total or None)
+                                            total=total or None, item="")
             bar.update(tasks[stage], completed=done)
 
         summary = run_eval(cfg, settings, progress=progress)
@@ -193,15 +193,15 @@ def calibrate(
 @app.command("from-tickets")
 @friendly
 def from_tickets(
+    ctx: typer.Context,
     out: Annotated[Path, typer.Option(help="Folder for corpus.jsonl, queries.jsonl, qrels.tsv")] = Path("golden"),
     candidates: Annotated[bool, typer.Option(help="Include resolved escalations as cases")] = True,
 ) -> None:
     """Turn resolved tickets (and resolved escalations) into an eval set over the current knowledge base."""
     from assistant.candidates import collect_escalation_candidates
-    from assistant.cli import services
     from eval.golden import export
 
-    svc = services()
+    svc = services(ctx)
     added = collect_escalation_candidates(svc)
     counts = export(svc, out, include_candidates=candidates)
     console.print(f"{counts['queries']} cases ({added} new from resolved escalations), {counts['qrels']} relevance "
