@@ -34,7 +34,7 @@ def project(tmp_path: Path) -> Path:
     return tmp_path
 
 
-def toml(project: Path, run: Run, site_url: str, first: str = "") -> Path:
+def toml(project: Path, site_url: str, first: str = "") -> Path:
     path = project / "answerdesk.toml"
     path.write_text(first + f"""
 [[source]]
