@@ -12,15 +12,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
 from bs4 import BeautifulSoup, CData, NavigableString, Tag
 from docutils import nodes
 from docutils.core import publish_doctree
 from markdown_it import MarkdownIt
 
-from assistant import safe_yaml
 from assistant.anchors import slugify
 from assistant.anchors import unique_anchor as _unique
+from assistant.markdown_pages import FrontMatterError, heading_anchors, page_title, split_front_matter
 
 __all__ = ["SUPPORTED_SUFFIXES", "ParseError", "ParsedDocument", "Section", "parse_bytes", "parse_file", "parse_text",
            "slugify"]
@@ -114,37 +113,11 @@ def _fence(code: str, lang: str = "") -> str:
 
 # --- Markdown ---------------------------------------------------------------------------
 
-def _front_matter(text: str, name: str) -> tuple[dict[str, Any], str]:
-    lines = text.split("\n")
-    if not lines or lines[0].rstrip() != "---":
-        return {}, text
-    end = next((i for i in range(1, len(lines)) if lines[i].rstrip() == "---"), None)
-    if end is None:  # a lone leading '---' is just a thematic break
-        return {}, text
-    try:
-        data = safe_yaml.load("\n".join(lines[1:end]))
-    except (yaml.YAMLError, RecursionError) as exc:
-        raise ParseError(f"{name}: broken YAML front matter ({' '.join(str(exc).split())})") from exc
-    if data is None:
-        data = {}
-    if not isinstance(data, dict):
-        raise ParseError(f"{name}: front matter is not a mapping")
-    # Blank lines keep line numbers of the body equal to those of the source.
-    return {str(k).lower(): v for k, v in data.items()}, "\n" * end + "\n".join(lines[end + 1:])
-
-
-def _inline_text(token: Any) -> str:
-    parts = []
-    for child in token.children or []:
-        if child.type in ("text", "code_inline", "image"):  # image.content is its alt text
-            parts.append(child.content)
-        elif child.type in ("softbreak", "hardbreak"):
-            parts.append(" ")
-    return " ".join("".join(parts).split())
-
-
 def _parse_markdown(text: str, name: str, fallback: str) -> ParsedDocument:
-    meta, body = _front_matter(text, name)
+    try:
+        meta, body = split_front_matter(text)
+    except FrontMatterError as exc:
+        raise ParseError(f"{name}: {exc}") from exc
     tokens = MarkdownIt("commonmark").enable("table").parse(body)
     lines: list[str | None] = list(body.split("\n"))
     # Raw HTML blocks (comments, <script>, <div>) are reduced to their visible text so
@@ -156,22 +129,19 @@ def _parse_markdown(text: str, name: str, fallback: str) -> ParsedDocument:
             if not visible and end < len(lines) and not (lines[end] or "").strip():
                 end += 1  # also drop the blank line after a vanished block
             lines[start:end] = [visible or None] + [None] * (end - start - 1)
-    # (first line, line after the heading, level, plain heading text) per top-level heading
-    heads = [(tok.map[0], tok.map[1], int(tok.tag[1]), _inline_text(tokens[i + 1]))
-             for i, tok in enumerate(tokens)
-             if tok.type == "heading_open" and tok.level == 0 and tok.map]
+    headings = heading_anchors(tokens)  # the demo docs site gives its headings these same ids
+    # (first line, line after the heading, level, plain heading text, anchor) per top-level heading
+    heads = [(tokens[i].map[0], tokens[i].map[1], level, heading, anchor)
+             for i, level, heading, anchor in headings if tokens[i].map]
     ends = [h[0] for h in heads[1:]] + [len(lines)] if heads else []
-    used: set[str] = set()
 
     def span(a: int, b: int) -> str:
         return "\n".join(line for line in lines[a:b] if line is not None)
 
     raw: list[_Raw] = [(0, None, None, span(0, heads[0][0] if heads else len(lines)))]
-    for (_, after, level, heading), end in zip(heads, ends, strict=True):
-        raw.append((level, heading, _unique(slugify(heading), used), span(after, end)))
-    first_h1 = next((r[1] for r in raw if r[0] == 1), None)
-    title = meta.get("title") if isinstance(meta.get("title"), str) else None
-    return ParsedDocument(title or first_h1 or fallback, meta, _nest(raw))
+    for (_, after, level, heading, anchor), end in zip(heads, ends, strict=True):
+        raw.append((level, heading, anchor, span(after, end)))
+    return ParsedDocument(page_title(meta, headings, fallback), meta, _nest(raw))
 
 
 # --- reStructuredText -------------------------------------------------------------------
