@@ -28,8 +28,8 @@ def parse_markdown(text: str, name: str, fallback: str) -> ParsedDocument:
             lines[start:end] = [visible or None] + [None] * (end - start - 1)
     headings = heading_anchors(tokens)  # the demo docs site gives its headings these same ids
     # (first line, line after the heading, level, plain heading text, anchor) per top-level heading
-    heads = [(tokens[i].map[0], tokens[i].map[1], level, heading, anchor)
-             for i, level, heading, anchor in headings if tokens[i].map]
+    heads = [(lines_of[0], lines_of[1], level, heading, anchor)
+             for i, level, heading, anchor in headings if (lines_of := tokens[i].map)]
     ends = [h[0] for h in heads[1:]] + [len(lines)] if heads else []
 
     def span(a: int, b: int) -> str:
