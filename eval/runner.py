@@ -193,7 +193,7 @@ def run_eval(cfg: EvalConfig, base: Settings, services: Services | None = None,
     stats = Ingestor(svc, "eval", on_document=lambda _label: progress("index", next(indexed), 0)).run(
         refs, kind, str(cfg.corpus))
     rows = []
-    ragas = []
+    ragas: list[dict[str, Any]] = []  # the column layout RAGAS reads
     for i, q in enumerate(queries):
         text = question_text(q, bodies.get(q.id))
         where: Where | None = {"doc_id": candidates.get(q.id, [])} if candidates is not None else None
