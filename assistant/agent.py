@@ -55,8 +55,8 @@ def suggest(services: Services, ticket_key: str, post: bool = False) -> dict[str
     question = "\n\n".join(x for x in (issue["summary"], issue["description"][:1500], customer_said) if x)
     draft = services.assistant.draft(question, where=None)
     result = {
-        "ticket_key": ticket_key, "summary": issue["summary"], "draft": draft["answer"],
-        "citations": draft["citations"], "confidence": draft["confidence"], "flags": draft["flags"],
+        "ticket_key": ticket_key, "summary": issue["summary"], "draft": draft.answer,
+        "citations": [c.to_dict() for c in draft.citations], "confidence": draft.confidence, "flags": draft.flags,
         "similar_tickets": similar_tickets(services, question, exclude=ticket_key), "posted": False,
     }
     if post:

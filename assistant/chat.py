@@ -1,7 +1,7 @@
 """The chat flow: rewrite -> retrieve -> answer (streamed) -> verify -> confidence -> escalate -> store.
 
 `stream()` yields events ("delta", "reset", "citations", "done"); `respond()` runs the same
-flow and returns the final response, so streaming and plain answers never differ.
+flow and returns the final `ChatResult` (the "done" event's data), so streaming and plain answers never differ.
 """
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Callable, Generator, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from assistant.answering.citations import MarkerFilter, Verification, verify
@@ -23,8 +23,9 @@ from assistant.errors import GenerationError
 from assistant.escalation import EscalationRequest, TicketQueue, escalation_sources
 from assistant.handoff import handoff_options
 from assistant.keys import Identity
+from assistant.results import ChatResult, Checks, Citation, DraftAnswer
 from assistant.retrieval import Retriever
-from assistant.settings import HandoffOption
+from assistant.settings import DEFAULT_CONFIDENCE_THRESHOLD, HandoffOption
 from assistant.types import Where
 
 WANTS_HUMAN = re.compile(
@@ -65,7 +66,7 @@ class Assistant:
         queue: TicketQueue,
         conversations: Conversations,
         embedder: Embedder,
-        threshold: float = 0.25,
+        threshold: float = DEFAULT_CONFIDENCE_THRESHOLD,
         k: int = 5,
         history_turns: int = 6,
         rewriter: Rewriter | None = None,
@@ -90,12 +91,12 @@ class Assistant:
         self.rewriter = rewriter or (lambda q, prev, _h: rule_rewrite(q, prev))
 
     def respond(self, question: str, conversation_id: str | None = None, where: Where | None = None,
-                identity: Identity | None = None, origin: Callable[[], str] | None = None) -> dict[str, Any]:
+                identity: Identity | None = None, origin: Callable[[], str] | None = None) -> ChatResult:
         done = None
         for event in self.stream(question, conversation_id, where, identity, origin):
             if event.kind == "done":
                 done = event.data
-        assert done is not None
+        assert isinstance(done, ChatResult)
         return done
 
     def stream(self, question: str, conversation_id: str | None = None, where: Where | None = None,
@@ -142,7 +143,7 @@ class Assistant:
                 transcript=[{"role": t.role, "content": t.content} for t in history]
                 + [{"role": "user", "content": question}],
                 draft_answer=checked.text,
-                sources=escalation_sources(citations),
+                sources=escalation_sources([c.to_dict() for c in citations]),
                 confidence=confidence.score,
                 reasons=(["user_requested"] if wants_human else []) + confidence.reasons
                 + ([origin()] if origin else []),
@@ -157,23 +158,22 @@ class Assistant:
             answer = f"{answer}{joiner}{note}"
 
         yield Event("citations", citations)
-        response = {
-            "conversation_id": conversation_id,
-            "answer": answer,
-            "citations": citations,
-            "confidence": confidence.score,
-            "escalated": escalate,
-            "escalation_id": escalation_id,
-            "handoff": handoff_options(self.handoff, identity) if escalate else [],
-            "answerer": answerer.name,
-            "flags": flags,
-            "search_query": search_query,
-            "checks": self._checks(checked, confidence, removed),
-        }
+        result = ChatResult(
+            conversation_id=conversation_id,
+            answer=answer,
+            citations=citations,
+            confidence=confidence.score,
+            escalated=escalate,
+            escalation_id=escalation_id,
+            handoff=handoff_options(self.handoff, identity) if escalate else [],
+            answerer=answerer.name,
+            flags=flags,
+            search_query=search_query,
+            checks=self._checks(checked, confidence, removed),
+        )
         timings = {"latency_ms": int((time.perf_counter() - started) * 1000), "first_token_ms": first_ms}
-        response["message_id"] = self.conversations.add_exchange(conversation_id, question, search_query, response,
-                                                                 timings)
-        yield Event("done", response)
+        message_id = self.conversations.add_exchange(conversation_id, question, search_query, result, timings)
+        yield Event("done", replace(result, message_id=message_id))
 
     def _produce(self, question: str, sources: list[Source], history: list[Turn]) -> Generator[Event, None, Draft]:
         """Generate (streaming "delta"/"reset" events), verify citations, fall back when the LLM fails
@@ -210,7 +210,7 @@ class Assistant:
             flags.append("unsupported_sentences")
         return Draft(answerer, checked, flags, removed)
 
-    def draft(self, question: str, where: Where | None = None) -> dict[str, Any]:
+    def draft(self, question: str, where: Where | None = None) -> DraftAnswer:
         """An answer with citations and confidence, nothing stored and nothing escalated: for agents."""
         hits = self.retriever.search(question, k=self.k, where=where)
         sources = [Source(n, hit) for n, hit in enumerate(hits, 1)]
@@ -221,9 +221,9 @@ class Assistant:
         except StopIteration as stop:
             result: Draft = stop.value
         confidence = assess(question, sources, result.checked, self.confidence_model)
-        return {"answer": result.checked.text, "citations": self._citations(result.checked, sources),
-                "confidence": confidence.score, "answerer": result.answerer.name, "flags": result.flags,
-                "checks": self._checks(result.checked, confidence, result.removed)}
+        return DraftAnswer(answer=result.checked.text, citations=self._citations(result.checked, sources),
+                           confidence=confidence.score, answerer=result.answerer.name, flags=result.flags,
+                           checks=self._checks(result.checked, confidence, result.removed))
 
     def routing(self, identity: Identity | None) -> dict[str, Any]:
         """Who asked decides the escalation's priority and SLA label (mapping in settings)."""
@@ -250,29 +250,29 @@ class Assistant:
             yield tail
 
     @staticmethod
-    def _citations(checked: Verification, sources: list[Source]) -> list[dict[str, Any]]:
+    def _citations(checked: Verification, sources: list[Source]) -> list[Citation]:
         by_n = {s.n: s for s in sources}
         out = []
         for n in sorted(checked.cited):
             s = by_n[n]
-            out.append({
-                "n": n,
-                "title": s.title,
-                "url": s.hit.chunk.url,
-                "snippet": s.text[:SNIPPET_CHARS] + ("…" if len(s.text) > SNIPPET_CHARS else ""),
-                "source": s.hit.chunk.source,
-                "doc_id": s.hit.chunk.doc_id,
-                "score": round(s.hit.score, 6),
-            })
+            out.append(Citation(
+                n=n,
+                title=s.title,
+                url=s.hit.chunk.url,
+                snippet=s.text[:SNIPPET_CHARS] + ("…" if len(s.text) > SNIPPET_CHARS else ""),
+                source=s.hit.chunk.source,
+                doc_id=s.hit.chunk.doc_id,
+                score=round(s.hit.score, 6),
+            ))
         return out
 
     @staticmethod
-    def _checks(checked: Verification, confidence: Confidence, removed: int) -> dict[str, Any]:
-        return {
-            "removed_citations": removed,
-            "sentences": len(checked.sentences),
-            "supported_sentences": sum(x.supported for x in checked.sentences),
-            "unsupported_sentences": checked.unsupported,
-            "signals": confidence.signals,
-            "reasons": confidence.reasons,
-        }
+    def _checks(checked: Verification, confidence: Confidence, removed: int) -> Checks:
+        return Checks(
+            removed_citations=removed,
+            sentences=len(checked.sentences),
+            supported_sentences=sum(x.supported for x in checked.sentences),
+            unsupported_sentences=checked.unsupported,
+            signals=confidence.signals,
+            reasons=confidence.reasons,
+        )

@@ -12,6 +12,7 @@ from sqlalchemy.engine import Engine
 
 from assistant import db
 from assistant.answering.types import Turn
+from assistant.results import ChatResult
 from assistant.store import utcnow
 
 
@@ -79,7 +80,7 @@ class Conversations:
     def history(self, conversation_id: str, turns: int) -> list[Turn]:
         return [Turn(m.role, m.content) for m in self.messages(conversation_id, turns * 2)] if turns else []
 
-    def add_exchange(self, conversation_id: str, question: str, search_query: str, answer: dict[str, Any],
+    def add_exchange(self, conversation_id: str, question: str, search_query: str, answer: ChatResult,
                      timings: dict[str, int | None] | None = None) -> str:
         """Store the question and the answer together; returns the answer's message id."""
         now = utcnow()
@@ -96,8 +97,9 @@ class Conversations:
                  "content": question, "search_query": search_query, "citations": None, "confidence": None,
                  "flags": None, "answerer": None, "latency_ms": None, "first_token_ms": None, "created_at": now},
                 {"id": message_id, "conversation_id": conversation_id, "seq": seq + 2, "role": "assistant",
-                 "content": answer["answer"], "search_query": None, "citations": answer["citations"],
-                 "confidence": answer["confidence"], "flags": answer["flags"], "answerer": answer["answerer"],
+                 "content": answer.answer, "search_query": None,
+                 "citations": [c.to_dict() for c in answer.citations],
+                 "confidence": answer.confidence, "flags": answer.flags, "answerer": answer.answerer,
                  "latency_ms": timings.get("latency_ms"), "first_token_ms": timings.get("first_token_ms"),
                  "created_at": now},
             ])

@@ -31,6 +31,8 @@ def bundled_model_path() -> str:
 
 
 # Values copied from examples and templates: refused as the session secret outside development.
+# The escalation threshold's default, in one place: Settings and Assistant (built without settings) read it.
+DEFAULT_CONFIDENCE_THRESHOLD = 0.25
 PLACEHOLDER_SECRETS = ("changethis", "change-me", "changeme", "replace-me", "replaceme", "your-secret", "example")
 
 
@@ -97,7 +99,7 @@ class Settings(BaseSettings):
     prompts_dir: Path = Path(__file__).resolve().parent.parent / "prompts"
 
     # The probability (that the answer cites a page that answers) below which the assistant escalates.
-    confidence_threshold: float = Field(0.25, ge=0.0, le=1.0)
+    confidence_threshold: float = Field(DEFAULT_CONFIDENCE_THRESHOLD, ge=0.0, le=1.0)
     # A confidence model fitted by `answerdesk eval calibrate`; empty: the one shipped in the package.
     confidence_model: Path | None = None
     max_question_chars: int = Field(4000, ge=1, le=100_000)

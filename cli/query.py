@@ -86,14 +86,14 @@ def ask(
     """Answer QUESTION from the index, with numbered sources and the confidence."""
     response = services(ctx).assistant.respond(question, where={"audience": audience} if audience else None)
     if as_json:
-        console.print_json(json.dumps(response, default=str))
+        console.print_json(json.dumps(response.to_dict(), default=str))
         return
-    console.print(response["answer"], highlight=False, markup=False)
+    console.print(response.answer, highlight=False, markup=False)
     console.print()
-    for c in response["citations"]:
-        console.print(f"[{c['n']}] {c['title']}  {c['url']}", highlight=False, markup=False)
-    note = " (escalated to a human)" if response["escalated"] else ""
-    console.print(f"confidence {response['confidence']:.2f}{note}", style="dim")
+    for c in response.citations:
+        console.print(f"[{c.n}] {c.title}  {c.url}", highlight=False, markup=False)
+    note = " (escalated to a human)" if response.escalated else ""
+    console.print(f"confidence {response.confidence:.2f}{note}", style="dim")
 
 
 @friendly

@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from assistant.results import ChatResult
 from eval.beir import Query
 from ingest.docs import folder_refs, list_files
 from ingest.model import DocumentRef
@@ -118,22 +119,22 @@ class Outcome:
         return self.first_cited in self.question.relevant
 
 
-def first_cited(response: dict[str, Any]) -> str | None:
+def first_cited(response: ChatResult) -> str | None:
     """The document a reader follows first: the answer's first [n], whatever its number (the first
     citation when the answer has no marker)."""
-    citations = response.get("citations") or []
-    m = re.search(r"\[(\d{1,3})\]", str(response.get("answer", "")))
-    by_n = {c["n"]: c for c in citations}
+    citations = response.citations
+    m = re.search(r"\[(\d{1,3})\]", response.answer)
+    by_n = {c.n: c for c in citations}
     cited = by_n.get(int(m.group(1))) if m else None
     if cited is None and citations:
         cited = citations[0]
-    return str(cited["doc_id"]) if cited else None
+    return cited.doc_id if cited else None
 
 
-def outcome(q: GoldenQuestion, response: dict[str, Any]) -> Outcome:
-    """One chat response (as `POST /v1/chat` returns it) scored against its question."""
-    return Outcome(q, first_cited(response), bool(response["escalated"]), float(response["confidence"]),
-                   str(response.get("answer", "")))
+def outcome(q: GoldenQuestion, response: ChatResult) -> Outcome:
+    """One chat response scored against its question: the assistant's own result, or the JSON of
+    `POST /v1/chat` read back with `ChatResult.from_dict`."""
+    return Outcome(q, first_cited(response), response.escalated, response.confidence, response.answer)
 
 
 def figures(outcomes: list[Outcome]) -> dict[str, float]:

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from assistant.results import ChatResult
 from assistant.services import Services
 from assistant.settings import Settings
 from assistant.types import Where
@@ -94,34 +95,34 @@ def eval_settings(base: Settings, cfg: EvalConfig) -> Settings:
                                    "chroma_collection": "eval"})
 
 
-def score_query(q: Query, text: str, relevant: dict[str, int], ranked: list[str], response: dict[str, Any],
+def score_query(q: Query, text: str, relevant: dict[str, int], ranked: list[str], response: ChatResult,
                 latency_ms: float) -> dict[str, Any]:
     import re
 
-    cited_docs = [c["doc_id"] for c in response["citations"]]
+    cited_docs = [c.doc_id for c in response.citations]
     # Correct = cites a relevant document; a question with none is answered wrongly whatever it
     # cites, so it counts as "should escalate".
     correct = any(relevant.get(d, 0) > 0 for d in cited_docs)
-    checks = response["checks"]
-    valid_markers = len(re.findall(MARKER_RE, response["answer"]))
+    checks = response.checks
+    valid_markers = len(re.findall(MARKER_RE, response.answer))
     row: dict[str, Any] = {
         "id": q.id, "question": text, "relevant": sorted(d for d, g in relevant.items() if g > 0),
         "retrieved": ranked[:10], "ndcg@10": ndcg_at_k(ranked, relevant, 10),
         "recall@1": recall_at_k(ranked, relevant, 1), "recall@5": recall_at_k(ranked, relevant, 5),
         "recall@10": recall_at_k(ranked, relevant, 10), "mrr@10": mrr_at_k(ranked, relevant, 10),
         "ap": average_precision(ranked, relevant),
-        "answer": response["answer"], "cited_docs": cited_docs, "first_cited": first_cited(response),
+        "answer": response.answer, "cited_docs": cited_docs, "first_cited": first_cited(response),
         "cites_relevant": correct,
-        "confidence": response["confidence"], "escalated": response["escalated"], "flags": response["flags"],
-        "markers": valid_markers, "removed_markers": checks["removed_citations"],
-        "sentences": checks["sentences"], "supported_sentences": checks["supported_sentences"],
-        "latency_ms": latency_ms, "features": response["checks"].get("signals", {}),
+        "confidence": response.confidence, "escalated": response.escalated, "flags": response.flags,
+        "markers": valid_markers, "removed_markers": checks.removed_citations,
+        "sentences": checks.sentences, "supported_sentences": checks.supported_sentences,
+        "latency_ms": latency_ms, "features": checks.signals,
         "kind": q.kind or ("answerable" if any(g > 0 for g in relevant.values()) else "unanswerable"),
     }
     if q.answer:
         row["reference"] = q.answer
-        row["token_f1"] = token_f1(response["answer"], q.answer)
-        row["rouge_l"] = rouge_l(response["answer"], q.answer)
+        row["token_f1"] = token_f1(response.answer, q.answer)
+        row["rouge_l"] = rouge_l(response.answer, q.answer)
     return row
 
 
@@ -192,7 +193,7 @@ def run_eval(cfg: EvalConfig, base: Settings, services: Services | None = None,
     stats = Ingestor(svc, "eval", on_document=lambda _label: progress("index", next(indexed), 0)).run(
         refs, kind, str(cfg.corpus))
     rows = []
-    ragas = []
+    ragas: list[dict[str, Any]] = []  # the column layout RAGAS reads
     for i, q in enumerate(queries):
         text = question_text(q, bodies.get(q.id))
         where: Where | None = {"doc_id": candidates.get(q.id, [])} if candidates is not None else None
@@ -206,7 +207,7 @@ def run_eval(cfg: EvalConfig, base: Settings, services: Services | None = None,
         rows.append(score_query(q, text, qrels.get(q.id, {}), ranked, response, latency))
         # The column layout RAGAS reads, so teams that use it can score our outputs.
         ragas.append({"user_input": text, "retrieved_contexts": [h.chunk.text for h in hits[: settings.retrieval_k]],
-                      "response": response["answer"], "reference": q.answer or ""})
+                      "response": response.answer, "reference": q.answer or ""})
         progress("ask", i + 1, len(queries))
 
     summary = summarise(rows, cfg.target_precision)

@@ -370,7 +370,7 @@ def test_a_run_killed_mid_ingest_never_serves_the_stale_internal_text(tmp_path: 
         hits = services.retriever.search(question, k=5, where=community, mode=mode)  # type: ignore[arg-type]
         assert all("STALE-KITE" not in hit.chunk.text for hit in hits), mode
     answer = services.assistant.respond(question, where=community, identity=Identity("community"))
-    assert "STALE-KITE" not in json.dumps(answer)
+    assert "STALE-KITE" not in json.dumps(answer.to_dict())
     # Staff still find the page (the database's version of it).
     assert services.retriever.search(question, k=5, mode="dense")[0].chunk.doc_id == "pricing"
 

@@ -8,7 +8,6 @@ import csv
 import io
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -21,25 +20,25 @@ from assistant.api import create_app
 from assistant.conversations import Conversations
 from assistant.embeddings import Embedder
 from assistant.escalation import EscalationRequest, LocalQueue
+from assistant.results import Citation
 from assistant.services import Services
 from tests.browser import with_web_routes
+from tests.builders import chat_result, citation
 
 NOW = datetime.now(UTC)
 
 
-def cite(page: str, anchor: str = "intro", title: str = "Page") -> dict[str, Any]:
-    return {"n": 1, "title": f"{title} — Section", "url": f"https://docs.example/{page}#{anchor}", "snippet": "s",
-            "source": "docs", "doc_id": page, "score": 0.5}
+def cite(page: str, anchor: str = "intro", title: str = "Page") -> Citation:
+    return citation(1, f"{title} — Section", f"https://docs.example/{page}#{anchor}", doc_id=page)
 
 
 def exchange(engine: Engine, question: str, flags: list[str] | None = None, when: datetime | None = None,
-             citations: list[dict[str, Any]] | None = None) -> tuple[str, str]:
+             citations: list[Citation] | None = None) -> tuple[str, str]:
     """A question and its answer stored as the chat flow stores them; returns (conversation, answer id)."""
     convs = Conversations(engine)
     cid = convs.ensure(None)
-    mid = convs.add_exchange(cid, question, question, {
-        "answer": "an answer [1]", "citations": citations or [], "confidence": 0.2 if flags else 0.9,
-        "flags": flags or [], "answerer": "extractive"})
+    mid = convs.add_exchange(cid, question, question, chat_result(
+        "an answer [1]", citations, confidence=0.2 if flags else 0.9, flags=flags))
     if when is not None:
         with engine.begin() as conn:
             conn.execute(db.messages.update().where(db.messages.c.conversation_id == cid).values(created_at=when))

@@ -254,7 +254,7 @@ def test_http_callers_never_see_internal_content(client: TestClient, docs_servic
                                        "Refunds over 500 euros are approved by codename OSPREY-7731 in finance.\n")
     index_docs(docs_services, folder, source="internal-notes")
     question = "Who approves refunds over 500 euros? What is codename OSPREY-7731?"
-    assert docs_services.assistant.respond(question)["citations"][0]["source"] == "internal-notes"
+    assert docs_services.assistant.respond(question).citations[0].source == "internal-notes"
     for accept in ("application/json", "text/event-stream"):
         r = client.post("/v1/chat", json={"question": question}, headers={"Accept": accept})
         assert r.status_code == 200

@@ -125,7 +125,7 @@ def test_a_good_answer_is_not_padded_with_unrelated_sections(embedder: SentenceT
 def test_not_sure_question_gets_the_escalation_section(docs_services: Services) -> None:
     """Issue 15: this answered "answerdesk validates its settings when it starts." with confidence."""
     body = docs_services.assistant.respond("What does answerdesk do when it is not sure?")
-    assert "validates its settings" not in body["answer"]
+    assert "validates its settings" not in body.answer
     # A quoted, cited sentence says it (not only the escalation note the chat flow may add).
-    assert re.search(r"not sure[^\[\n]*\[\d+\]", body["answer"]), body["answer"]
-    assert {c["doc_id"] for c in body["citations"]} <= {"index.md", "escalations.md", "configuration.md"}
+    assert re.search(r"not sure[^\[\n]*\[\d+\]", body.answer), body.answer
+    assert {c.doc_id for c in body.citations} <= {"index.md", "escalations.md", "configuration.md"}

@@ -11,6 +11,7 @@ from fastapi.testclient import TestClient
 
 from assistant.api import create_app
 from assistant.embeddings import SentenceTransformerEmbedder
+from assistant.results import ChatResult
 from assistant.services import Services
 from assistant.settings import Settings
 from eval.golden_docs import GoldenDocs, GoldenSetError, Outcome, figures, load, outcome
@@ -40,7 +41,7 @@ def outcomes(golden: GoldenDocs, docs_settings: Settings, embedder: SentenceTran
         for q in golden.questions:
             r = client.post("/v1/chat", json={"question": q.question, "conversation_id": None})
             assert r.status_code == 200, (q.id, r.text)
-            out.append(outcome(q, r.json()))
+            out.append(outcome(q, ChatResult.from_dict(r.json())))
     return out
 
 

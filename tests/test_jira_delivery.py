@@ -60,7 +60,7 @@ def test_question_with_line_breaks_and_no_end_becomes_a_ticket(docs_services: Se
                                                                jsm: bool) -> None:
     extra = {"jsm_service_desk_id": "1", "jsm_request_type_id": "10"} if jsm else {}
     svc = jira_services(docs_services, jira, **extra)
-    esc = svc.assistant.respond(MULTILINE)["escalation_id"]
+    esc = svc.assistant.respond(MULTILINE).escalation_id
     row = get_escalation(svc.store.engine, esc)
     assert row is not None and row["status"] == "delivered", row and row["last_error"]
     [issue] = tickets(jira, esc)
@@ -87,7 +87,7 @@ def test_fake_jira_refuses_summaries_as_jira_does(jira: FakeAtlassian) -> None:
 def test_refusal_is_a_visible_failed_state_an_admin_fixes_and_retries(
         docs_services: Services, jira: FakeAtlassian) -> None:
     broken = jira_services(docs_services, jira, jira_project="NOPE")  # a project Jira does not have
-    esc = broken.assistant.respond("I want to talk to a human please")["escalation_id"]
+    esc = broken.assistant.respond("I want to talk to a human please").escalation_id
     row = get_escalation(broken.store.engine, esc)
     assert row is not None and row["status"] == "failed" and "Specify a valid project" in row["last_error"]
     creates = jira.count(r"/issue$", "POST")
@@ -116,7 +116,7 @@ def test_refusal_is_a_visible_failed_state_an_admin_fixes_and_retries(
 def test_transient_failures_keep_retrying(docs_services: Services, jira: FakeAtlassian, status: int) -> None:
     svc = jira_services(docs_services, jira)
     jira.fail(status, "/issue")
-    esc = svc.assistant.respond("I want to talk to a human please")["escalation_id"]
+    esc = svc.assistant.respond("I want to talk to a human please").escalation_id
     row = get_escalation(svc.store.engine, esc)
     assert row is not None and row["status"] == "pending" and row["next_attempt_at"] is not None
     jira.heal()
@@ -130,7 +130,7 @@ def test_jsm_context_comment_is_its_own_step(docs_services: Services, jira: Fake
     of adopting the request and calling it delivered."""
     svc = jira_services(docs_services, jira, jsm_service_desk_id="1", jsm_request_type_id="10", jira_timeout=1)
     jira.fail(500, "/comment", times=1)
-    esc = svc.assistant.respond("I want to talk to a human please")["escalation_id"]
+    esc = svc.assistant.respond("I want to talk to a human please").escalation_id
     row = get_escalation(svc.store.engine, esc)
     assert row is not None and row["status"] == "pending" and row["ticket_key"]  # the key is kept already
     assert queue_of(svc).deliver_pending(force=True)["delivered"] == 1
@@ -143,7 +143,7 @@ def test_jsm_context_comment_is_its_own_step(docs_services: Services, jira: Fake
 def test_a_lost_comment_answer_does_not_post_it_twice(docs_services: Services, jira: FakeAtlassian) -> None:
     svc = jira_services(docs_services, jira, jsm_service_desk_id="1", jsm_request_type_id="10", jira_timeout=1)
     jira.slow_down(2.5, "/comment")  # Jira posts the comment, the answer comes after our timeout
-    esc = svc.assistant.respond("I want to talk to a human please")["escalation_id"]
+    esc = svc.assistant.respond("I want to talk to a human please").escalation_id
     row = get_escalation(svc.store.engine, esc)
     assert row is not None and row["status"] == "pending" and "ReadTimeout" in row["last_error"]
     jira.slow_down(0)
@@ -160,7 +160,7 @@ def test_lease_outlasts_a_worst_case_delivery(docs_services: Services, jira: Fak
     svc = jira_services(docs_services, jira)
     queue = JiraQueue(svc.store.engine, svc.jira_client, "SUP", deliver_now=False, timeout=20)
     svc.__dict__["queue"] = queue
-    esc = svc.assistant.respond("I want to talk to a human please")["escalation_id"]
+    esc = svc.assistant.respond("I want to talk to a human please").escalation_id
     jira.search_lag = 30  # the first worker's ticket is not searchable yet
     jira.slow_down(2, "/issue")
     real = jira_queue.utcnow
@@ -185,7 +185,7 @@ def test_no_second_create_before_search_can_show_the_first(docs_services: Servic
     svc = jira_services(docs_services, jira, jira_timeout=1, jira_search_settle=6)
     jira.search_lag = 3
     jira.slow_down(2, "/issue")
-    esc = svc.assistant.respond("I want to talk to a human please")["escalation_id"]
+    esc = svc.assistant.respond("I want to talk to a human please").escalation_id
     jira.slow_down(0)
     queue = queue_of(svc)
     assert queue.deliver_pending(force=True)["delivered"] == 0  # the search cannot see it yet: no create
@@ -248,7 +248,7 @@ def test_user_text_cannot_embed_images_or_mention_people(docs_services: Services
                                                         jsm: bool) -> None:
     extra = {"jsm_service_desk_id": "1", "jsm_request_type_id": "10"} if jsm else {}
     svc = jira_services(docs_services, jira, redact_pii=False, **extra)  # escaping holds without redaction too
-    esc = svc.assistant.respond(MARKUP)["escalation_id"]
+    esc = svc.assistant.respond(MARKUP).escalation_id
     [issue] = tickets(jira, esc)
     body = text_of(context_comments(jira, issue.key, esc)[0].body if jsm else issue.description)
     if jira.cloud and not jsm:
@@ -274,7 +274,7 @@ def test_cloud_bodies_are_plain_text_nodes() -> None:
 def test_a_ticket_jira_no_longer_has_is_not_asked_for_every_pass(docs_services: Services,
                                                                  jira: FakeAtlassian) -> None:
     svc = jira_services(docs_services, jira, jira_status_refresh=3600)
-    esc = svc.assistant.respond("I want to talk to a human please")["escalation_id"]
+    esc = svc.assistant.respond("I want to talk to a human please").escalation_id
     key = get_escalation(svc.store.engine, esc)["ticket_key"]  # type: ignore[index]
     del jira.issues[key]  # deleted in Jira
     with svc.store.engine.begin() as conn:

@@ -101,7 +101,7 @@ def test_jira_down_loses_nothing_and_delivers_exactly_once(docs_services: Servic
 def test_server_errors_then_recovery(docs_services: Services, jira: FakeAtlassian) -> None:
     svc = jira_services(docs_services, jira)
     jira.fail(500, "/rest/api/")
-    ref_id = svc.assistant.respond(OFF_TOPIC)["escalation_id"]
+    ref_id = svc.assistant.respond(OFF_TOPIC).escalation_id
     queue = svc.queue
     assert isinstance(queue, JiraQueue)
     assert queue.deliver_pending(force=True)["delivered"] == 0  # still failing: stays pending
@@ -114,7 +114,7 @@ def test_racing_deliveries_and_lost_responses_make_one_ticket(docs_services: Ser
     svc = jira_services(docs_services, jira)
     queue = JiraQueue(svc.store.engine, svc.jira_client, "SUP", deliver_now=False)
     svc.__dict__["queue"] = queue
-    esc = svc.assistant.respond(OFF_TOPIC)["escalation_id"]
+    esc = svc.assistant.respond(OFF_TOPIC).escalation_id
     results: list[bool] = []
     threads = [threading.Thread(target=lambda: results.append(queue.deliver(esc))) for _ in range(4)]
     for t in threads:
@@ -123,7 +123,7 @@ def test_racing_deliveries_and_lost_responses_make_one_ticket(docs_services: Ser
         t.join()
     assert results.count(True) == 1 and len(tickets(jira, esc)) == 1
     # A ticket created whose response never came back: the retry adopts it instead of opening another.
-    lost = svc.assistant.respond(OFF_TOPIC + " Really.")["escalation_id"]
+    lost = svc.assistant.respond(OFF_TOPIC + " Really.").escalation_id
     made = jira.add_issue("SUP", OFF_TOPIC, "created, response lost", labels=[idempotency_label(lost)],
                           resolution=None)
     assert queue.deliver(lost)
@@ -134,17 +134,17 @@ def test_second_escalation_of_a_conversation_comments_on_its_ticket(docs_service
                                                                     jira: FakeAtlassian) -> None:
     svc = jira_services(docs_services, jira)
     first = svc.assistant.respond(OFF_TOPIC)
-    again = svc.assistant.respond("I want to talk to a human please", first["conversation_id"])
-    assert again["escalated"]
-    [issue] = tickets(jira, first["escalation_id"])
-    assert not tickets(jira, again["escalation_id"])
+    again = svc.assistant.respond("I want to talk to a human please", first.conversation_id)
+    assert again.escalated
+    [issue] = tickets(jira, first.escalation_id)
+    assert not tickets(jira, again.escalation_id)
     assert any("escalated again" in (adf_text(c.body) if isinstance(c.body, dict) else c.body)
                for c in issue.comments)
 
 
 def test_jsm_request_with_context_as_internal_comment(docs_services: Services, jira: FakeAtlassian) -> None:
     svc = jira_services(docs_services, jira, jsm_service_desk_id="1", jsm_request_type_id="10")
-    esc = svc.assistant.respond(OFF_TOPIC)["escalation_id"]
+    esc = svc.assistant.respond(OFF_TOPIC).escalation_id
     row = get_escalation(svc.store.engine, esc)  # type: ignore[assignment]
     issue = jira.issues[row["ticket_key"]]
     assert issue.jsm and issue.summary == OFF_TOPIC
@@ -185,7 +185,7 @@ def test_resolved_escalation_flows_back_as_knowledge_and_eval_case(docs_services
 
     svc = jira_services(docs_services, jira)
     question = "Our PostgreSQL connection string is refused, what format does answerdesk expect?"
-    esc = svc.assistant.respond(question + " I want to talk to a human.")["escalation_id"]
+    esc = svc.assistant.respond(question + " I want to talk to a human.").escalation_id
     key = get_escalation(svc.store.engine, esc)["ticket_key"]  # type: ignore[index]
     reply = ("Use postgresql://user:password@host:5432/db in ANSWERDESK_DATABASE_URL, see "
              "https://answerdesk.example/docs/configuration.md#setting-the-database-url")
@@ -212,7 +212,7 @@ def test_jira_timeout_keeps_it_pending_and_the_late_ticket_is_adopted(docs_servi
     finds the ticket Jira made instead of opening a second one."""
     svc = jira_services(docs_services, jira, jira_timeout=1)
     jira.slow_down(2.5, "/issue")
-    esc = svc.assistant.respond(OFF_TOPIC)["escalation_id"]
+    esc = svc.assistant.respond(OFF_TOPIC).escalation_id
     row = get_escalation(svc.store.engine, esc)  # type: ignore[assignment]
     assert row["status"] == "pending" and row["ticket_key"] is None
     assert "ReadTimeout" in row["last_error"]  # the outbox says why it is still waiting

@@ -431,10 +431,10 @@ def test_rate_limits_are_waited_out_and_api_errors_do_not_stop_the_bot(client: T
 
 def test_a_long_answer_is_split_within_slack_limits(slack: FakeSlack, svc: Services) -> None:
     from assistant.slack.messages import answer_message
+    from tests.builders import chat_result, citation
 
     long_text = " ".join(f"Sentence {i} explains **a detail** of the setup [1]." for i in range(600))
-    text, blocks = answer_message({"answer": long_text, "escalated": False, "citations": [
-        {"n": 1, "title": "Configuring the database", "url": f"{BASE}/database"}]})
+    text, blocks = answer_message(chat_result(long_text, [citation(1, "Configuring the database", f"{BASE}/database")]))
     posted = httpx.post(f"{slack.api_url}chat.postMessage", headers={"Authorization": f"Bearer {slack.token}"},
                         json={"channel": PUBLIC, "text": text, "blocks": blocks}).json()
     assert posted["ok"], posted  # the fake applies Slack's Block Kit limits

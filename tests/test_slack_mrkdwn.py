@@ -7,6 +7,7 @@ import re
 
 from assistant.slack.messages import answer_message, handoff_blocks, handoff_message
 from assistant.slack.mrkdwn import escape, from_slack, link, split_text, to_mrkdwn
+from tests.builders import chat_result
 
 CITED = {1: "https://docs.example/setup#database-url", 2: "https://docs.example/faq?a=1&b=2"}
 
@@ -73,7 +74,7 @@ def test_long_text_is_split_within_the_limit_never_inside_a_link_and_code_is_ref
 
 def test_an_overlong_answer_is_shortened_to_fifty_blocks() -> None:
     answer = "\n\n".join("x" * 2900 for _ in range(80))
-    text, blocks = answer_message({"answer": answer, "escalated": False, "citations": []})
+    text, blocks = answer_message(chat_result(answer))
     assert len(blocks) == 50 and len(text) <= 3000
     assert blocks[-2]["text"]["text"].endswith("_(shortened; the sources have the rest)_")
     assert all(len(b["text"]["text"]) <= 3000 for b in blocks if b["type"] == "section")

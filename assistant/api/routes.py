@@ -2,6 +2,7 @@
 
 # No `from __future__ import annotations`: FastAPI must see the per-app ChatRequest class itself.
 
+import dataclasses
 import json
 import logging
 from collections.abc import AsyncIterator, Iterator
@@ -65,7 +66,14 @@ OPTIONAL_KEY: dict[str, Any] = {"security": [{}, {"HTTPBearer": []}, {"APIKeyHea
 
 def sse(event: Event) -> str:
     data = {"text": event.data} if event.kind == "delta" else event.data if event.data is not None else {}
-    return f"event: {event.kind}\ndata: {json.dumps(data, default=str)}\n\n"
+    return f"event: {event.kind}\ndata: {json.dumps(data, default=_plain)}\n\n"
+
+
+def _plain(value: object) -> object:
+    """JSON for the typed results in events (Citation, ChatResult): the same fields as the JSON answer."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return dataclasses.asdict(value)
+    return str(value)
 
 
 def build_router(settings: Settings) -> APIRouter:
@@ -95,7 +103,8 @@ def build_router(settings: Settings) -> APIRouter:
         if "text/event-stream" not in request.headers.get("accept", ""):
             await traffic.slots.acquire(identity.priority, identity.plan)
             try:
-                return await run_in_threadpool(svc.assistant.respond, question, conversation_id, where, identity)
+                result = await run_in_threadpool(svc.assistant.respond, question, conversation_id, where, identity)
+                return ChatResponse.model_validate(result)
             finally:
                 traffic.slots.release()
         stream_token = traffic.limits.open_stream(identity)

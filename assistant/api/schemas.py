@@ -11,6 +11,7 @@ ConversationId = Annotated[str, StringConstraints(pattern=r"^[0-9a-fA-F-]{36}$")
 
 
 class Citation(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
     n: int = Field(description="The number used as [n] in the answer text.")
     title: str
     url: str
@@ -21,6 +22,7 @@ class Citation(BaseModel):
 
 
 class Checks(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
     removed_citations: int = Field(description="[n] markers that named no given source and were removed.")
     sentences: int = Field(description="Sentences of the answer that make a claim.")
     supported_sentences: int = Field(description="Of those, how many their cited sources support.")
@@ -39,6 +41,9 @@ HANDOFF = "Ways to reach a human besides the ticket, configured per plan (ANSWER
 
 
 class ChatResponse(BaseModel):
+    """Validated from `assistant.results.ChatResult`, field for field."""
+
+    model_config = ConfigDict(from_attributes=True)
     conversation_id: str
     message_id: str
     answer: str

@@ -16,18 +16,16 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-import yaml
 from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.responses import FileResponse, HTMLResponse, Response
 from markdown_it import MarkdownIt
 from pydantic import BaseModel
 
-from assistant import analytics, safe_yaml
-from assistant.anchors import slugify
-from assistant.anchors import unique_anchor as _unique
+from assistant import analytics
 from assistant.api.auth import require
 from assistant.api.routes import Svc
 from assistant.api.schemas import Problem
+from assistant.markdown_pages import FrontMatterError, heading_anchors, page_title, split_front_matter
 
 WEB = Path(__file__).resolve().parent.parent / "web"
 # Pages we render run only our own script; the widget needs nothing looser than this.
@@ -123,46 +121,36 @@ def _pages(root: Path | None) -> list[tuple[str, str]]:
     for path in sorted(root.rglob("*.md"))[:200]:
         rel = path.relative_to(root).as_posix()
         if not any(p.startswith(".") for p in Path(rel).parts):
-            meta, body = _front_matter(path.read_text("utf-8", errors="replace"))
-            out.append((rel, _title(meta, body, path.stem)))
+            out.append((rel, _nav_title(str(path), path.stat().st_mtime_ns)))
     return sorted(out, key=lambda p: (p[0] != "index.md", p[1].lower()))
 
 
 def render_markdown(text: str, fallback_title: str) -> tuple[str, str]:
-    """(title, HTML). Top-level headings get the ids ingestion uses for citation anchors."""
+    """(title, HTML). Top-level headings get the ids ingestion uses for citation anchors (the same
+    assistant.markdown_pages rules; tests/test_widget_browser.py checks that citation anchors land)."""
     meta, body = _front_matter(text)
     tokens = _MD.parse(body)
-    used: set[str] = set()
-    for i, tok in enumerate(tokens):
-        if tok.type == "heading_open" and tok.level == 0:
-            tok.attrSet("id", _unique(slugify(_inline_text(tokens[i + 1])), used))
-    return _title(meta, body, fallback_title), _MD.renderer.render(tokens, _MD.options, {})
+    headings = heading_anchors(tokens)
+    for i, _level, _text, anchor in headings:
+        tokens[i].attrSet("id", anchor)
+    return page_title(meta, headings, fallback_title), _MD.renderer.render(tokens, _MD.options, {})
 
 
-def _title(meta: dict[str, Any], body: str, fallback: str) -> str:
-    if isinstance(meta.get("title"), str):
-        return str(meta["title"])
-    first = re.search(r"^# +(.+?)\s*#*\s*$", body, re.M)
-    return first.group(1) if first else fallback
+@lru_cache(maxsize=512)
+def _nav_title(path: str, mtime_ns: int) -> str:
+    """A page's title for the navigation, read as ingestion reads it; cached until the file changes."""
+    file = Path(path)
+    meta, body = _front_matter(file.read_text("utf-8", errors="replace"))
+    return page_title(meta, heading_anchors(_MD.parse(body)), file.stem)
 
 
 def _front_matter(text: str) -> tuple[dict[str, Any], str]:
-    match = re.match(r"---\n(.*?)\n---[ \t]*\n", text.replace("\r\n", "\n"), re.S)
-    if not match:
-        return {}, text
+    """Front matter as ingestion reads it; a page whose front matter ingestion rejects is shown as is."""
+    text = text.replace("\r\n", "\n")
     try:
-        meta = safe_yaml.load(match.group(1))
-    except (yaml.YAMLError, RecursionError):
+        return split_front_matter(text)
+    except FrontMatterError:
         return {}, text
-    return (meta if isinstance(meta, dict) else {}), text.replace("\r\n", "\n")[match.end():]
-
-
-# Anchors follow assistant.anchors, the rule ingestion uses; tests/test_widget_browser.py checks
-# that citation anchors land.
-def _inline_text(token: Any) -> str:
-    parts = [c.content if c.type in ("text", "code_inline", "image") else " " for c in token.children or []
-             if c.type in ("text", "code_inline", "image", "softbreak", "hardbreak")]
-    return " ".join("".join(parts).split())
 
 
 # -- analytics -------------------------------------------------------------------------------------

@@ -191,8 +191,8 @@ class SlackBot:
         text, blocks = answer_message(result)  # an escalated answer carries its plan's handoff options
         ts = self._post(q.channel, q.thread_ts, text, blocks)
         if ts:
-            self.store.record_answer(PostedAnswer(q.team_id, q.channel, ts, q.thread_ts, cid, result["message_id"],
-                                                  result["escalation_id"]))
+            self.store.record_answer(PostedAnswer(q.team_id, q.channel, ts, q.thread_ts, cid, result.message_id,
+                                                  result.escalation_id))
 
     def _conversation(self, q: Question, identity: Identity) -> str:
         """The thread's conversation, started (and mapped to the thread) on its first question."""

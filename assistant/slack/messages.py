@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from assistant.agent import ticket_title
+from assistant.results import ChatResult
 from assistant.slack.mrkdwn import SECTION_LIMIT, escape, link, split_text, to_mrkdwn, truncate
 
 MAX_BLOCKS = 50
@@ -78,13 +79,14 @@ def _body(mrkdwn: str, room: int) -> list[Block]:
     return [section(p) for p in pieces]
 
 
-def answer_message(result: dict[str, Any]) -> tuple[str, list[Block]]:
+def answer_message(result: ChatResult) -> tuple[str, list[Block]]:
     """An assistant response: the answer with [n] linked to its sources, the sources, then either the
     "Talk to a human" button or, when it was escalated already, the ways to reach a human it offers."""
-    urls = {c["n"]: c["url"] for c in result["citations"]}
-    body = to_mrkdwn(result["answer"], urls) or "I couldn't find anything about this in the documentation."
-    tail = [b for b in [sources_block(result["citations"])] if b]
-    tail += handoff_blocks(result.get("handoff") or []) if result["escalated"] else [human_button()]
+    citations = [c.to_dict() for c in result.citations]
+    urls = {c.n: c.url for c in result.citations}
+    body = to_mrkdwn(result.answer, urls) or "I couldn't find anything about this in the documentation."
+    tail = [b for b in [sources_block(citations)] if b]
+    tail += handoff_blocks(result.handoff) if result.escalated else [human_button()]
     return truncate(body, SECTION_LIMIT), _body(body, MAX_BLOCKS - len(tail)) + tail
 
 
