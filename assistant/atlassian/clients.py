@@ -48,13 +48,12 @@ class Credentials:
         return (self.url or "").rstrip("/")
 
 
-def jira_clients(creds: Credentials, timeout: float, api_version: int | None = None) -> tuple[Any, Any]:
-    """(Jira, ServiceDesk) for one site. `api_version` 3 for Cloud bodies in ADF; default the library's 2."""
+def jira_clients(creds: Credentials, timeout: int, api_version: int = 2) -> tuple[Any, Any]:
+    """(Jira, ServiceDesk) for one site. `api_version` 3 for Cloud bodies in ADF (the library's default is 2)."""
     from atlassian import Jira, ServiceDesk
 
     creds.check()
-    version = {"api_version": api_version} if api_version else {}
-    jira = Jira(creds.base, cloud=creds.cloud, timeout=timeout, **version, **creds.auth())
+    jira = Jira(creds.base, cloud=creds.cloud, timeout=timeout, api_version=api_version, **creds.auth())
     desk = ServiceDesk(creds.base, cloud=creds.cloud, timeout=timeout, **creds.auth())
     return jira, desk
 
@@ -67,7 +66,7 @@ def confluence_site(url: str, cloud: bool) -> str:
     return url
 
 
-def confluence_client(creds: Credentials, timeout: float = 60) -> Any:
+def confluence_client(creds: Credentials, timeout: int = 60) -> Any:
     """The Server client for Data Center and Cloud v1 alike (never the library's Cloud class)."""
     from atlassian.confluence import ConfluenceServer
 

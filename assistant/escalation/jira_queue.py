@@ -81,6 +81,12 @@ def describe(row: EscalationRecord, conversation_url: str | None) -> str:
     return "\n".join(lines)
 
 
+def _ticket(row: EscalationRecord) -> str:
+    """The ticket key, which step 2 stored before any later step runs."""
+    assert row.ticket_key is not None, row.id
+    return row.ticket_key
+
+
 class LostLease(Exception):
     """Another worker took the row over (our lease ran out): stop without touching Jira again."""
 
@@ -154,7 +160,8 @@ class JiraQueue:
                 self._open_ticket(client, row, token)
             if row.delivery_step in ("created_jsm", "reescalated"):
                 self._post_context(client, row, token, check_first=not fresh or row.attempts > 1)
-            status = client.status(row.ticket_key)
+            key = _ticket(row)
+            status = client.status(key)
         except LostLease:
             log.warning("escalation %s: another worker took it over", escalation_id)
             return False
@@ -164,10 +171,10 @@ class JiraQueue:
         except EscalationError as exc:
             self._failed(row, token, exc)
             return False
-        self._record(token, row, status="delivered", ticket_url=client.browse_url(row.ticket_key),
+        self._record(token, row, status="delivered", ticket_url=client.browse_url(key),
                      jira_status=status, status_checked_at=utcnow(), delivered_at=utcnow(), delivery_step=None,
                      claimed_until=None, claimed_by=None, last_error=None)
-        log.info("escalation %s delivered as %s", escalation_id, row.ticket_key)
+        log.info("escalation %s delivered as %s", escalation_id, key)
         return True
 
     def _open_ticket(self, client: JiraClient, row: EscalationRecord, token: str) -> None:
@@ -199,7 +206,7 @@ class JiraQueue:
 
     def _post_context(self, client: JiraClient, row: EscalationRecord, token: str, check_first: bool) -> None:
         """Step 3: the context as an internal comment, once."""
-        key = row.ticket_key
+        key = _ticket(row)
         if not (check_first and client.has_comment(key, marker(row.id))):
             text = describe(row, self._conv_url(row))
             if row.delivery_step == "reescalated":

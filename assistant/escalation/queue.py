@@ -86,7 +86,7 @@ class EscalationRecord:
     create_sent_at: datetime | None = None
 
     @classmethod
-    def from_row(cls, row: Mapping[str, Any]) -> EscalationRecord:
+    def from_row(cls, row: Mapping[Any, Any]) -> EscalationRecord:
         names = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in row.items() if k in names})
 
