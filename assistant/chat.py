@@ -20,12 +20,12 @@ from assistant.answering.types import Answerer, Source, Turn
 from assistant.conversations import Conversations
 from assistant.embeddings import Embedder
 from assistant.errors import GenerationError
-from assistant.escalation import EscalationRequest, TicketQueue, escalation_sources
-from assistant.handoff import handoff_options
+from assistant.escalation.handoff import Routing
+from assistant.escalation.queue import EscalationRequest, TicketQueue, escalation_sources
 from assistant.keys import Identity
 from assistant.results import ChatResult, Checks, Citation, DraftAnswer
 from assistant.retrieval import Retriever
-from assistant.settings import DEFAULT_CONFIDENCE_THRESHOLD, HandoffOption
+from assistant.settings import DEFAULT_CONFIDENCE_THRESHOLD
 from assistant.types import Where
 
 WANTS_HUMAN = re.compile(
@@ -70,15 +70,11 @@ class Assistant:
         k: int = 5,
         history_turns: int = 6,
         rewriter: Rewriter | None = None,
-        priorities: dict[str, str] | None = None,
-        sla_labels: dict[str, str] | None = None,
-        handoff: dict[str, list[HandoffOption]] | None = None,
+        routing: Routing | None = None,
         confidence_model: Model | None = None,
     ) -> None:
         self.confidence_model = confidence_model
-        self.priorities = priorities or {}
-        self.handoff = handoff or {}
-        self.sla_labels = sla_labels or {}
+        self.routing = routing or Routing()  # priority, SLA label and handoff options by who asked
         self.retriever = retriever
         self.answerer = answerer
         self.fallback = fallback
@@ -148,7 +144,7 @@ class Assistant:
                 reasons=(["user_requested"] if wants_human else []) + confidence.reasons
                 + ([origin()] if origin else []),
                 requested_by_user=wants_human,
-                **self.routing(identity),
+                **self.routing.fields(identity),
             ))
             escalation_id = ref.id
             note = not_sure_note(ref.id, bool(citations)) if not wants_human else (
@@ -165,7 +161,7 @@ class Assistant:
             confidence=confidence.score,
             escalated=escalate,
             escalation_id=escalation_id,
-            handoff=handoff_options(self.handoff, identity) if escalate else [],
+            handoff=self.routing.options(identity) if escalate else [],
             answerer=answerer.name,
             flags=flags,
             search_query=search_query,
@@ -224,18 +220,6 @@ class Assistant:
         return DraftAnswer(answer=result.checked.text, citations=self._citations(result.checked, sources),
                            confidence=confidence.score, answerer=result.answerer.name, flags=result.flags,
                            checks=self._checks(result.checked, confidence, result.removed))
-
-    def routing(self, identity: Identity | None) -> dict[str, Any]:
-        """Who asked decides the escalation's priority and SLA label (mapping in settings)."""
-        plan = identity.plan if identity else "operator"
-        label = self.sla_labels.get(plan)
-        return {
-            "role": identity.role if identity else "operator",
-            "org": identity.org if identity else None,
-            "tier": identity.tier if identity else None,
-            "priority": self.priorities.get(plan, self.priorities.get("default", "Medium")),
-            "labels": ["answerdesk"] + ([label] if label else []),
-        }
 
     @staticmethod
     def _generate(answerer: Answerer, question: str, sources: list[Source], history: list[Turn],

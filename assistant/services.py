@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from functools import cached_property
-from typing import TYPE_CHECKING
 
 from assistant.answering.confidence import load_model
 from assistant.answering.extractive import ExtractiveAnswerer
@@ -12,14 +11,14 @@ from assistant.chat import Assistant
 from assistant.conversations import Conversations
 from assistant.db import create_engine
 from assistant.embeddings import Embedder, load_embedder
-from assistant.errors import ConfigError
-from assistant.escalation import LocalQueue, TicketQueue
+from assistant.escalation.agent import AgentAssist
+from assistant.escalation.factory import build_jira_client, build_queue, jira_client_factory
+from assistant.escalation.handoff import Routing
+from assistant.escalation.jira_client import JiraClient
+from assistant.escalation.queue import TicketQueue
 from assistant.index.keyword import KeywordIndex
 from assistant.index.vector import ChromaIndex
 from assistant.keys import Keys
-
-if TYPE_CHECKING:
-    from assistant.jira_client import JiraClient
 from assistant.retrieval import Fusion, Retriever
 from assistant.settings import Settings
 from assistant.store import IndexStore
@@ -76,27 +75,18 @@ class Services:
 
     @cached_property
     def queue(self) -> TicketQueue:
-        s = self.settings
-        if s.escalation != "jira":
-            return LocalQueue(self.store.engine)
-        from assistant.jira_queue import JiraQueue
+        return build_queue(self.settings, self.store.engine)
 
-        if not s.jira_project and not s.jsm_service_desk_id:
-            raise ConfigError("ANSWERDESK_ESCALATION=jira needs ANSWERDESK_JIRA_PROJECT (or a JSM service desk: "
-                              "ANSWERDESK_JSM_SERVICE_DESK_ID and ANSWERDESK_JSM_REQUEST_TYPE_ID).")
-        self.jira_client()  # fail at start on missing credentials, not at the first escalation
-        return JiraQueue(self.store.engine, self.jira_client, s.jira_project or "",
-                         f"{s.public_url.rstrip('/')}/v1/conversations" if s.public_url else None,
-                         timeout=s.jira_timeout, settle=s.jira_search_settle, status_refresh=s.jira_status_refresh)
+    @cached_property
+    def routing(self) -> Routing:
+        return Routing.from_settings(self.settings)
 
     def jira_client(self) -> JiraClient:
-        from assistant.jira_client import JiraClient, JsmTarget
+        return build_jira_client(self.settings)
 
-        s = self.settings
-        jsm = (JsmTarget(s.jsm_service_desk_id, s.jsm_request_type_id)
-               if s.jsm_service_desk_id and s.jsm_request_type_id else None)
-        return JiraClient(s.jira_url or "", s.jira_user, s.jira_token.get_secret_value() if s.jira_token else None,
-                          s.jira_cloud, s.jira_issue_type, jsm, s.jira_internal_role, s.jira_timeout)
+    @cached_property
+    def agent_assist(self) -> AgentAssist:
+        return AgentAssist(self.assistant, self.store, self.retriever, jira_client_factory(self.settings))
 
     @cached_property
     def extractive(self) -> ExtractiveAnswerer:
@@ -122,6 +112,6 @@ class Services:
         return Assistant(
             self.retriever, self.answerer, self.extractive, self.queue, self.conversations, self.embedder,
             threshold=s.confidence_threshold, k=s.retrieval_k, history_turns=s.history_turns, rewriter=rewriter,
-            priorities=s.escalation_priorities, sla_labels=s.sla_labels, handoff=s.handoff_options,
+            routing=self.routing,
             confidence_model=load_model(s.confidence_model),
         )

@@ -20,15 +20,14 @@ def escalations_list(
     limit: int = 50,
 ) -> None:
     """Recent escalations with their delivery state, ticket, and why one is waiting or failed."""
-    from assistant.escalation import list_escalations
+    from assistant.escalation.queue import list_escalations
 
     table = Table()
     for col in ("id", "created", "status", "ticket", "attempts", "priority", "question", "last error"):
         table.add_column(col, overflow="fold")
     for r in list_escalations(services(ctx).store.engine, limit=limit, status=status):
-        table.add_row(r["id"][:8], str(r["created_at"])[:19], r["status"], r["ticket_key"] or "",
-                      str(r["attempts"]), r["priority"] or "", " ".join(r["question"].split())[:60],
-                      (r["last_error"] or "")[:300])
+        table.add_row(r.id[:8], str(r.created_at)[:19], r.status, r.ticket_key or "", str(r.attempts),
+                      r.priority or "", " ".join(r.question.split())[:60], (r.last_error or "")[:300])
     console.print(table)
 
 
@@ -42,23 +41,22 @@ def escalations_retry(
 ) -> None:
     """Deliver every pending escalation now (ignoring backoff), or retry one; exit 1 if any is left."""
     svc = services(ctx)
-    deliver = getattr(svc.queue, "deliver_pending", None)
-    if deliver is None:
+    if not svc.queue.delivers:
         console.print("Escalations stay in the local queue (ANSWERDESK_ESCALATION=local): nothing to deliver.")
         return
     if ref is not None:
-        row = svc.queue.retry(ref, summary)  # type: ignore[attr-defined]
-        console.print(f"{row['id'][:8]}: {row['status']} {row['ticket_key'] or ''}".rstrip())
-        if row["status"] != "delivered":
-            err.print(f"[red]not delivered:[/red] {row['last_error']}", highlight=False)
+        row = svc.queue.retry(ref, summary)
+        console.print(f"{row.id[:8]}: {row.status} {row.ticket_key or ''}".rstrip())
+        if row.status != "delivered":
+            err.print(f"[red]not delivered:[/red] {row.last_error}", highlight=False)
             raise typer.Exit(1)
         return
     if summary is not None:
         err.print("[red]error:[/red] --summary needs the escalation it is for (answerdesk escalations retry REF)")
         raise typer.Exit(2)
-    result = deliver(limit=1000, force=True)
+    result = svc.queue.deliver_pending(limit=1000, force=True)
     console.print(f"delivered {result['delivered']} of {result['due']} pending")
-    from assistant.escalation import count_escalations
+    from assistant.escalation.queue import count_escalations
 
     failed = count_escalations(svc.store.engine, status="failed")
     if failed:

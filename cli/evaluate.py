@@ -198,11 +198,11 @@ def from_tickets(
     candidates: Annotated[bool, typer.Option(help="Include resolved escalations as cases")] = True,
 ) -> None:
     """Turn resolved tickets (and resolved escalations) into an eval set over the current knowledge base."""
-    from assistant.candidates import collect_escalation_candidates
+    from assistant.escalation.candidates import collect_escalation_candidates
     from eval.golden import export
 
     svc = services(ctx)
-    added = collect_escalation_candidates(svc)
+    added = collect_escalation_candidates(svc.store)
     counts = export(svc, out, include_candidates=candidates)
     console.print(f"{counts['queries']} cases ({added} new from resolved escalations), {counts['qrels']} relevance "
                   f"judgements, {counts['documents']} documents written to {out}")

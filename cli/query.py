@@ -103,9 +103,7 @@ def suggest_cmd(
     post: Annotated[bool, typer.Option(help="Add it to the ticket as an internal comment")] = False,
 ) -> None:
     """A suggested reply for a Jira ticket, with sources and similar resolved tickets."""
-    from assistant.agent import render_comment, suggest
-
-    result = suggest(services(ctx), ticket_key, post)
-    console.print(render_comment(result), markup=False, highlight=False)
-    if result["posted"]:
+    result = services(ctx).agent_assist.suggest(ticket_key, post)
+    console.print(result.comment(), markup=False, highlight=False)
+    if result.posted:
         console.print(f"Posted to {ticket_key} as an internal comment.", style="dim")

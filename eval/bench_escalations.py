@@ -21,8 +21,8 @@ from pydantic import SecretStr
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # the fake server lives with the tests
 
-from assistant.escalation import EscalationRequest, list_escalations  # noqa: E402
-from assistant.jira_queue import JiraQueue, idempotency_label  # noqa: E402
+from assistant.escalation.jira_queue import JiraQueue, idempotency_label  # noqa: E402
+from assistant.escalation.queue import EscalationRequest, list_escalations  # noqa: E402
 from assistant.services import Services  # noqa: E402
 from assistant.settings import Settings  # noqa: E402
 from tests.fakes.atlassian import FakeAtlassian  # noqa: E402
@@ -70,16 +70,16 @@ def main(argv: list[str] | None = None) -> None:
                                                transcript=[], draft_answer="", sources=[], confidence=0.1,
                                                reasons=["weak_match"]))
             ids.append(ref.id)
-        delivered_first = sum(r["status"] == "delivered" for r in list_escalations(svc.store.engine, limit=10_000))
+        delivered_first = sum(r.status == "delivered" for r in list_escalations(svc.store.engine, limit=10_000))
         passes = 0
-        while any(r["status"] == "pending" for r in list_escalations(svc.store.engine, limit=10_000)) and passes < 100:
+        while any(r.status == "pending" for r in list_escalations(svc.store.engine, limit=10_000)) and passes < 100:
             queue.deliver_pending(limit=1000, force=True)
             passes += 1
         seconds = time.perf_counter() - started
         rows = list_escalations(svc.store.engine, limit=10_000)
         jira.stop()
     per_escalation = [len([i for i in jira.issues.values() if idempotency_label(e) in i.labels]) for e in ids]
-    delivered = sum(r["status"] == "delivered" for r in rows)
+    delivered = sum(r.status == "delivered" for r in rows)
     print(f"{args.escalations} escalations, Jira failing {args.failure_rate:.0%} of calls "
           f"({jira.failed_before} before doing the work, {jira.failed_after} after it, answer lost)")
     print("| measure | value |\n|---|---|")

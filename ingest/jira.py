@@ -18,11 +18,15 @@ from datetime import datetime
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
-from assistant.candidates import collect_escalation_candidates
+from assistant.atlassian.adf import adf_to_text
+from assistant.atlassian.clients import Credentials, jira_clients
+from assistant.atlassian.errors import AtlassianError, status_of
+from assistant.atlassian.errors import call as atlassian_call
 from assistant.errors import ConfigError, SourceError
+from assistant.escalation.candidates import collect_escalation_candidates
 from assistant.services import Services
 from assistant.types import AUDIENCES
-from ingest.confluence.pages import atlassian_call, record_failure, status_of
+from ingest.confluence.pages import record_failure
 from ingest.model import DocumentRef, SourceDocument
 from ingest.parsers import Section
 from ingest.pipeline import Ingestor, IngestStats
@@ -47,23 +51,21 @@ def default_jql(projects: str | None) -> str:
 
 class Client:
     def __init__(self, url: str, cloud: bool, user: str | None, token: str | None) -> None:
-        from atlassian import Jira, ServiceDesk
-
-        if not token:
-            raise ConfigError("No Jira token: set ANSWERDESK_JIRA_TOKEN (Cloud: an API token from "
-                              "https://id.atlassian.com/manage-profile/security/api-tokens; Data Center: a personal "
-                              "access token).")
-        if cloud and not user:
-            raise ConfigError("Jira Cloud needs ANSWERDESK_JIRA_USER (the account's e-mail) with the API token.")
-        auth: dict[str, Any] = {"username": user, "password": token} if cloud else {"token": token}
-        self.url, self.cloud = url.rstrip("/"), cloud
-        self.jira = Jira(self.url, cloud=cloud, timeout=60, **auth)
-        self.desk = ServiceDesk(self.url, cloud=cloud, timeout=60, **auth)
+        creds = Credentials("Jira", "JIRA", url, user, token, cloud)
+        self.url, self.cloud = creds.base, cloud
+        self.jira, self.desk = jira_clients(creds, timeout=60)
 
     def call(self, what: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-        return atlassian_call("Jira", self.url, what, self.explain, fn, *args, **kwargs)
+        try:
+            return atlassian_call("Jira", self.url, what, fn, *args, **kwargs)
+        except AtlassianError as exc:
+            raise SourceError(self.explain(exc, what)) from exc
 
-    def explain(self, status: int, what: str, exc: BaseException) -> str:
+    def explain(self, exc: AtlassianError, what: str) -> str:
+        """Our error for a failed call: what the status means for a Jira source, and what to do."""
+        status = exc.status
+        if status is None:
+            return str(exc)  # unreachable or no answer: the adapter's message says so
         if status == 401:
             mode = ("If this is Jira Data Center, drop --cloud." if self.cloud
                     else "If this is Jira Cloud (*.atlassian.net), add --cloud.")
@@ -81,10 +83,10 @@ class Client:
         if status == 404:
             return f"Nothing at {self.url} for {what} (404 Not Found): check the Jira base URL."
         if status == 400:
-            return f"Jira rejected {what} (400): {' '.join(str(exc).split())[:400]}"
+            return f"Jira rejected {what} (400): {' '.join(str(exc.__cause__ or exc).split())[:400]}"
         if status >= 500:
             return f"Jira at {self.url} failed with {status} on {what}; try again later."
-        return f"Jira answered {status} on {what}: {str(exc).strip()[:300]}"
+        return f"Jira answered {status} on {what}: {str(exc.__cause__ or exc).strip()[:300]}"
 
     def search(self, jql: str, fields: str) -> Iterator[dict[str, Any]]:
         """Every issue matching jql, paged the way the deployment pages."""
@@ -132,7 +134,7 @@ class Client:
                                  params={"public": "true", "internal": "false", "start": start, "limit": PAGE},
                                  headers=self.desk.experimental_headers)
             except SourceError as exc:
-                if status_of(exc.__cause__ or exc) == 404:
+                if status_of(exc.__cause__) == 404:
                     return None
                 raise
             values = (data or {}).get("values") or []
@@ -151,49 +153,6 @@ class Client:
             if str(f.get("name", "")).lower() in ("organizations", "organisations", "organization"):
                 return str(f["id"])
         return None
-
-
-def body_text(value: Any) -> str:
-    """A description or comment body: a string on v2 (wiki markup), an ADF document on v3."""
-    if value is None:
-        return ""
-    return value if isinstance(value, str) else _adf(value, 0).strip()
-
-
-def _adf(node: Any, depth: int) -> str:
-    if not isinstance(node, dict) or depth > 100:
-        return ""
-    kind, attrs, content = node.get("type"), node.get("attrs") or {}, node.get("content") or []
-
-    def inner(sep: str = "") -> str:
-        return sep.join(_adf(c, depth + 1) for c in content)
-
-    if kind == "text":
-        text = str(node.get("text", ""))
-        return f"`{text}`" if any(m.get("type") == "code" for m in node.get("marks") or []) else text
-    if kind == "hardBreak":
-        return "\n"
-    if kind == "mention":
-        return "[NAME]"  # a mention is a person: never kept
-    if kind in ("inlineCard", "blockCard", "embedCard"):
-        return str(attrs.get("url", ""))
-    if kind == "emoji":
-        return str(attrs.get("text", ""))
-    if kind == "codeBlock":
-        return f"```{attrs.get('language') or ''}\n{inner()}\n```\n\n"
-    if kind == "heading":
-        return f"{'#' * int(attrs.get('level', 2))} {inner()}\n\n"
-    if kind in ("bulletList", "orderedList"):
-        items = [_adf(li, depth + 1).strip().replace("\n", "\n   ") for li in content]
-        marks = [f"{n}. " if kind == "orderedList" else "- " for n in range(1, len(items) + 1)]
-        return "\n".join(m + i for m, i in zip(marks, items, strict=True)) + "\n\n"
-    if kind == "tableRow":
-        return " | ".join(_adf(c, depth + 1).strip() for c in content) + "\n"
-    if kind == "rule":
-        return "---\n\n"
-    if kind in ("paragraph", "table", "panel", "blockquote", "expand"):
-        return inner().strip() + "\n\n"
-    return inner()
 
 
 def wiki_to_markdown(text: str) -> str:
@@ -247,9 +206,9 @@ def build_ticket(client: Client, issue: dict[str, Any], audience: str, org_field
     summary = redact(str(f.get("summary") or ""), names)
     title = f"{key}: {summary}"
     resolution = (f.get("resolution") or {}).get("name")
-    description = redact(wiki_to_markdown(body_text(f.get("description"))), names)
+    description = redact(wiki_to_markdown(adf_to_text(f.get("description"))), names)
     thread = [f"Comment ({str(c.get('created', ''))[:10]}):\n"
-              + redact(wiki_to_markdown(body_text(c.get("body"))), names) for c in public]
+              + redact(wiki_to_markdown(adf_to_text(c.get("body"))), names) for c in public]
     sections = [Section(["Description"], None, "\n\n".join(x for x in (
         f"{key}: {summary}", f"Resolution: {resolution}" if resolution else "", description) if x))]
     if thread:
@@ -266,7 +225,7 @@ def build_ticket(client: Client, issue: dict[str, Any], audience: str, org_field
               "comments_indexed": len(public), "comments_withheld": len(items) - len(public),
               # For golden eval sets: what the customer asked and the last public reply (both redacted).
               "question": "\n\n".join(x for x in (summary, description) if x)[:4000],
-              "final_answer": redact(wiki_to_markdown(body_text(public[-1].get("body"))), names)[:4000]
+              "final_answer": redact(wiki_to_markdown(adf_to_text(public[-1].get("body"))), names)[:4000]
               if public else ""},
     )
 
@@ -356,7 +315,7 @@ def sync_jira(services: Services, source: str, url: str, jql: str | None, cloud:
     stats = ingestor.run(refs, kind="jira", location=f"{client.url} {jql}", complete=False,
                          removed=sorted(set(known) - set(listed)))
     # Escalations whose tickets are now resolved become candidate eval cases.
-    collect_escalation_candidates(services)
+    collect_escalation_candidates(services.store)
     return stats
 
 

@@ -19,7 +19,7 @@ from assistant.analytics import Period
 from assistant.api import create_app
 from assistant.conversations import Conversations
 from assistant.embeddings import Embedder
-from assistant.escalation import EscalationRequest, LocalQueue
+from assistant.escalation.queue import EscalationRequest, LocalQueue
 from assistant.results import Citation
 from assistant.services import Services
 from tests.browser import with_web_routes

@@ -10,7 +10,7 @@ from assistant.answering.scripted import Fail, ScriptedAnswerer
 from assistant.api.schemas import ChatResponse
 from assistant.chat import Assistant
 from assistant.embeddings_hash import HashEmbedder
-from assistant.escalation import get_escalation
+from assistant.escalation.queue import get_escalation
 from assistant.results import ChatResult
 from assistant.services import Services
 from assistant.settings import DEFAULT_CONFIDENCE_THRESHOLD, Settings
@@ -83,9 +83,9 @@ def test_low_confidence_escalates_with_a_reference_in_the_answer(svc: Services) 
     assert result.answer.endswith(f"I'm not sure this answers your question, so I've passed it to the support "
                                   f"team (reference {result.escalation_id}).")
     row = get_escalation(svc.store.engine, result.escalation_id)
-    assert row is not None and row["question"] == "How do I set the database URL?"
-    assert row["draft_answer"] == DB_ANSWER and [s["n"] for s in row["sources"]] == [1]
-    assert not row["requested_by_user"]
+    assert row is not None and row.question == "How do I set the database URL?"
+    assert row.draft_answer == DB_ANSWER and [s["n"] for s in row.sources] == [1]
+    assert not row.requested_by_user
 
 
 def test_asking_for_a_human_escalates_whatever_the_confidence(svc: Services) -> None:
@@ -94,7 +94,7 @@ def test_asking_for_a_human_escalates_whatever_the_confidence(svc: Services) -> 
     assert result.escalated and "human_requested" in result.flags and "low_confidence" not in result.flags
     assert result.answer.endswith(f"I've passed your request to the support team (reference {result.escalation_id}).")
     row = get_escalation(svc.store.engine, result.escalation_id or "")
-    assert row is not None and row["requested_by_user"]
+    assert row is not None and row.requested_by_user
 
 
 def test_no_sources_means_no_answer_and_an_escalation(svc: Services) -> None:

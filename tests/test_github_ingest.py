@@ -341,12 +341,12 @@ def test_noise_is_recognised_without_losing_short_answers(body: str, noise: bool
 
 def test_similar_tickets_keep_two_repositories_issues_apart(world: World, svc: Services) -> None:
     """Both repositories have an issue #1 (doc_id issues/1): agent assist lists each, not one of them."""
-    from assistant.agent import similar_tickets
+    from assistant.escalation.agent import similar_tickets
 
     other = world.fake.add_repo("acme/gadgets")
     world.fake.add_issue(other, "CSV export times out for big reports", "Exports of large reports time out.",
                          world.fake.person("bob"))
     sync(svc)
     sync_github(svc, "gh-gadgets", "acme/gadgets")
-    keys = [t["key"] for t in similar_tickets(svc, "CSV export times out", exclude="", limit=3)]
+    keys = [t.key for t in similar_tickets(svc.store, svc.retriever, "CSV export times out", exclude="", limit=3)]
     assert "acme/widgets#1" in keys and "acme/gadgets#1" in keys

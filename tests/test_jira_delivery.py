@@ -17,11 +17,12 @@ import pytest
 from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
-from assistant import db, jira_queue
+from assistant import db
 from assistant.api import create_app
-from assistant.escalation import get_escalation
-from assistant.jira_client import adf, adf_text
-from assistant.jira_queue import JiraQueue, lease_for
+from assistant.atlassian.adf import adf_to_text, text_to_adf
+from assistant.escalation import jira_queue
+from assistant.escalation.jira_queue import JiraQueue, lease_for
+from assistant.escalation.queue import get_escalation
 from assistant.services import Services
 from cli.main import app as cli_app
 from tests.fakes.atlassian import SKIP_REASON, FakeAtlassian, running, shared_contracts
@@ -41,7 +42,7 @@ def jira(request: pytest.FixtureRequest) -> Iterator[FakeAtlassian]:
 
 
 def text_of(body: Any) -> str:
-    return adf_text(body) if isinstance(body, dict) else str(body)
+    return adf_to_text(body) if isinstance(body, dict) else str(body)
 
 
 def queue_of(svc: Services) -> JiraQueue:
@@ -62,7 +63,7 @@ def test_question_with_line_breaks_and_no_end_becomes_a_ticket(docs_services: Se
     svc = jira_services(docs_services, jira, **extra)
     esc = svc.assistant.respond(MULTILINE).escalation_id
     row = get_escalation(svc.store.engine, esc)
-    assert row is not None and row["status"] == "delivered", row and row["last_error"]
+    assert row is not None and row.status == "delivered", row and row.last_error
     [issue] = tickets(jira, esc)
     assert "\n" not in issue.summary and "\r" not in issue.summary and len(issue.summary) <= 255
     assert issue.summary.startswith("I want to talk to a human. My install fails at step 2: pip install answerdesk")
@@ -89,7 +90,7 @@ def test_refusal_is_a_visible_failed_state_an_admin_fixes_and_retries(
     broken = jira_services(docs_services, jira, jira_project="NOPE")  # a project Jira does not have
     esc = broken.assistant.respond("I want to talk to a human please").escalation_id
     row = get_escalation(broken.store.engine, esc)
-    assert row is not None and row["status"] == "failed" and "Specify a valid project" in row["last_error"]
+    assert row is not None and row.status == "failed" and "Specify a valid project" in row.last_error
     creates = jira.count(r"/issue$", "POST")
     assert queue_of(broken).deliver_pending(force=True) == {"due": 0, "delivered": 0}  # no endless retry
     assert jira.count(r"/issue$", "POST") == creates
@@ -108,8 +109,8 @@ def test_refusal_is_a_visible_failed_state_an_admin_fixes_and_retries(
     assert again.exit_code == 0, again.output
     [issue] = tickets(jira, esc)
     assert issue.summary == "Install fails on step 2"
-    assert get_escalation(fixed.store.engine, esc)["status"] == "delivered"  # type: ignore[index]
-    assert runner.invoke(cli_app, ["escalations", "retry", "zzzz"], obj=lambda: fixed).exit_code == 1
+    assert get_escalation(fixed.store.engine, esc).status == "delivered"
+    assert runner.invoke(cli_app, ["escalations", "retry", "zzzz"]).exit_code == 1
 
 
 @pytest.mark.parametrize("status", [429, 503])
@@ -118,7 +119,7 @@ def test_transient_failures_keep_retrying(docs_services: Services, jira: FakeAtl
     jira.fail(status, "/issue")
     esc = svc.assistant.respond("I want to talk to a human please").escalation_id
     row = get_escalation(svc.store.engine, esc)
-    assert row is not None and row["status"] == "pending" and row["next_attempt_at"] is not None
+    assert row is not None and row.status == "pending" and row.next_attempt_at is not None
     jira.heal()
     assert queue_of(svc).deliver_pending(force=True)["delivered"] == 1
     assert len(tickets(jira, esc)) == 1
@@ -132,7 +133,7 @@ def test_jsm_context_comment_is_its_own_step(docs_services: Services, jira: Fake
     jira.fail(500, "/comment", times=1)
     esc = svc.assistant.respond("I want to talk to a human please").escalation_id
     row = get_escalation(svc.store.engine, esc)
-    assert row is not None and row["status"] == "pending" and row["ticket_key"]  # the key is kept already
+    assert row is not None and row.status == "pending" and row.ticket_key  # the key is kept already
     assert queue_of(svc).deliver_pending(force=True)["delivered"] == 1
     [issue] = tickets(jira, esc)
     [context] = context_comments(jira, issue.key, esc)
@@ -145,7 +146,7 @@ def test_a_lost_comment_answer_does_not_post_it_twice(docs_services: Services, j
     jira.slow_down(2.5, "/comment")  # Jira posts the comment, the answer comes after our timeout
     esc = svc.assistant.respond("I want to talk to a human please").escalation_id
     row = get_escalation(svc.store.engine, esc)
-    assert row is not None and row["status"] == "pending" and "ReadTimeout" in row["last_error"]
+    assert row is not None and row.status == "pending" and "ReadTimeout" in row.last_error
     jira.slow_down(0)
     assert queue_of(svc).deliver_pending(force=True)["delivered"] == 1
     [issue] = tickets(jira, esc)
@@ -190,7 +191,7 @@ def test_no_second_create_before_search_can_show_the_first(docs_services: Servic
     queue = queue_of(svc)
     assert queue.deliver_pending(force=True)["delivered"] == 0  # the search cannot see it yet: no create
     row = get_escalation(svc.store.engine, esc)
-    assert row is not None and row["status"] == "pending" and "waiting" in row["last_error"]
+    assert row is not None and row.status == "pending" and "waiting" in row.last_error
     assert len([i for i in jira.issues.values() if i.summary == "I want to talk to a human please"]) == 1
     threading.Event().wait(3.2)  # Jira's index catches up
     assert queue.deliver_pending(force=True)["delivered"] == 1
@@ -211,10 +212,10 @@ def test_escalation_endpoint_returns_at_once_and_never_calls_jira_itself(docs_se
         assert posted.status_code == 201 and time.monotonic() - started < 1.5  # the reference at once
         assert posted.json()["status"] == "pending"
         esc = posted.json()["id"]
-        row = wait_for(svc, esc, lambda r: r["status"] == "delivered")  # delivered by the worker
+        row = wait_for(svc, esc, lambda r: r.status == "delivered")  # delivered by the worker
         jira.slow_down(0)
-        jira.update_issue(row["ticket_key"], resolution="Done")  # an agent closes it in Jira
-        wait_for(svc, esc, lambda r: r["jira_status"] == "Done")  # the worker noticed
+        jira.update_issue(row.ticket_key, resolution="Done")  # an agent closes it in Jira
+        wait_for(svc, esc, lambda r: r.jira_status == "Done")  # the worker noticed
         queue_of(svc).status_refresh = timedelta(hours=1)  # the worker is done refreshing for now
         quiet_since = time.monotonic()
         while time.monotonic() - quiet_since < 1:  # (a pass already under way finishes)
@@ -224,7 +225,7 @@ def test_escalation_endpoint_returns_at_once_and_never_calls_jira_itself(docs_se
             time.sleep(0.1)
         for _ in range(5):
             view = c.get(f"/v1/escalations/{esc}").json()
-            assert view["jira_status"] == "Done" and view["ticket_key"] == row["ticket_key"]
+            assert view["jira_status"] == "Done" and view["ticket_key"] == row.ticket_key
         assert jira.log == []  # reading an escalation called Jira not once
     assert len(tickets(jira, esc)) == 1
 
@@ -261,21 +262,21 @@ def test_user_text_cannot_embed_images_or_mention_people(docs_services: Services
 
 
 def test_cloud_bodies_are_plain_text_nodes() -> None:
-    doc = adf(MARKUP + "\nsecond line\n\nnext paragraph")
+    doc = text_to_adf(MARKUP + "\nsecond line\n\nnext paragraph")
 
     def nodes(node: dict[str, Any]) -> list[dict[str, Any]]:
         return [node] + [n for child in node.get("content", []) for n in nodes(child)]
 
     assert {n["type"] for n in nodes(doc)} == {"doc", "paragraph", "text", "hardBreak"}
     assert not any("marks" in n for n in nodes(doc))
-    assert adf_text(doc).startswith(MARKUP)
+    assert adf_to_text(doc).startswith(MARKUP)
 
 
 def test_a_ticket_jira_no_longer_has_is_not_asked_for_every_pass(docs_services: Services,
                                                                  jira: FakeAtlassian) -> None:
     svc = jira_services(docs_services, jira, jira_status_refresh=3600)
     esc = svc.assistant.respond("I want to talk to a human please").escalation_id
-    key = get_escalation(svc.store.engine, esc)["ticket_key"]  # type: ignore[index]
+    key = get_escalation(svc.store.engine, esc).ticket_key
     del jira.issues[key]  # deleted in Jira
     with svc.store.engine.begin() as conn:
         conn.execute(db.escalations.update().where(db.escalations.c.id == esc).values(status_checked_at=None))
@@ -283,4 +284,4 @@ def test_a_ticket_jira_no_longer_has_is_not_asked_for_every_pass(docs_services: 
     jira.reset_log()
     queue_of(svc).refresh_statuses()
     assert jira.count(f"/issue/{key}") == 0  # not again before its turn: it cannot crowd out the others
-    assert get_escalation(svc.store.engine, esc)["jira_status"]  # type: ignore[index] - the last known one
+    assert get_escalation(svc.store.engine, esc).jira_status  # the last known one

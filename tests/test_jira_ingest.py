@@ -13,11 +13,12 @@ from typer.testing import CliRunner
 
 import ingest.jira as jira
 from assistant import db
+from assistant.atlassian.adf import adf_to_text
 from assistant.embeddings import SentenceTransformerEmbedder
 from assistant.errors import ConfigError, SourceError
 from assistant.services import Services
 from assistant.settings import Settings
-from ingest.jira import body_text, sync_jira, wiki_to_markdown
+from ingest.jira import sync_jira, wiki_to_markdown
 from ingest.pipeline import IngestStats
 from tests.fakes.atlassian import FakeAtlassian, Person, running
 
@@ -248,8 +249,8 @@ def test_adf_bodies_become_text_and_mentions_are_dropped() -> None:
             {"type": "listItem", "content": [{"type": "paragraph", "content": [{"type": "text", "text": "b"}]}]}]},
         {"type": "codeBlock", "attrs": {"language": "sql"}, "content": [{"type": "text", "text": "VACUUM;"}]},
     ]}
-    assert body_text(adf) == "## Fix\n\n[NAME] run `reindex`\n\n- a\n- b\n\n```sql\nVACUUM;\n```"
-    assert body_text("plain v2 text") == "plain v2 text" and body_text(None) == ""
+    assert adf_to_text(adf) == "## Fix\n\n[NAME] run `reindex`\n\n- a\n- b\n\n```sql\nVACUUM;\n```"
+    assert adf_to_text("plain v2 text") == "plain v2 text" and adf_to_text(None) == ""
 
 
 def test_wiki_markup_code_and_links() -> None:

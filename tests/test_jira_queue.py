@@ -14,9 +14,9 @@ from fastapi.testclient import TestClient
 from pydantic import SecretStr
 
 from assistant.api import create_app
-from assistant.escalation import get_escalation
-from assistant.jira_client import adf_text
-from assistant.jira_queue import JiraQueue, idempotency_label
+from assistant.atlassian.adf import adf_to_text
+from assistant.escalation.jira_queue import JiraQueue, idempotency_label
+from assistant.escalation.queue import EscalationRecord, get_escalation
 from assistant.services import Services
 from tests.fakes.atlassian import SKIP_REASON, FakeAtlassian, running, shared_contracts
 from tests.test_access import session
@@ -43,8 +43,8 @@ def tickets(fake: FakeAtlassian, escalation_id: str) -> list[Any]:
     return [i for i in fake.issues.values() if idempotency_label(escalation_id) in i.labels]
 
 
-def wait_for(svc: Services, escalation_id: str, ready: Callable[[dict[str, Any]], bool],
-             seconds: float = 30) -> dict[str, Any]:
+def wait_for(svc: Services, escalation_id: str, ready: Callable[[EscalationRecord], bool],
+             seconds: float = 30) -> EscalationRecord:
     """The escalation's row once the background worker got it to `ready`."""
     deadline = time.monotonic() + seconds
     while True:
@@ -64,12 +64,12 @@ def test_escalation_becomes_a_ticket_with_the_whole_context(docs_services: Servi
         body = c.post("/v1/chat", json={"question": OFF_TOPIC, "conversation_id": first["conversation_id"]},
                       headers={"X-API-Key": key}).json()
         assert body["escalated"]
-        wait_for(svc, body["escalation_id"], lambda row: row["status"] == "delivered")  # the worker delivers
+        wait_for(svc, body["escalation_id"], lambda row: row.status == "delivered")  # the worker delivers
         view = c.get(f"/v1/escalations/{body['escalation_id']}", headers={"X-API-Key": key}).json()
     assert view["status"] == "delivered" and view["ticket_key"].startswith("SUP-")
     assert view["ticket_url"] == f"{jira.url}/browse/{view['ticket_key']}" and view["jira_status"]
     [issue] = tickets(jira, body["escalation_id"])
-    text = adf_text(issue.description) if isinstance(issue.description, dict) else str(issue.description)
+    text = adf_to_text(issue.description) if isinstance(issue.description, dict) else str(issue.description)
     assert issue.summary == OFF_TOPIC
     for expected in ("How do I install answerdesk?", "Draft answer:", "Confidence:", "Why:", "tier: paid",
                      "org: acme", f"https://help.example/v1/conversations/{first['conversation_id']}"):
@@ -85,11 +85,11 @@ def test_jira_down_loses_nothing_and_delivers_exactly_once(docs_services: Servic
         asked = c.post("/v1/chat", json={"question": OFF_TOPIC})
         body = asked.json()
         assert body["escalated"] and body["escalation_id"]  # the user still gets a reference
-        wait_for(svc, body["escalation_id"], lambda row: row["attempts"] > 0 and row["claimed_until"] is None)
+        wait_for(svc, body["escalation_id"], lambda row: row.attempts > 0 and row.claimed_until is None)
         view = c.get(f"/v1/escalations/{body['escalation_id']}", headers=session(asked)).json()
         assert view["status"] == "pending" and view["ticket_key"] is None
         assert view["last_error"] is None  # the delivery error is for staff: it is recorded, not shown
-        assert get_escalation(svc.store.engine, body["escalation_id"])["last_error"]  # type: ignore[index]
+        assert get_escalation(svc.store.engine, body["escalation_id"]).last_error
     jira.start(port)  # back
     queue = svc.queue
     assert isinstance(queue, JiraQueue)
@@ -138,15 +138,15 @@ def test_second_escalation_of_a_conversation_comments_on_its_ticket(docs_service
     assert again.escalated
     [issue] = tickets(jira, first.escalation_id)
     assert not tickets(jira, again.escalation_id)
-    assert any("escalated again" in (adf_text(c.body) if isinstance(c.body, dict) else c.body)
+    assert any("escalated again" in (adf_to_text(c.body) if isinstance(c.body, dict) else c.body)
                for c in issue.comments)
 
 
 def test_jsm_request_with_context_as_internal_comment(docs_services: Services, jira: FakeAtlassian) -> None:
     svc = jira_services(docs_services, jira, jsm_service_desk_id="1", jsm_request_type_id="10")
     esc = svc.assistant.respond(OFF_TOPIC).escalation_id
-    row = get_escalation(svc.store.engine, esc)  # type: ignore[assignment]
-    issue = jira.issues[row["ticket_key"]]
+    row = get_escalation(svc.store.engine, esc)
+    issue = jira.issues[row.ticket_key]
     assert issue.jsm and issue.summary == OFF_TOPIC
     [context] = [c for c in issue.comments if "Draft answer:" in str(c.body)]
     assert context.public is False  # the context is an internal note, never shown to the customer
@@ -173,7 +173,7 @@ def test_agent_suggest_cites_docs_lists_similar_ticket_and_posts_internally(
     assert out["posted"]
     [comment] = jira.issues[new].comments
     assert comment.visibility or comment.public is False  # internal only
-    assert "Suggested reply" in (adf_text(comment.body) if isinstance(comment.body, dict) else comment.body)
+    assert "Suggested reply" in (adf_to_text(comment.body) if isinstance(comment.body, dict) else comment.body)
 
 
 def test_resolved_escalation_flows_back_as_knowledge_and_eval_case(docs_services: Services, jira: FakeAtlassian,
@@ -186,7 +186,7 @@ def test_resolved_escalation_flows_back_as_knowledge_and_eval_case(docs_services
     svc = jira_services(docs_services, jira)
     question = "Our PostgreSQL connection string is refused, what format does answerdesk expect?"
     esc = svc.assistant.respond(question + " I want to talk to a human.").escalation_id
-    key = get_escalation(svc.store.engine, esc)["ticket_key"]  # type: ignore[index]
+    key = get_escalation(svc.store.engine, esc).ticket_key
     reply = ("Use postgresql://user:password@host:5432/db in ANSWERDESK_DATABASE_URL, see "
              "https://answerdesk.example/docs/configuration.md#setting-the-database-url")
     jira.add_comment(key, reply)
@@ -213,10 +213,10 @@ def test_jira_timeout_keeps_it_pending_and_the_late_ticket_is_adopted(docs_servi
     svc = jira_services(docs_services, jira, jira_timeout=1)
     jira.slow_down(2.5, "/issue")
     esc = svc.assistant.respond(OFF_TOPIC).escalation_id
-    row = get_escalation(svc.store.engine, esc)  # type: ignore[assignment]
-    assert row["status"] == "pending" and row["ticket_key"] is None
-    assert "ReadTimeout" in row["last_error"]  # the outbox says why it is still waiting
+    row = get_escalation(svc.store.engine, esc)
+    assert row.status == "pending" and row.ticket_key is None
+    assert "ReadTimeout" in row.last_error  # the outbox says why it is still waiting
     jira.slow_down(0)
-    svc.queue.deliver_pending(force=True)  # type: ignore[attr-defined]
+    svc.queue.deliver_pending(force=True)
     assert len(tickets(jira, esc)) == 1
-    assert get_escalation(svc.store.engine, esc)["status"] == "delivered"  # type: ignore[index]
+    assert get_escalation(svc.store.engine, esc).status == "delivered"

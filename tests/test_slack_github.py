@@ -83,9 +83,9 @@ def test_a_community_question_in_slack_is_answered_from_a_resolved_github_issue(
 
 def test_the_issue_is_found_by_its_name_and_offered_as_a_similar_ticket(
         world: tuple[TestClient, FakeSlack, Services]) -> None:
-    from assistant.agent import similar_tickets
+    from assistant.escalation.agent import similar_tickets
 
     _, _, svc = world
     assert svc.retriever.search("acme/widgets#1", k=1)[0].chunk.title.startswith("acme/widgets#1:")
-    similar = similar_tickets(svc, "CSV export timeout on a big report", exclude="")
-    assert similar and similar[0]["key"] == "acme/widgets#1" and similar[0]["resolution"] == "completed"
+    similar = similar_tickets(svc.store, svc.retriever, "CSV export timeout on a big report", exclude="")
+    assert similar and similar[0].key == "acme/widgets#1" and similar[0].resolution == "completed"

@@ -23,7 +23,7 @@ import pytest
 
 from assistant.api import create_app
 from assistant.embeddings import Embedder
-from assistant.escalation import get_escalation
+from assistant.escalation.queue import get_escalation
 from assistant.services import Services
 from assistant.settings import Settings
 from tests.browser import chromium, serve, with_web_routes
@@ -173,7 +173,7 @@ def test_off_topic_question_is_unsure_and_can_go_to_a_human(page: Any, site: Sit
     banner = answer.locator(".banner")
     expect(banner).to_contain_text("Not sure")
     auto = get_escalation(site.services.store.engine, banner.locator("code").inner_text())
-    assert auto is not None and auto["question"] == question and not auto["requested_by_user"]
+    assert auto is not None and auto.question == question and not auto.requested_by_user
     forum = banner.get_by_role("link", name="Ask in the community forum")  # the plan's other way to a human
     expect(forum).to_have_attribute("href", HANDOFF["default"][0]["url"])
     page.screenshot(path="/tmp/widget-unsure.png")
@@ -182,11 +182,11 @@ def test_off_topic_question_is_unsure_and_can_go_to_a_human(page: Any, site: Sit
     handoff = page.locator(".handoff")
     expect(handoff).to_contain_text("Your reference")
     requested = get_escalation(site.services.store.engine, handoff.locator("code").inner_text())
-    assert requested is not None and requested["requested_by_user"]
-    assert requested["conversation_id"] == auto["conversation_id"] and requested["question"] == question
+    assert requested is not None and requested.requested_by_user
+    assert requested.conversation_id == auto.conversation_id and requested.question == question
     page.reload()  # the panel comes back open, and the reference stays in the transcript
     expect(page.get_by_role("dialog", name="Ask the docs")).to_be_visible()
-    expect(page.locator(".handoff code")).to_have_text(requested["id"])
+    expect(page.locator(".handoff code")).to_have_text(requested.id)
     expect(page.locator(".handoff").get_by_role("link", name="Ask in the community forum")).to_be_visible()
 
 

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 from starlette.concurrency import run_in_threadpool
 
-from assistant.agent import suggest
 from assistant.api.auth import require
 from assistant.api.schemas import Citation, Problem
 
@@ -42,7 +41,9 @@ class Suggestion(BaseModel):
 
 
 @router.post("/suggest", response_model=Suggestion)
-async def suggest_reply(request: Request, body: SuggestRequest) -> dict[str, Any]:
+async def suggest_reply(request: Request, body: SuggestRequest) -> Suggestion:
     """Read the ticket from Jira, draft a cited reply, list similar resolved tickets; `post` adds it as an
     internal comment (never a public one)."""
-    return await run_in_threadpool(suggest, request.app.state.services, body.ticket_key, body.post)
+    assist = request.app.state.services.agent_assist
+    return Suggestion.model_validate(await run_in_threadpool(assist.suggest, body.ticket_key, body.post),
+                                     from_attributes=True)

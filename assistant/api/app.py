@@ -6,8 +6,6 @@ whose body says nothing about the internals (the trace goes to the server log)."
 from __future__ import annotations
 
 import logging
-import threading
-import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -26,6 +24,7 @@ from assistant.api.traffic import RateLimited, SlotTimeout
 from assistant.api.web import router as web_router
 from assistant.conversations import NotFound
 from assistant.errors import AnswerdeskError, EmbeddingError, EscalationError, RetrievalError
+from assistant.escalation.worker import start_worker
 from assistant.services import Services
 from assistant.sessions import HEADER as SESSION_HEADER
 from assistant.sessions import Sessions
@@ -85,38 +84,6 @@ class _TooLarge(Exception):
     pass
 
 
-def outbox_wake(svc: Services) -> threading.Event:
-    """Switch the queue to background delivery (Jira): requests then only record an escalation and
-    set the returned event, so no request waits for Jira."""
-    try:
-        background = getattr(svc.queue, "in_background", None)
-    except AnswerdeskError:  # misconfigured: requests report it
-        background = None
-    return background() if background is not None else threading.Event()
-
-
-def deliver_outbox(svc: Services, stop: threading.Event, wake: threading.Event | None = None) -> None:
-    """Deliver pending escalations to Jira and refresh delivered tickets' status until the app stops
-    (no-op for the local queue): at once when woken, else every delivery interval."""
-    wake = wake or threading.Event()
-    last = 0.0
-    while not stop.is_set():
-        woken = wake.wait(min(1.0, svc.settings.delivery_interval))  # short waits: stop is seen soon
-        if stop.is_set() or not (woken or time.monotonic() - last >= svc.settings.delivery_interval):
-            continue
-        wake.clear()
-        last = time.monotonic()
-        try:
-            deliver = getattr(svc.queue, "deliver_pending", None)
-            if deliver is not None:
-                deliver()
-            refresh = getattr(svc.queue, "refresh_statuses", None)
-            if refresh is not None:
-                refresh()
-        except Exception:  # the worker must outlive any one failure; each is logged
-            log.exception("outbox delivery pass failed")
-
-
 def create_app(settings: Settings | None = None, services: Services | None = None) -> FastAPI:
     settings = settings or (services.settings if services else load_settings())
 
@@ -130,13 +97,15 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
         except AnswerdeskError as exc:
             # Start anyway: /readyz says what is wrong and requests get 503 until it is fixed.
             log.error("answerdesk is not ready: %s", exc)
-        stop = threading.Event()
-        worker = threading.Thread(target=deliver_outbox, args=(svc, stop, outbox_wake(svc)), daemon=True,
-                                  name="outbox")
-        worker.start()
+        try:
+            worker = start_worker(svc.queue, svc.settings.delivery_interval)
+        except AnswerdeskError:  # misconfigured escalation: already logged, and requests report it
+            worker = None
         yield
-        stop.set()
-        worker.join(10)
+        if worker is not None:
+            thread, stop = worker
+            stop.set()
+            thread.join(10)
 
     app = FastAPI(
         title="answerdesk",

@@ -22,6 +22,7 @@ from assistant.api.schemas import (
     EscalationCreate,
     FeedbackCreate,
     FeedbackOut,
+    HandoffOption,
     Problem,
     Readiness,
     chat_request_model,
@@ -30,8 +31,8 @@ from assistant.api.traffic import Limits, PrioritySlots
 from assistant.chat import Event
 from assistant.conversations import NotFound
 from assistant.errors import AnswerdeskError
-from assistant.escalation import get_escalation, list_escalations
-from assistant.handoff import handoff_options, request_human
+from assistant.escalation.handoff import request_human
+from assistant.escalation.queue import EscalationRecord, get_escalation, list_escalations
 from assistant.keys import Identity
 from assistant.services import Services
 from assistant.settings import Settings
@@ -137,32 +138,32 @@ def build_router(settings: Settings) -> APIRouter:
     @router.post("/v1/escalations", response_model=Escalation, status_code=201, responses=ERRORS,
                  tags=["escalations"], openapi_extra=OPTIONAL_KEY)
     def create_escalation(svc: Svc, request: Request, identity: CurrentIdentity,
-                          body: EscalationCreate) -> dict[str, Any]:
+                          body: EscalationCreate) -> Escalation:
         """The user asks for a human: the conversation so far goes to the support queue. The reference
         comes back at once; delivery to Jira happens in the background (`status` says how far it got)."""
         request.app.state.traffic.limits.hit(identity)  # rate-limited like chat: each one makes a ticket
         cid = svc.conversations.ensure(body.conversation_id, owner=identity.owner, staff=identity.staff)
-        ref = request_human(svc, cid, identity, body.reason)
-        return {**_escalation(svc, ref.id), "handoff": handoff_options(svc.settings.handoff_options, identity)}
+        ref = request_human(svc.conversations, svc.queue, svc.routing, cid, identity, body.reason)
+        return _shown(svc, identity, _escalation(svc, ref.id))
 
     @router.get("/v1/escalations", response_model=list[Escalation], tags=["escalations"],
                 responses={**ERRORS, 403: {"model": Problem, "description": "Agents and admins only"}},
                 dependencies=[require("agent", "admin")])
-    def escalations(svc: Svc) -> list[dict[str, Any]]:
+    def escalations(svc: Svc) -> list[Escalation]:
         """The most recent escalations, newest first (agents and admins)."""
-        return list_escalations(svc.store.engine)
+        return [Escalation.model_validate(row, from_attributes=True) for row in list_escalations(svc.store.engine)]
 
     @router.get("/v1/escalations/{escalation_id}", response_model=Escalation, responses=ERRORS,
                 tags=["escalations"], openapi_extra=OPTIONAL_KEY)
-    def escalation(svc: Svc, identity: CurrentIdentity, escalation_id: str) -> dict[str, Any]:
+    def escalation(svc: Svc, identity: CurrentIdentity, escalation_id: str) -> Escalation:
         """One escalation: its owner (the conversation's) and staff may see it. The Jira status is the
         one the delivery worker last read (it refreshes it), so reading never calls Jira."""
         row = _escalation(svc, escalation_id)
         try:
-            svc.conversations.ensure(row["conversation_id"], owner=identity.owner, staff=identity.staff)
+            svc.conversations.ensure(row.conversation_id, owner=identity.owner, staff=identity.staff)
         except NotFound:
             raise NotFound("escalation not found") from None
-        return {**_shown_to(identity, row), "handoff": handoff_options(svc.settings.handoff_options, identity)}
+        return _shown(svc, identity, row)
 
     @router.post("/v1/feedback", response_model=FeedbackOut, status_code=201, responses=ERRORS, tags=["chat"],
                  openapi_extra=OPTIONAL_KEY)
@@ -212,18 +213,22 @@ class Traffic:
         self.limits = Limits(settings.rate_limits, settings.stream_limits, settings.redis_url)
 
 
-def _escalation(svc: Services, escalation_id: str) -> dict[str, Any]:
+def _escalation(svc: Services, escalation_id: str) -> EscalationRecord:
     row = get_escalation(svc.store.engine, escalation_id)
     if row is None:
         raise NotFound("escalation not found")
     return row
 
 
-def _shown_to(identity: Identity, row: dict[str, Any]) -> dict[str, Any]:
-    """Delivery errors are for staff; the ticket's own URL (Jira, usually behind a login) for key holders."""
-    if identity.staff:
-        return row
-    return {**row, "last_error": None, "ticket_url": row["ticket_url"] if identity.key_id else None}
+def _shown(svc: Services, identity: Identity, row: EscalationRecord) -> Escalation:
+    """With the handoff options for whoever asks. Delivery errors are for staff; the ticket's own URL
+    (Jira, usually behind a login) for key holders."""
+    shown = Escalation.model_validate(row, from_attributes=True)
+    shown.handoff = [HandoffOption.model_validate(o) for o in svc.routing.options(identity)]
+    if not identity.staff:
+        shown.last_error = None
+        shown.ticket_url = row.ticket_url if identity.key_id else None
+    return shown
 
 
 def _stream(events: Iterator[Event], admin: bool) -> Iterator[str]:

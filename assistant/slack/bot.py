@@ -22,11 +22,10 @@ from slack_sdk.errors import SlackApiError, SlackClientError
 from slack_sdk.http_retry.builtin_handlers import ConnectionErrorRetryHandler, RateLimitErrorRetryHandler
 
 from assistant.access import access_filter
-from assistant.agent import suggest
 from assistant.conversations import NotFound
 from assistant.errors import AnswerdeskError
-from assistant.escalation import get_escalation
-from assistant.handoff import handoff_options, request_human
+from assistant.escalation.handoff import request_human
+from assistant.escalation.queue import get_escalation
 from assistant.keys import Identity
 from assistant.services import Services
 from assistant.settings import Settings
@@ -223,7 +222,8 @@ class SlackBot:
             return
         identity = channel_identity(self.settings.slack_channels, channel)
         try:
-            ref = request_human(self.services, answer.conversation_id, identity,
+            svc = self.services
+            ref = request_human(svc.conversations, svc.queue, svc.routing, answer.conversation_id, identity,
                                 self._where(channel, answer.thread_ts))
         except Exception as exc:
             log.exception("escalating Slack conversation %s failed", answer.conversation_id)
@@ -232,13 +232,13 @@ class SlackBot:
             return
         self.store.set_escalation(channel, ts, ref.id)
         text, blocks = handoff_message(ref.ticket_key or ref.id, ref.ticket_url if identity.staff else None,
-                                       handoff_options(self.settings.handoff_options, identity),
+                                       self.services.routing.options(identity),
                                        user if user and USER_ID.match(user) else None)
         self._post(channel, answer.thread_ts, text, blocks)
 
     def _suggest(self, key: str, respond: Respond) -> None:
         try:
-            text, blocks = suggestion_message(suggest(self.services, key))
+            text, blocks = suggestion_message(self.services.agent_assist.suggest(key))
         except AnswerdeskError as exc:  # e.g. Jira not configured, unknown ticket: the message says what to do
             self._respond(respond, escape(str(exc)))
             return
@@ -302,8 +302,8 @@ class SlackBot:
     def _reference(self, answer: PostedAnswer) -> str:
         if answer.escalation_id is None:
             return ""
-        row = get_escalation(self.services.store.engine, answer.escalation_id) or {}
-        return f" (reference {escape(row.get('ticket_key') or answer.escalation_id)})"
+        row = get_escalation(self.services.store.engine, answer.escalation_id)
+        return f" (reference {escape((row.ticket_key if row else None) or answer.escalation_id)})"
 
     def _submit(self, fn: Callable[..., None], *args: Any) -> None:
         def guarded() -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from assistant.agent import ticket_title
+from assistant.escalation.agent import Suggestion
 from assistant.results import ChatResult
 from assistant.slack.mrkdwn import SECTION_LIMIT, escape, link, split_text, to_mrkdwn, truncate
 
@@ -99,17 +99,17 @@ def handoff_message(reference: str, ticket_url: str | None, options: list[dict[s
     return text, [section(text), *handoff_blocks(options)]
 
 
-def suggestion_message(result: dict[str, Any]) -> tuple[str, list[Block]]:
+def suggestion_message(result: Suggestion) -> tuple[str, list[Block]]:
     """Agent assist, shown to the agent only: the draft with its sources and similar resolved tickets."""
-    urls = {c["n"]: c["url"] for c in result["citations"]}
-    head = (f"*Suggested reply for {escape(result['ticket_key'])}*: {escape(truncate(result['summary'], 300))}\n"
+    urls = {c["n"]: c["url"] for c in result.citations}
+    head = (f"*Suggested reply for {escape(result.ticket_key)}*: {escape(truncate(result.summary, 300))}\n"
             "_Only you can see this; nothing was sent to the customer._")
-    tail = [b for b in [sources_block(result["citations"])] if b]
-    similar = [f"• {link(t['url'], truncate(ticket_title(t), 150))} "
-               f"({escape(t['resolution'] or 'resolved')})" for t in result["similar_tickets"]]
+    tail = [b for b in [sources_block(result.citations)] if b]
+    similar = [f"• {link(t.url, truncate(t.heading(), 150))} "
+               f"({escape(t.resolution or 'resolved')})" for t in result.similar_tickets]
     if similar:
         tail.append(context(_lines_within("*Similar resolved tickets*", similar)))
-    tail.append(context(f"Confidence {result['confidence']:.2f}"))
-    draft = to_mrkdwn(result["draft"], urls) or "_No draft: nothing relevant was found._"
-    text = f"Suggested reply for {escape(result['ticket_key'])}"
+    tail.append(context(f"Confidence {result.confidence:.2f}"))
+    draft = to_mrkdwn(result.draft, urls) or "_No draft: nothing relevant was found._"
+    text = f"Suggested reply for {escape(result.ticket_key)}"
     return text, [section(head), *_body(draft, MAX_BLOCKS - 1 - len(tail)), *tail]

@@ -21,8 +21,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from functools import partial
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlparse
 
+from assistant.atlassian.clients import Credentials, confluence_client, confluence_site
+from assistant.atlassian.errors import AtlassianError, status_of
+from assistant.atlassian.errors import call as atlassian_call
 from assistant.errors import ConfigError, SourceError
 from assistant.services import Services
 from assistant.types import AUDIENCES
@@ -61,57 +63,6 @@ class Listed:
     hash: str = ""
 
 
-def status_of(exc: BaseException) -> int | None:
-    """The HTTP status behind a requests or atlassian-python-api error (ApiError keeps it in .reason)."""
-    for candidate in (exc, getattr(exc, "reason", None), exc.__cause__, exc.__context__):
-        response = getattr(candidate, "response", None)
-        if response is not None and getattr(response, "status_code", None) is not None:
-            return int(response.status_code)
-    return None
-
-
-def atlassian_call(product: str, url: str, what: str, explain: Callable[[int, str, BaseException], str],
-                   fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-    """One Confluence or Jira call; network and HTTP failures become SourceErrors naming the cause."""
-    import requests
-
-    try:
-        return fn(*args, **kwargs)
-    except requests.ConnectionError as exc:
-        raise SourceError(f"Cannot reach {product} at {url} ({type(exc).__name__}); check the URL and that this "
-                          "machine can reach it.") from exc
-    except requests.Timeout as exc:
-        raise SourceError(f"{product} at {url} did not answer in time ({what}); try again later.") from exc
-    except Exception as exc:
-        status = status_of(exc)
-        if status is None:
-            raise
-        raise SourceError(explain(status, what, exc)) from exc
-
-
-def connect(url: str, cloud: bool, user: str | None, token: str | None) -> Any:
-    from atlassian.confluence import ConfluenceServer
-
-    if not token:
-        raise ConfigError("No Confluence token: set ANSWERDESK_CONFLUENCE_TOKEN (Cloud: an API token from "
-                          "https://id.atlassian.com/manage-profile/security/api-tokens; Data Center: a personal "
-                          "access token from your profile > Personal Access Tokens).")
-    if cloud:
-        if not user:
-            raise ConfigError("Confluence Cloud needs ANSWERDESK_CONFLUENCE_USER (the account's e-mail) with the "
-                              "API token in ANSWERDESK_CONFLUENCE_TOKEN.")
-        return ConfluenceServer(url, username=user, password=token, cloud=False, timeout=60)
-    return ConfluenceServer(url, token=token, cloud=False, timeout=60)
-
-
-def site_url(url: str, cloud: bool) -> str:
-    """Cloud serves Confluence under /wiki: a bare https://SITE.atlassian.net gets it appended."""
-    url = url.rstrip("/")
-    if cloud and urlparse(url).path in ("", "/"):
-        url += "/wiki"
-    return url
-
-
 class Client:
     """The few calls we make, with failures turned into SourceErrors that name the cause."""
 
@@ -120,14 +71,25 @@ class Client:
         self.base = url  # replaced by the site's own _links.base once seen
 
     def call(self, what: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> dict[str, Any]:
-        data = atlassian_call("Confluence", self.url, what, self.explain, fn, *args, **kwargs)
+        data = self.raw_call(what, fn, *args, **kwargs)
         if not isinstance(data, dict):
             raise SourceError(f"{self.url} did not answer like the Confluence REST API ({what}): check the base URL "
                               "(Cloud: https://SITE.atlassian.net/wiki; Data Center: the address you open "
                               "Confluence at, with its context path such as /confluence).")
         return data
 
-    def explain(self, status: int, what: str, exc: BaseException) -> str:
+    def raw_call(self, what: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        """One call, whatever JSON it answers; failures become SourceErrors naming the cause."""
+        try:
+            return atlassian_call("Confluence", self.url, what, fn, *args, **kwargs)
+        except AtlassianError as exc:
+            raise SourceError(self.explain(exc, what)) from exc
+
+    def explain(self, exc: AtlassianError, what: str) -> str:
+        """What a failed call's status means for a Confluence source, and what to do."""
+        status = exc.status
+        if status is None:
+            return str(exc)  # unreachable or no answer: the adapter's message says so
         if status == 401:
             return (f"Confluence at {self.url} rejected the credentials (401 Unauthorized) on {what}. Cloud: "
                     "ANSWERDESK_CONFLUENCE_USER is the account e-mail and ANSWERDESK_CONFLUENCE_TOKEN an API token; "
@@ -145,7 +107,7 @@ class Client:
                     "(scoped tokens via api.atlassian.com cannot use v1). Use a classic API token with the site URL.")
         if status >= 500:
             return f"Confluence at {self.url} failed with {status} on {what}; try again later."
-        return f"Confluence answered {status} on {what}: {str(exc).strip()[:300]}"
+        return f"Confluence answered {status} on {what}: {str(exc.__cause__ or exc).strip()[:300]}"
 
     def space(self, key: str) -> dict[str, Any]:
         """The space; on Cloud with its permissions (v1 expand), where anonymous access is a flag."""
@@ -153,7 +115,7 @@ class Client:
         try:
             return self.call(f"space {key}", self.api.get, f"rest/api/space/{key}", params=params)
         except SourceError as exc:
-            if status_of(exc.__cause__ or exc) == 404 and _confluence_json(exc.__cause__):
+            if status_of(exc.__cause__) == 404 and _confluence_json(exc.__cause__):
                 raise SourceError(f"No Confluence space with key {key!r} at {self.url} (or the account cannot see "
                                   "it): check the key under Space settings and the account's space "
                                   "permissions.") from exc
@@ -334,9 +296,10 @@ def sync_confluence(services: Services, source: str, url: str, spaces: list[str]
         if audience not in AUDIENCES:
             raise ConfigError(f"Audience of space {key} must be one of {', '.join(AUDIENCES)}, got {audience!r}.")
     s = services.settings
-    url = site_url(url, cloud)
+    url = confluence_site(url, cloud)
     token = s.confluence_token.get_secret_value() if s.confluence_token else None
-    client = Client(connect(url, cloud, s.confluence_user, token), url, cloud)
+    client = Client(confluence_client(Credentials("Confluence", "CONFLUENCE", url, s.confluence_user, token, cloud)),
+                    url, cloud)
     location = f"{url} spaces {','.join(spaces)}"
     try:
         pages, found = list_spaces(client, spaces)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from assistant.atlassian.errors import status_of
 from assistant.errors import SourceError
 
 if TYPE_CHECKING:
@@ -22,8 +23,6 @@ def anonymous_view(client: Client, key: str, space: dict[str, Any]) -> tuple[boo
     Cloud: the space's `permissions` expansion (v1), where a `read`/`space` grant has anonymousAccess true.
     Data Center: GET rest/api/space/{key}/permissions/anonymous (space admins only), the operations granted
     to the anonymous user."""
-    from ingest.confluence.pages import atlassian_call, status_of
-
     if client.cloud:
         grants = space.get("permissions")
         if not isinstance(grants, list):
@@ -31,10 +30,10 @@ def anonymous_view(client: Client, key: str, space: dict[str, Any]) -> tuple[boo
         return any(isinstance(g, dict) and g.get("anonymousAccess") is True
                    and _is_view(g.get("operation"), "operation") for g in grants), ""
     try:
-        grants = atlassian_call("Confluence", client.url, f"the anonymous permissions of space {key}", client.explain,
-                                client.api.get, f"rest/api/space/{key}/permissions/anonymous")
+        grants = client.raw_call(f"the anonymous permissions of space {key}", client.api.get,
+                                 f"rest/api/space/{key}/permissions/anonymous")
     except SourceError as exc:  # no admin rights, or a version without this API
-        status = status_of(exc.__cause__ or exc)
+        status = status_of(exc.__cause__)
         return None, f"its permissions could not be read: {f'HTTP {status}' if status else exc}"
     if not isinstance(grants, list):
         return None, "its permissions could not be read: unexpected answer"

@@ -33,8 +33,8 @@ from sqlalchemy.engine import Engine
 
 from assistant import db
 from assistant.errors import EscalationError
-from assistant.escalation import EscalationRequest, LocalQueue, TicketRef, get_escalation
-from assistant.jira_client import JiraCallFailed, JiraClient, summary_line
+from assistant.escalation.jira_client import JiraCallFailed, JiraClient, summary_line
+from assistant.escalation.queue import EscalationRecord, EscalationRequest, LocalQueue, TicketRef, get_escalation
 from assistant.store import utcnow
 
 log = logging.getLogger("answerdesk.escalations")
@@ -61,24 +61,30 @@ def marker(escalation_id: str) -> str:
     return f"answerdesk escalation: {escalation_id}"
 
 
-def describe(row: dict[str, Any], conversation_url: str | None) -> str:
+def describe(row: EscalationRecord, conversation_url: str | None) -> str:
     """The ticket body: everything an agent needs without opening answerdesk."""
-    why = "asked for a human" if row["requested_by_user"] else "the assistant was not sure"
-    lines = [f"A user asked answerdesk and {why}.", "", f"Question: {row['question']}", ""]
-    who = ", ".join(f"{k}: {row[k]}" for k in ("role", "tier", "org") if row.get(k))
+    why = "asked for a human" if row.requested_by_user else "the assistant was not sure"
+    lines = [f"A user asked answerdesk and {why}.", "", f"Question: {row.question}", ""]
+    who = ", ".join(f"{k}: {v}" for k, v in (("role", row.role), ("tier", row.tier), ("org", row.org)) if v)
     if who:
         lines += [f"Asked by: {who}", ""]
-    lines += ["Conversation:"] + [f"  {t['role']}: {t['content']}" for t in row["transcript"]] + [""]
-    lines += ["Draft answer:", row["draft_answer"] or "(none)", ""]
-    if row["sources"]:
-        lines += ["Sources:"] + [f"  [{s.get('n')}] {s.get('title')} - {s.get('url')}" for s in row["sources"]] + [""]
-    confidence = row.get("confidence")
+    lines += ["Conversation:"] + [f"  {t['role']}: {t['content']}" for t in row.transcript] + [""]
+    lines += ["Draft answer:", row.draft_answer or "(none)", ""]
+    if row.sources:
+        lines += ["Sources:"] + [f"  [{s.get('n')}] {s.get('title')} - {s.get('url')}" for s in row.sources] + [""]
+    confidence = row.confidence
     lines += [f"Confidence: {confidence:.2f}" if confidence is not None else "Confidence: n/a",
-              f"Why: {', '.join(row['reasons']) or 'user request'}"]
+              f"Why: {', '.join(row.reasons) or 'user request'}"]
     if conversation_url:
         lines.append(f"Conversation: {conversation_url}")
-    lines.append(marker(row["id"]))
+    lines.append(marker(row.id))
     return "\n".join(lines)
+
+
+def _ticket(row: EscalationRecord) -> str:
+    """The ticket key, which step 2 stored before any later step runs."""
+    assert row.ticket_key is not None, row.id
+    return row.ticket_key
 
 
 class LostLease(Exception):
@@ -94,6 +100,10 @@ class Waiting(Exception):
 
 
 class JiraQueue:
+    """The TicketQueue for ANSWERDESK_ESCALATION=jira: the local table as outbox, delivered to Jira."""
+
+    delivers = True
+
     def __init__(self, engine: Engine, client_factory: Callable[[], JiraClient], project: str,
                  conversation_url: str | None = None, deliver_now: bool = True, timeout: float = 20,
                  settle: float = 120, status_refresh: float = 300) -> None:
@@ -115,8 +125,9 @@ class JiraQueue:
             self.wake.set()
             return TicketRef(ref.id, "pending", None, None)  # just recorded: nothing to read back
         self.deliver(ref.id)
-        row = get_escalation(self.engine, ref.id) or {}
-        return TicketRef(ref.id, row.get("status", "pending"), row.get("ticket_key"), row.get("ticket_url"))
+        row = get_escalation(self.engine, ref.id)
+        assert row is not None  # stored above; rows are never deleted
+        return TicketRef(ref.id, row.status, row.ticket_key, row.ticket_url)
 
     def in_background(self) -> threading.Event:
         """From now on `open` only records and wakes the worker, which waits on the returned event: a
@@ -144,12 +155,13 @@ class JiraQueue:
         assert row is not None
         try:
             client = self.client_factory()
-            fresh = row["ticket_key"] is None
+            fresh = row.ticket_key is None
             if fresh:
                 self._open_ticket(client, row, token)
-            if row["delivery_step"] in ("created_jsm", "reescalated"):
-                self._post_context(client, row, token, check_first=not fresh or row["attempts"] > 1)
-            status = client.status(row["ticket_key"])
+            if row.delivery_step in ("created_jsm", "reescalated"):
+                self._post_context(client, row, token, check_first=not fresh or row.attempts > 1)
+            key = _ticket(row)
+            status = client.status(key)
         except LostLease:
             log.warning("escalation %s: another worker took it over", escalation_id)
             return False
@@ -159,15 +171,15 @@ class JiraQueue:
         except EscalationError as exc:
             self._failed(row, token, exc)
             return False
-        self._record(token, row, status="delivered", ticket_url=client.browse_url(row["ticket_key"]),
+        self._record(token, row, status="delivered", ticket_url=client.browse_url(key),
                      jira_status=status, status_checked_at=utcnow(), delivered_at=utcnow(), delivery_step=None,
                      claimed_until=None, claimed_by=None, last_error=None)
-        log.info("escalation %s delivered as %s", escalation_id, row["ticket_key"])
+        log.info("escalation %s delivered as %s", escalation_id, key)
         return True
 
-    def _open_ticket(self, client: JiraClient, row: dict[str, Any], token: str) -> None:
+    def _open_ticket(self, client: JiraClient, row: EscalationRecord, token: str) -> None:
         """Step 2 (and 1): find or make the ticket, and store its key before anything else happens."""
-        key = client.find_by_label(idempotency_label(row["id"]))
+        key = client.find_by_label(idempotency_label(row.id))
         if key is not None:  # made by an earlier attempt whose answer was lost
             self._record(token, row, ticket_key=key, create_sent_at=None,
                          delivery_step="created_jsm" if client.jsm else "created")
@@ -176,15 +188,15 @@ class JiraQueue:
         if key is not None:
             self._record(token, row, ticket_key=key, delivery_step="reescalated")
             return
-        sent = row["create_sent_at"]
+        sent = row.create_sent_at
         if sent is not None and utcnow() < sent + self.settle:
             raise Waiting("an earlier create got no answer; waiting for Jira's search to show its ticket "
                           "before creating another", sent + self.settle)
         self._record(token, row, create_sent_at=utcnow())  # recorded before it goes out
-        labels = ["answerdesk", idempotency_label(row["id"])] + list(row.get("labels") or [])
+        labels = ["answerdesk", idempotency_label(row.id)] + list(row.labels or [])
         try:
-            key = client.create(self.project, summary_line(row["summary"] or row["question"]),
-                                describe(row, self._conv_url(row)), sorted(set(labels)), row.get("priority"))
+            key = client.create(self.project, summary_line(row.summary or row.question),
+                                describe(row, self._conv_url(row)), sorted(set(labels)), row.priority)
         except JiraCallFailed as exc:
             if not exc.maybe_sent:  # it never reached Jira: nothing to wait for
                 self._record(token, row, create_sent_at=None)
@@ -192,12 +204,12 @@ class JiraQueue:
         self._record(token, row, ticket_key=key, create_sent_at=None,
                      delivery_step="created_jsm" if client.jsm else "created")
 
-    def _post_context(self, client: JiraClient, row: dict[str, Any], token: str, check_first: bool) -> None:
+    def _post_context(self, client: JiraClient, row: EscalationRecord, token: str, check_first: bool) -> None:
         """Step 3: the context as an internal comment, once."""
-        key = row["ticket_key"]
-        if not (check_first and client.has_comment(key, marker(row["id"]))):
+        key = _ticket(row)
+        if not (check_first and client.has_comment(key, marker(row.id))):
             text = describe(row, self._conv_url(row))
-            if row["delivery_step"] == "reescalated":
+            if row.delivery_step == "reescalated":
                 text = "The user escalated again.\n\n" + text
             client.comment(key, text, internal=True)
         self._record(token, row, delivery_step="commented")
@@ -212,37 +224,38 @@ class JiraQueue:
             ).values(claimed_until=now + self.lease, claimed_by=token, attempts=e.attempts + 1))
         return token if claimed.rowcount else None
 
-    def _record(self, token: str, row: dict[str, Any], **values: Any) -> None:
+    def _record(self, token: str, row: EscalationRecord, **values: Any) -> None:
         """Store a step's outcome and renew the lease, if the row is still ours."""
         e = db.escalations.c
         now = utcnow()
         values.setdefault("claimed_until", now + self.lease)
         with self.engine.begin() as conn:
-            done = conn.execute(db.escalations.update().where(e.id == row["id"], e.claimed_by == token)
+            done = conn.execute(db.escalations.update().where(e.id == row.id, e.claimed_by == token)
                                 .values(**values, updated_at=now))
         if not done.rowcount:
-            raise LostLease(row["id"])
-        row.update(values)
+            raise LostLease(row.id)
+        for name, value in values.items():
+            setattr(row, name, value)
 
-    def _reschedule(self, row: dict[str, Any], token: str, reason: str, when: Any) -> None:
+    def _reschedule(self, row: EscalationRecord, token: str, reason: str, when: Any) -> None:
         with contextlib.suppress(LostLease):  # the new holder records its own outcome
             self._record(token, row, claimed_until=None, claimed_by=None, last_error=reason, next_attempt_at=when)
 
-    def _failed(self, row: dict[str, Any], token: str, exc: EscalationError) -> None:
+    def _failed(self, row: EscalationRecord, token: str, exc: EscalationError) -> None:
         error = str(exc)[:2000]
         if isinstance(exc, JiraCallFailed) and exc.permanent:
             log.error("escalation %s failed, Jira refused it (fix, then `answerdesk escalations retry %s`): %s",
-                      row["id"], row["id"][:8], error)
+                      row.id, row.id[:8], error)
             with contextlib.suppress(LostLease):
                 self._record(token, row, status="failed", claimed_until=None, claimed_by=None, last_error=error,
                              next_attempt_at=None)
             return
-        attempts = int(row["attempts"])
-        log.warning("escalation %s not delivered (attempt %d): %s", row["id"], attempts, error)
+        attempts = int(row.attempts)
+        log.warning("escalation %s not delivered (attempt %d): %s", row.id, attempts, error)
         self._reschedule(row, token, error, utcnow() + backoff(attempts))
 
     # -- what admins and the worker do besides delivering ---------------------------------------
-    def retry(self, ref: str, summary: str | None = None) -> dict[str, Any]:
+    def retry(self, ref: str, summary: str | None = None) -> EscalationRecord:
         """Put a failed (or waiting) escalation back in the outbox, optionally with a summary an admin
         wrote, and deliver it now. `ref` is the id or a prefix of it (as `escalations list` shows)."""
         e = db.escalations.c
@@ -261,7 +274,9 @@ class JiraQueue:
         if not changed.rowcount:
             raise EscalationError(f"Escalation {ref} is delivered already: nothing to retry")
         self.deliver(ids[0])
-        return get_escalation(self.engine, ids[0]) or {}
+        row = get_escalation(self.engine, ids[0])
+        assert row is not None  # rows are never deleted
+        return row
 
     def refresh_statuses(self, limit: int = 20) -> int:
         """The worker keeps delivered tickets' Jira status fresh (oldest check first, a few per pass), so
@@ -289,12 +304,12 @@ class JiraQueue:
                 conn.execute(db.escalations.update().where(e.id == escalation_id).values(**values))
         return done
 
-    def _ticket_of_conversation(self, row: dict[str, Any]) -> str | None:
+    def _ticket_of_conversation(self, row: EscalationRecord) -> str | None:
         e = db.escalations.c
         with self.engine.connect() as conn:
             return conn.execute(sa.select(e.ticket_key).where(  # type: ignore[no-any-return]
-                e.conversation_id == row["conversation_id"], e.status == "delivered", e.ticket_key.is_not(None),
-                e.id != row["id"]).order_by(e.delivered_at).limit(1)).scalar_one_or_none()
+                e.conversation_id == row.conversation_id, e.status == "delivered", e.ticket_key.is_not(None),
+                e.id != row.id).order_by(e.delivered_at).limit(1)).scalar_one_or_none()
 
-    def _conv_url(self, row: dict[str, Any]) -> str | None:
-        return f"{self.conversation_url.rstrip('/')}/{row['conversation_id']}" if self.conversation_url else None
+    def _conv_url(self, row: EscalationRecord) -> str | None:
+        return f"{self.conversation_url.rstrip('/')}/{row.conversation_id}" if self.conversation_url else None

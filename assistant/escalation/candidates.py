@@ -6,22 +6,21 @@ from __future__ import annotations
 import sqlalchemy as sa
 
 from assistant import db
-from assistant.services import Services
-from assistant.store import utcnow
+from assistant.store import IndexStore, utcnow
 
 
-def collect_escalation_candidates(services: Services) -> int:
-    """Resolved escalated tickets -> eval candidates (question asked, agent's final answer)."""
-    engine = services.store.engine
+def collect_escalation_candidates(store: IndexStore) -> int:
+    """Resolved escalated tickets (as the Jira connector stored them) -> eval candidates (question
+    asked, agent's final answer)."""
     tickets = {}
-    for source in services.store.sources_of_kind("jira"):
-        for doc in services.store.documents(source):
+    for source in store.sources_of_kind("jira"):
+        for doc in store.documents(source):
             meta = doc.meta or {}
             if meta.get("resolution") and meta.get("final_answer"):
                 tickets[doc.doc_id] = meta
     e, c = db.escalations.c, db.eval_candidates.c
     added = 0
-    with engine.begin() as conn:
+    with store.engine.begin() as conn:
         known = set(conn.execute(sa.select(c.id)).scalars())
         rows = conn.execute(sa.select(e.id, e.ticket_key, e.question).where(e.ticket_key.in_(list(tickets)))).all()
         for row in rows:

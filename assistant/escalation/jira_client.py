@@ -1,10 +1,10 @@
-"""The few Jira calls escalations and agent assist need, through atlassian-python-api.
+"""The few Jira calls escalations and agent assist need, through the Atlassian adapter.
 
 Jira Cloud uses REST v3 (descriptions and comments are ADF documents); Data Center v2 (plain
 text). With a JSM service desk configured, escalations are customer requests and context goes in
-as an internal comment (`public: false`), which the caller posts as its own step. Vendor errors
-become JiraCallFailed here, which says whether retrying can help and whether Jira may have acted on
-the request anyway.
+as an internal comment (`public: false`), which the caller posts as its own step. The adapter's
+AtlassianError becomes JiraCallFailed here, which says whether retrying can help and whether Jira may
+have acted on the request anyway.
 
 What we post is plain text and must stay plain: on Cloud it goes in ADF text nodes (never parsed
 as markup); Data Center bodies and JSM comments are wiki markup, so the characters that make images,
@@ -17,7 +17,11 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from assistant.errors import ConfigError, EscalationError
+from assistant.atlassian.adf import adf_to_text, text_to_adf
+from assistant.atlassian.clients import Credentials, jira_clients
+from assistant.atlassian.errors import AtlassianError
+from assistant.atlassian.errors import call as atlassian_call
+from assistant.errors import EscalationError
 
 SUMMARY_MAX = 255  # Jira refuses longer summaries (Cloud and Data Center alike)
 # 4xx answers a later attempt can succeed with: timeout, conflict, locked, too many requests.
@@ -37,6 +41,13 @@ class JiraCallFailed(EscalationError):
         super().__init__(message)
         self.status = status
         self.maybe_sent = maybe_sent
+
+    @classmethod
+    def of(cls, exc: AtlassianError) -> JiraCallFailed:
+        """No answer after the request went out, a 500, or a gateway's 502/504: Jira may have done the
+        work. 503 and 429 say it was turned away; a refused connection never reached it."""
+        maybe_sent = (exc.status is None and not exc.never_sent) or exc.status in AMBIGUOUS_5XX
+        return cls(str(exc), exc.status, maybe_sent)
 
     @property
     def permanent(self) -> bool:
@@ -58,35 +69,6 @@ def wiki_escape(text: str) -> str:
     return WIKI_SPECIAL.sub(r"\\\1", text.replace("\\", "\\\u200b"))
 
 
-def adf(text: str) -> dict[str, Any]:
-    """Plain text as an Atlassian Document: one paragraph per line block."""
-    paragraphs = [p for p in text.split("\n\n")]
-    content = []
-    for p in paragraphs:
-        lines = p.split("\n")
-        nodes: list[dict[str, Any]] = []
-        for i, line in enumerate(lines):
-            if i:
-                nodes.append({"type": "hardBreak"})
-            if line:
-                nodes.append({"type": "text", "text": line})
-        content.append({"type": "paragraph", "content": nodes})
-    return {"type": "doc", "version": 1, "content": content}
-
-
-def adf_text(node: Any) -> str:
-    if isinstance(node, str):
-        return node
-    if not isinstance(node, dict):
-        return ""
-    if node.get("type") == "text":
-        return str(node.get("text", ""))
-    if node.get("type") == "hardBreak":
-        return "\n"
-    inner = "".join(adf_text(c) for c in node.get("content", []))
-    return inner + ("\n\n" if node.get("type") in ("paragraph", "heading", "codeBlock") else "")
-
-
 @dataclass
 class JsmTarget:
     service_desk_id: str
@@ -94,38 +76,23 @@ class JsmTarget:
 
 
 class JiraClient:
-    def __init__(self, url: str, user: str | None, token: str | None, cloud: bool, issue_type: str = "Task",
-                 jsm: JsmTarget | None = None, internal_role: str = "Administrators", timeout: int = 20) -> None:
-        from atlassian import Jira, ServiceDesk
+    """Jira (and JSM) as escalations and agent assist see it; built by escalation.factory from settings."""
 
-        if not url or not token:
-            raise ConfigError("Jira escalation needs ANSWERDESK_JIRA_URL and ANSWERDESK_JIRA_TOKEN "
-                              "(and ANSWERDESK_JIRA_USER for Cloud), or ANSWERDESK_ESCALATION=local.")
-        auth: dict[str, Any] = {"username": user, "password": token} if cloud else {"token": token}
+    def __init__(self, creds: Credentials, issue_type: str = "Task", jsm: JsmTarget | None = None,
+                 internal_role: str = "Administrators", timeout: int = 20) -> None:
         self.url, self.cloud, self.issue_type, self.jsm, self.internal_role = (
-            url.rstrip("/"), cloud, issue_type, jsm, internal_role)
-        self.v = 3 if cloud else 2
-        self.jira = Jira(self.url, cloud=cloud, timeout=timeout, api_version=self.v, **auth)
-        self.desk = ServiceDesk(self.url, cloud=cloud, timeout=timeout, **auth)
+            creds.base, creds.cloud, issue_type, jsm, internal_role)
+        self.v = 3 if creds.cloud else 2
+        self.jira, self.desk = jira_clients(creds, timeout, api_version=self.v)
 
     def _call(self, what: str, fn: Any, *args: Any, **kwargs: Any) -> Any:
         try:
-            return fn(*args, **kwargs)
-        except Exception as exc:  # requests errors, HTTPError, the library's own ApiError...
-            response = getattr(exc, "response", None)
-            status = getattr(response, "status_code", None)
-            detail = f"HTTP {status}" if status else type(exc).__name__
-            # Refused or never connected: the request never went out. No answer otherwise (read
-            # timeout, connection dropped), a 500, or a gateway's 502/504: Jira may have done the work.
-            # 503 and 429 say it was turned away.
-            unsent = status is None and ("NewConnectionError" in repr(exc) or "ConnectTimeout" in repr(exc)
-                                         or "Failed to establish a new connection" in str(exc))
-            maybe_sent = (status is None and not unsent) or status in AMBIGUOUS_5XX
-            raise JiraCallFailed(f"Jira {what} failed ({detail}): {' '.join(str(exc).split())[:300]}",
-                                 status, maybe_sent) from exc
+            return atlassian_call("Jira", self.url, what, fn, *args, **kwargs)
+        except AtlassianError as exc:
+            raise JiraCallFailed.of(exc) from exc
 
     def body(self, text: str) -> Any:
-        return adf(text) if self.v == 3 else wiki_escape(text)
+        return text_to_adf(text) if self.v == 3 else wiki_escape(text)
 
     def find_by_label(self, label: str) -> str | None:
         jql = f'labels = "{label}" ORDER BY created ASC'
@@ -175,9 +142,9 @@ class JiraClient:
         data = self._call("read", self.jira.get, f"rest/api/{self.v}/issue/{key}",
                           params={"fields": "summary,description,comment,status,labels"})
         f = (data or {}).get("fields") or {}
-        comments = [{"body": adf_text(c.get("body")).strip(), "public": not c.get("visibility")}
+        comments = [{"body": adf_to_text(c.get("body")), "public": not c.get("visibility")}
                     for c in ((f.get("comment") or {}).get("comments") or [])]
-        return {"key": key, "summary": f.get("summary") or "", "description": adf_text(f.get("description")).strip(),
+        return {"key": key, "summary": f.get("summary") or "", "description": adf_to_text(f.get("description")),
                 "comments": comments, "status": ((f.get("status") or {}).get("name") or "")}
 
     def browse_url(self, key: str) -> str:

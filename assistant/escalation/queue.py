@@ -1,0 +1,170 @@
+"""The TicketQueue seam and the local queue.
+
+The embedded default is a table in the local database (it also serves as the outbox that the Jira
+queue delivers from). `open` returns a reference the user can quote. Every queue answers the whole
+protocol, so callers (the API's worker, the CLI) never ask whether a method exists."""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from datetime import datetime
+from typing import Any, Protocol
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from assistant import db
+from assistant.errors import EscalationError
+from assistant.store import utcnow
+
+
+@dataclass
+class EscalationRequest:
+    conversation_id: str
+    question: str
+    transcript: list[dict[str, str]]
+    draft_answer: str
+    sources: list[dict[str, Any]]
+    confidence: float | None
+    reasons: list[str]
+    requested_by_user: bool = False
+    message_id: str | None = None
+    role: str | None = None
+    org: str | None = None
+    tier: str | None = None
+    priority: str | None = None
+    labels: list[str] = field(default_factory=list)
+
+
+@dataclass
+class TicketRef:
+    id: str
+    status: str
+    ticket_key: str | None = None
+    ticket_url: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class EscalationRecord:
+    """One stored escalation (a row of db.escalations): what the queue, `list` and `get` return.
+    status: open (local queue) | pending | delivered | failed (Jira refused it; an admin retries)."""
+
+    id: str
+    conversation_id: str
+    question: str
+    transcript: list[dict[str, str]]
+    draft_answer: str
+    sources: list[dict[str, Any]]
+    confidence: float | None
+    reasons: list[str]
+    requested_by_user: bool
+    status: str
+    created_at: datetime
+    updated_at: datetime
+    message_id: str | None = None
+    role: str | None = None
+    org: str | None = None
+    tier: str | None = None
+    priority: str | None = None
+    labels: list[str] | None = None
+    ticket_key: str | None = None
+    ticket_url: str | None = None
+    attempts: int = 0
+    next_attempt_at: datetime | None = None
+    claimed_until: datetime | None = None
+    claimed_by: str | None = None
+    last_error: str | None = None
+    jira_status: str | None = None
+    status_checked_at: datetime | None = None
+    delivered_at: datetime | None = None
+    summary: str | None = None
+    delivery_step: str | None = None
+    create_sent_at: datetime | None = None
+
+    @classmethod
+    def from_row(cls, row: Mapping[Any, Any]) -> EscalationRecord:
+        names = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in row.items() if k in names})
+
+
+def escalation_sources(citations: list[dict[str, Any]] | None) -> list[dict[str, Any]]:
+    """What an escalation keeps of an answer's citations: enough for an agent to open each one."""
+    return [{k: c.get(k) for k in ("n", "title", "url", "score")} for c in citations or []]
+
+
+class TicketQueue(Protocol):
+    """Where escalations go. `delivers`: whether anything happens after `open` (a Jira outbox) that
+    the worker and `answerdesk escalations retry` drive; for a queue that only records, the delivery
+    methods are no-ops and `retry` says there is nothing to retry."""
+
+    delivers: bool
+
+    def open(self, request: EscalationRequest) -> TicketRef: ...
+
+    def in_background(self) -> threading.Event | None:
+        """From now on deliver in the worker, woken by the returned event; None: nothing to deliver."""
+        ...
+
+    def deliver_pending(self, limit: int = 50, force: bool = False) -> dict[str, int]: ...
+
+    def refresh_statuses(self, limit: int = 20) -> int: ...
+
+    def retry(self, ref: str, summary: str | None = None) -> EscalationRecord: ...
+
+
+class LocalQueue:
+    """Escalations kept in the database, status `open`, for agents to pick up."""
+
+    delivers = False
+
+    def __init__(self, engine: Engine, status: str = "open") -> None:
+        self.engine = engine
+        self.status = status  # "pending" when a delivery (Jira) follows
+
+    def open(self, request: EscalationRequest) -> TicketRef:
+        now = utcnow()
+        ref = TicketRef(id=str(uuid.uuid4()), status=self.status)
+        row = {**request.__dict__, "id": ref.id, "status": ref.status, "created_at": now, "updated_at": now,
+               "attempts": 0}
+        try:
+            with self.engine.begin() as conn:
+                conn.execute(db.escalations.insert(), row)
+        except sa.exc.SQLAlchemyError as exc:
+            raise EscalationError(f"Could not record the escalation: {exc.__class__.__name__}") from exc
+        return ref
+
+    def in_background(self) -> threading.Event | None:
+        return None
+
+    def deliver_pending(self, limit: int = 50, force: bool = False) -> dict[str, int]:
+        return {"due": 0, "delivered": 0}
+
+    def refresh_statuses(self, limit: int = 20) -> int:
+        return 0
+
+    def retry(self, ref: str, summary: str | None = None) -> EscalationRecord:
+        raise EscalationError("Escalations stay in the local queue (ANSWERDESK_ESCALATION=local): nothing to "
+                              "retry. Agents pick them up with `answerdesk escalations list`.")
+
+
+def list_escalations(engine: Engine, limit: int = 100, status: str | None = None) -> list[EscalationRecord]:
+    q = sa.select(db.escalations).order_by(db.escalations.c.created_at.desc()).limit(limit)
+    if status:
+        q = q.where(db.escalations.c.status == status)
+    with engine.connect() as conn:
+        return [EscalationRecord.from_row(row._mapping) for row in conn.execute(q)]
+
+
+def count_escalations(engine: Engine, status: str) -> int:
+    with engine.connect() as conn:
+        return int(conn.execute(sa.select(sa.func.count()).where(db.escalations.c.status == status)).scalar_one())
+
+
+def get_escalation(engine: Engine, escalation_id: str) -> EscalationRecord | None:
+    with engine.connect() as conn:
+        row = conn.execute(sa.select(db.escalations).where(db.escalations.c.id == escalation_id)).first()
+    return EscalationRecord.from_row(row._mapping) if row else None
