@@ -224,6 +224,11 @@ class ExtractiveAnswerer:
             self._cache.put(source.hit.chunk.content_hash, section)
         return [found[key] for key in keys]
 
+    def known_vectors(self, sources: list[Source]) -> dict[int, dict[str, np.ndarray]]:
+        """Source number -> {quotable unit text: vector}, for the citation check (`verify`)."""
+        return {source.n: {section.units[p].text: vec for p, vec in section.vectors.items()}
+                for source, section in zip(sources, self.sections(sources), strict=True)}
+
     def _build(self, source: Source, blob: bytes | None) -> Section:
         units = source_units(source.text)
         quoted = [u for u in units if quotable(u)]
