@@ -114,6 +114,8 @@ def run(data: Path, limit: int | None, skip_langchain: bool, chat: bool = True) 
             asked = [q.question for q in queries]
             out["hot_path_old"] = bench_hotpath.profile(services, asked[:41], stored=False)
             out["hot_path"] = bench_hotpath.profile(services, asked[41:82], stored=True)
+            distinct = [f"{q} ({i})" for i, q in enumerate(asked * 2)][:320]
+            out["query_batching"] = bench_hotpath.batching(services, distinct)
         for mode in ("dense", "keyword", "hybrid"):
             out[f"ndcg@10_{mode}"] = evaluate(services, queries, qrels, mode)  # type: ignore[arg-type]
         if chat:
@@ -169,6 +171,10 @@ def report(r: dict[str, Any]) -> str:
             lines.append(f"| {label} | {h['p50_ms']:.1f} | {h['p95_ms']:.1f} | "
                          + " | ".join(f"{h['stages_ms'][s]:.1f}" for s in bench_hotpath.STAGES)
                          + f" | {h['other_ms']:.1f} |")
+    if "query_batching" in r:
+        lines += ["", "| query embedding, 16 concurrent askers | p50 | p95 | queries/s |", "|---|---|---|---|"]
+        lines += [f"| {b['label']}"
+                  f" | {b['p50_ms']:.1f} ms | {b['p95_ms']:.1f} ms | {b['per_s']:.0f} |" for b in r["query_batching"]]
     if "chat" in r:
         lines += ["", "| /v1/chat (extractive), concurrent clients | requests | p50 | p95 | throughput | errors |",
                   "|---|---|---|---|---|---|"]

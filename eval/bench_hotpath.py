@@ -7,8 +7,9 @@ again) in the same run, so the ratio holds on a loaded machine. Called by `eval.
 
 from __future__ import annotations
 
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -115,3 +116,45 @@ def profile(base: Services, questions: list[str], stored: bool = True) -> dict[s
     return {"questions": len(latencies), "p50_ms": percentile(latencies, 0.5),
             "p95_ms": percentile(latencies, 0.95), "mean_ms": sum(latencies) / n,
             "stages_ms": stages, "other_ms": sum(latencies) / n - sum(stages.values())}
+
+
+
+def concurrent_embeds(embed: Callable[..., Any], questions: list[str], clients: int) -> dict[str, float]:
+    """`clients` threads embedding one question at a time until `questions` run out."""
+    work = list(questions)
+    lock = threading.Lock()
+    latencies: list[float] = []
+
+    def client() -> None:
+        while True:
+            with lock:
+                if not work:
+                    return
+                q = work.pop()
+            started = time.perf_counter()
+            embed([q], kind="query")
+            with lock:
+                latencies.append((time.perf_counter() - started) * 1000)
+
+    started = time.perf_counter()
+    threads = [threading.Thread(target=client) for _ in range(clients)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    wall = time.perf_counter() - started
+    return {"p50_ms": percentile(latencies, 0.5), "p95_ms": percentile(latencies, 0.95),
+            "per_s": len(latencies) / wall}
+
+
+def batching(base: Services, questions: list[str], clients: int = 16,
+             windows: tuple[float, ...] = (0.0, 0.002, 0.005)) -> list[dict[str, Any]]:
+    """Query embedding alone under `clients` concurrent askers: one model call each (the old way)
+    against the batcher at several windows. Distinct questions, none cached."""
+    raw = getattr(base.embedder, "inner", base.embedder)
+    rows: list[dict[str, Any]] = [{"label": "one model call each", **concurrent_embeds(raw.embed, questions, clients)}]
+    for window in windows:
+        batched = QueryBatcher(raw, window=window)
+        rows.append({"label": f"batched, window {window * 1000:.0f} ms",
+                     **concurrent_embeds(batched.embed, questions, clients)})
+    return rows
