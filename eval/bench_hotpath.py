@@ -158,3 +158,54 @@ def batching(base: Services, questions: list[str], clients: int = 16,
         rows.append({"label": f"batched, window {window * 1000:.0f} ms",
                      **concurrent_embeds(batched.embed, questions, clients)})
     return rows
+
+
+def main(argv: list[str] | None = None) -> None:
+    """A quick run on the first `--limit` SciFact documents: ingestion/encode ratio, search latency,
+    the chat hot path old vs new, and the query batching windows, printed as JSON."""
+    import argparse
+    import json
+    import os
+    import tempfile
+    from pathlib import Path
+
+    from assistant.embeddings import load_embedder
+    from assistant.settings import Settings
+    from eval.beir import SHARED_DATA, corpus_refs, load_queries
+    from ingest.pipeline import Ingestor
+
+    ap = argparse.ArgumentParser(description=main.__doc__)
+    ap.add_argument("--limit", type=int, default=60)
+    ap.add_argument("--questions", type=int, default=12)
+    args = ap.parse_args(argv)
+    os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
+    corpus = SHARED_DATA / "beir-scifact" / "corpus.jsonl"
+    queries = [q.question for q in load_queries(corpus.with_name("queries.jsonl"))]
+    n = args.questions
+    out: dict[str, Any] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        settings = Settings(data_dir=Path(tmp), retrieval_candidates=100, _env_file=None)  # type: ignore[call-arg]
+        embedder = load_embedder(settings)
+        embedder.embed(["warm-up: the first call compiles the CPU kernels"] * 8)
+        svc = Services(settings, embedder=embedder)
+        stats = Ingestor(svc, "scifact").run(corpus_refs(corpus, args.limit), "beir", str(corpus))
+        texts = [row[1] for row in svc.store.iter_keyword_rows()]
+        started = time.perf_counter()
+        embedder.embed(texts, kind="document")
+        out.update(ingest_s=stats.seconds, chunks=stats.chunks_embedded, stages_s=stats.timings,
+                   encode_s=time.perf_counter() - started)
+        out["ingest_over_encode"] = out["ingest_s"] / out["encode_s"]
+        latencies = []
+        for q in queries[200:200 + 2 * n]:
+            started = time.perf_counter()
+            svc.retriever.search(q, k=10)
+            latencies.append((time.perf_counter() - started) * 1000)
+        out["search_p50_ms"] = percentile(latencies, 0.5)
+        out["chat_old"] = profile(svc, queries[: n + 1], stored=False)
+        out["chat_new"] = profile(svc, queries[n + 1 : 2 * n + 2], stored=True)
+        out["query_batching"] = batching(svc, [f"{q} ({i})" for i, q in enumerate(queries[:64])])
+    print(json.dumps(out, indent=2))
+
+
+if __name__ == "__main__":
+    main()
