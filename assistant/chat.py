@@ -190,7 +190,7 @@ class Assistant:
             for delta in self._generate(answerer, question, sources, history, MarkerFilter(markers.valid)):
                 text += delta
                 yield Event("delta", delta)
-        checked = verify(text, sources, self.embedder)
+        checked = verify(text, sources, self.embedder, self.fallback.known_vectors)
         if answerer is not self.fallback and (not checked.cited or not checked.text):
             # An answer with no usable citation is garbage for our purposes: quote the sources instead.
             flags.append("llm_fallback")
@@ -198,7 +198,7 @@ class Assistant:
             answerer = self.fallback
             text = "".join(self._generate(answerer, question, sources, history, MarkerFilter(markers.valid)))
             yield Event("delta", text)
-            checked = verify(text, sources, self.embedder)
+            checked = verify(text, sources, self.embedder, self.fallback.known_vectors)
         removed = checked.removed_markers + (markers.removed if answerer is self.answerer else 0)
         if removed:
             flags.append("invalid_citations_removed")

@@ -58,6 +58,9 @@ chunks = sa.Table(
     sa.Column("text", sa.Text, nullable=False),
     sa.Column("search_text", sa.Text, nullable=False),
     sa.Column("meta", sa.JSON, nullable=False),
+    # float16 vectors of the heading and quotable sentences (assistant/answering/sentences.py);
+    # NULL for rows written before they existed: the answerer then embeds that chunk itself.
+    sa.Column("sentence_vectors", sa.LargeBinary),
     sa.Index("ix_chunks_doc", "source", "doc_id"),
 )
 

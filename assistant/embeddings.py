@@ -8,11 +8,16 @@ declares empty prompts, so both kinds embed the same way there.
 from __future__ import annotations
 
 import os
+import queue
+import threading
+import time
+from concurrent.futures import Future
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 import numpy as np
 
+from assistant.bytecache import ByteLRU
 from assistant.errors import EmbeddingError
 
 if TYPE_CHECKING:
@@ -99,7 +104,81 @@ def model_label(model: str) -> str:
     return path.resolve().name
 
 
-def load_embedder(settings: Settings) -> SentenceTransformerEmbedder:
-    return SentenceTransformerEmbedder(
+class QueryBatcher:
+    """Query embeddings of concurrent requests, computed together; document embeddings pass through.
+
+    One worker thread owns the model for queries: a query waits at most `window` seconds for
+    others to join it, and queries that arrive while the model runs form the next batch, so 16
+    concurrent questions cost a few model calls over both cores instead of 16 calls queueing on a
+    lock. Vectors of recent queries are kept (bounded by bytes): the retriever and the answerer
+    embed the same question, and a question asked again costs nothing."""
+
+    def __init__(self, inner: Embedder, window: float = 0.002, max_batch: int = 64,
+                 cache_bytes: int = 16 << 20) -> None:
+        self.inner = inner
+        self.name = inner.name
+        self.dimension = inner.dimension
+        self.window = window
+        self.max_batch = max_batch
+        self.batches = 0  # model calls made for queries, for tests and benchmarks
+        self._cache: ByteLRU[str, np.ndarray] = ByteLRU(cache_bytes, lambda v: v.nbytes + 2 * 64)
+        self._queue: queue.SimpleQueue[tuple[list[str], Future[np.ndarray]]] = queue.SimpleQueue()
+        self._worker: threading.Thread | None = None
+        self._start = threading.Lock()
+
+    def __getattr__(self, attr: str) -> Any:  # dtype, count_tokens...: the wrapped embedder's
+        return getattr(self.__dict__["inner"], attr)
+
+    def embed(self, texts: list[str], kind: Kind = "document") -> np.ndarray:
+        if kind != "query":
+            return self.inner.embed(texts, kind)
+        found = {t: v for t in texts if (v := self._cache.get(t)) is not None}
+        missing = [t for t in dict.fromkeys(texts) if t not in found]
+        if missing:
+            future: Future[np.ndarray] = Future()
+            self._ensure_worker()
+            self._queue.put((missing, future))
+            found.update(zip(missing, future.result(), strict=True))
+        if not texts:
+            return np.zeros((0, self.dimension), dtype=np.float32)
+        return np.vstack([found[t] for t in texts])
+
+    def _ensure_worker(self) -> None:
+        with self._start:
+            if self._worker is None or not self._worker.is_alive():
+                self._worker = threading.Thread(target=self._run, name="query-embedder", daemon=True)
+                self._worker.start()
+
+    def _run(self) -> None:
+        while True:
+            batch = [self._queue.get()]
+            size = len(batch[0][0])
+            deadline = time.perf_counter() + self.window
+            while size < self.max_batch:
+                try:
+                    item = self._queue.get(timeout=max(0.0, deadline - time.perf_counter()))
+                except queue.Empty:
+                    break
+                batch.append(item)
+                size += len(item[0])
+            self._embed_batch(batch)
+
+    def _embed_batch(self, batch: list[tuple[list[str], Future[np.ndarray]]]) -> None:
+        flat = list(dict.fromkeys(t for texts, _ in batch for t in texts))
+        try:
+            rows = dict(zip(flat, self.inner.embed(flat, kind="query"), strict=True))
+        except Exception as exc:  # every waiting request gets the error, the worker lives on
+            for _, future in batch:
+                future.set_exception(exc)
+            return
+        self.batches += 1
+        for text, vec in rows.items():
+            self._cache.put(text, vec)
+        for texts, future in batch:
+            future.set_result(np.vstack([rows[t] for t in texts]))
+
+
+def load_embedder(settings: Settings) -> QueryBatcher:
+    return QueryBatcher(SentenceTransformerEmbedder(
         settings.embedding_model, settings.embedding_dtype, settings.embedding_batch_size
-    )
+    ))

@@ -90,7 +90,7 @@ class Services:
 
     @cached_property
     def extractive(self) -> ExtractiveAnswerer:
-        return ExtractiveAnswerer(self.embedder)
+        return ExtractiveAnswerer(self.embedder, stored=self.store.sentence_vectors)
 
     @cached_property
     def answerer(self) -> Answerer:

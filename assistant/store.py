@@ -66,9 +66,14 @@ class IndexStore:
         with self.engine.connect() as conn:
             return {row.id: row.content_hash for row in conn.execute(q)}
 
-    def save_documents(self, items: Iterable[tuple[DocumentRecord, list[Chunk]]]) -> None:
-        """Replace each document's chunks and record it, all in one transaction."""
+    def save_documents(self, items: Iterable[tuple[DocumentRecord, list[Chunk]]],
+                       sentence_vectors: dict[str, bytes] | None = None) -> None:
+        """Replace each document's chunks and record it, all in one transaction.
+
+        sentence_vectors: chunk id -> the blob of `assistant.answering.sentences`; chunks not in it
+        are stored without one."""
         now = utcnow()
+        blobs = sentence_vectors or {}
         with self.engine.begin() as conn:
             for doc, doc_chunks in items:
                 self._delete(conn, doc.source, doc.doc_id)
@@ -77,7 +82,8 @@ class IndexStore:
                     {**doc.__dict__, "chunk_count": len(doc_chunks), "indexed_at": now},
                 )
                 if doc_chunks:
-                    conn.execute(db.chunks.insert(), [_chunk_row(ch) for ch in doc_chunks])
+                    conn.execute(db.chunks.insert(),
+                                 [{**_chunk_row(ch), "sentence_vectors": blobs.get(ch.id)} for ch in doc_chunks])
             self._bump_generation(conn)
 
     def delete_documents(self, source: str, doc_ids: Iterable[str]) -> None:
@@ -111,10 +117,24 @@ class IndexStore:
     # -- chunks ----------------------------------------------------------------------------
     def get_chunks(self, ids: list[str]) -> dict[str, Chunk]:
         out: dict[str, Chunk] = {}
+        # Not the sentence vectors: retrieval reads ~100 candidate rows per question and the answerer
+        # needs vectors for five of them (`sentence_vectors`).
+        columns = [c for c in db.chunks.c if c.name != "sentence_vectors"]
         with self.engine.connect() as conn:
             for i in range(0, len(ids), 500):
-                q = sa.select(db.chunks).where(db.chunks.c.id.in_(ids[i : i + 500]))
+                q = sa.select(*columns).where(db.chunks.c.id.in_(ids[i : i + 500]))
                 out.update((row.id, _row_chunk(row)) for row in conn.execute(q))
+        return out
+
+    def sentence_vectors(self, ids: list[str]) -> dict[str, bytes]:
+        """Chunk id -> its stored sentence vectors blob, for the ids that have one."""
+        c = db.chunks.c
+        out: dict[str, bytes] = {}
+        with self.engine.connect() as conn:
+            for i in range(0, len(ids), 500):
+                rows = conn.execute(sa.select(c.id, c.sentence_vectors).where(
+                    c.id.in_(ids[i : i + 500]), c.sentence_vectors.is_not(None)))
+                out.update((row.id, bytes(row.sentence_vectors)) for row in rows)
         return out
 
     def iter_keyword_rows(self, batch: int = 2000) -> Iterator[tuple[str, str, dict[str, str]]]:

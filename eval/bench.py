@@ -25,7 +25,7 @@ from assistant.embeddings import load_embedder
 from assistant.retrieval import Mode
 from assistant.services import Services
 from assistant.settings import Settings
-from eval import bench_chat
+from eval import bench_chat, bench_hotpath
 from eval.beir import SHARED_DATA, corpus_refs, iter_corpus, load_qrels, load_queries
 from eval.bench_util import percentile
 from eval.metrics import ndcg_at_k, unique_docs
@@ -118,6 +118,12 @@ def run(data: Path, limit: int | None, skip_langchain: bool, chat: bool = True) 
             services.retriever.search(q.question, k=10)
             latencies.append((time.perf_counter() - t) * 1000)
         out["search_ms_p50"], out["search_ms_p95"] = percentile(latencies, 0.5), percentile(latencies, 0.95)
+        with console.status("chat hot path, old way and new way"):
+            asked = [q.question for q in queries]
+            out["hot_path_old"] = bench_hotpath.profile(services, asked[:41], stored=False)
+            out["hot_path"] = bench_hotpath.profile(services, asked[41:82], stored=True)
+            distinct = [f"{q} ({i})" for i, q in enumerate(asked * 2)][:320]
+            out["query_batching"] = bench_hotpath.batching(services, distinct)
         for mode in ("dense", "keyword", "hybrid"):
             out[f"ndcg@10_{mode}"] = evaluate(services, queries, qrels, mode)  # type: ignore[arg-type]
         if chat:
@@ -164,6 +170,19 @@ def report(r: dict[str, Any]) -> str:
     if "langchain_ndcg@10" in r:
         lines.append(f"| LangChain pipeline (dense) | {r['langchain_ndcg@10']:.4f} |")
     lines += [f"| published: {name} | {v} |" for name, v in PUBLISHED.items()]
+    if "hot_path" in r:
+        lines += ["", "| chat in process, per question (ms) | p50 | p95 | " + " | ".join(bench_hotpath.STAGES)
+                  + " | other |", "|---" * (len(bench_hotpath.STAGES) + 4) + "|"]
+        for label, key in (("sentences embedded per question (old)", "hot_path_old"),
+                           ("sentence vectors from ingest (new)", "hot_path")):
+            h = r[key]
+            lines.append(f"| {label} | {h['p50_ms']:.1f} | {h['p95_ms']:.1f} | "
+                         + " | ".join(f"{h['stages_ms'][s]:.1f}" for s in bench_hotpath.STAGES)
+                         + f" | {h['other_ms']:.1f} |")
+    if "query_batching" in r:
+        lines += ["", "| query embedding, 16 concurrent askers | p50 | p95 | queries/s |", "|---|---|---|---|"]
+        lines += [f"| {b['label']}"
+                  f" | {b['p50_ms']:.1f} ms | {b['p95_ms']:.1f} ms | {b['per_s']:.0f} |" for b in r["query_batching"]]
     if "chat" in r:
         lines += ["", "| /v1/chat (extractive), concurrent clients | requests | p50 | p95 | throughput | errors |",
                   "|---|---|---|---|---|---|"]

@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from assistant.answering import sentences
 from assistant.services import Services
 from assistant.store import DocumentRecord
 from assistant.types import Chunk
@@ -73,6 +74,7 @@ class _Pending:
     reuse: dict[str, np.ndarray]  # chunk id -> vector of an identical chunk that moved
     keep: list[Chunk]  # unchanged chunks: metadata refresh only
     stale: list[str]  # old chunk ids gone from the document
+    blobs: dict[str, bytes]  # chunk id -> sentence vectors carried over from the old row
 
 
 class Ingestor:
@@ -166,18 +168,33 @@ class Ingestor:
             reuse = {cid: vectors[src] for cid, src in moved.items() if src in vectors}
             embed += [ch for ch in chunks if ch.id in moved and ch.id not in reuse]
         new_ids = {ch.id for ch in chunks}
+        # The document's rows are rewritten whole: unchanged and moved chunks keep their sentence
+        # vectors (read back here), only new text is embedded.
+        old_blobs = self.s.store.sentence_vectors([ch.id for ch in keep] + sorted(set(moved.values())))
+        blobs = {ch.id: old_blobs[ch.id] for ch in keep if ch.id in old_blobs}
+        blobs.update((cid, old_blobs[src]) for cid, src in moved.items() if src in old_blobs)
         return _Pending(
             record=_record(doc, ref, self.source),
             chunks=chunks, embed=embed, reuse=reuse, keep=keep,
-            stale=[cid for cid in old if cid not in new_ids],
+            stale=[cid for cid in old if cid not in new_ids], blobs=blobs,
         )
 
     def _flush(self, pending: list[_Pending], stats: IngestStats) -> None:
         if not pending:
             return
         embed = [ch for p in pending for ch in p.embed]
+        blobs = {cid: blob for p in pending for cid, blob in p.blobs.items()}
+        # Sentence vectors for every chunk that has none yet (new text, or rows from before they
+        # were stored), embedded in the same model call as the chunks: one length-sorted batch.
+        needs = [ch for p in pending for ch in p.chunks if ch.id not in blobs]
+        texts = [sentences.sentence_texts(ch) for ch in needs]
         with timed(stats, "embed"):
-            vectors = self.s.embedder.embed([ch.search_text for ch in embed], kind="document")
+            flat = [ch.search_text for ch in embed] + [t for group in texts for t in group]
+            all_rows = self.s.embedder.embed(flat, kind="document")
+        vectors, start = all_rows[: len(embed)], len(embed)
+        for ch, group in zip(needs, texts, strict=True):
+            blobs[ch.id] = sentences.encode(all_rows[start : start + len(group)])
+            start += len(group)
         chunk_by_id = {ch.id: ch for p in pending for ch in p.chunks}
         reused = [(cid, vec) for p in pending for cid, vec in p.reuse.items()]
         ids = [ch.id for ch in embed] + [cid for cid, _ in reused]
@@ -192,7 +209,7 @@ class Ingestor:
             if stale:
                 self.s.vectors.delete(stale)
         with timed(stats, "database"):
-            self.s.store.save_documents((p.record, p.chunks) for p in pending)
+            self.s.store.save_documents(((p.record, p.chunks) for p in pending), blobs)
         stats.chunks_embedded += len(embed)
         stats.chunks_reused += len(reused)
         pending.clear()

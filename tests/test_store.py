@@ -80,8 +80,11 @@ def test_an_older_database_gains_new_columns(database_url: str) -> None:
         conn.execute(sa.text("INSERT INTO chunks VALUES ('old-0', 'docs', 'old.md', 0, 'h', 'public', 't', 's', '{}')"))
     store = IndexStore(engine)
     assert store.get_chunks(["old-0"])["old-0"].org == ""
-    store.save_documents([(record("a.md"), [chunk("a.md", 0)])])
+    new = chunk("a.md", 0)
+    store.save_documents([(record("a.md"), [new])], sentence_vectors={new.id: b"\x00\x3c" * 8})
     assert store.count_chunks() == 2
+    # The old row has no sentence vectors (the answerer embeds it itself); the new row keeps its bytes.
+    assert store.sentence_vectors(["old-0", new.id]) == {new.id: b"\x00\x3c" * 8}
 
 
 def test_conversation_owners_on_an_upgraded_database(database_url: str) -> None:

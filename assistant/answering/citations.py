@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -22,6 +23,9 @@ from assistant.embeddings import Embedder
 MARKER = re.compile(r"\[(\d{1,3})\]")
 LEXICAL_SUPPORT = 0.6  # share of a sentence's content words found in its source
 SEMANTIC_SUPPORT = 0.6  # cosine to the closest source sentence (MiniLM: paraphrases ~0.6-0.9, contradictions ~0.45)
+# Sentence vectors already at hand for some sources (the extractive answerer's, stored at ingest):
+# source number -> {sentence text: vector}. Sources it leaves out are embedded here.
+KnownVectors = Callable[[list[Source]], dict[int, dict[str, np.ndarray]]]
 
 
 class MarkerFilter:
@@ -107,7 +111,8 @@ def remove_invalid_markers(text: str, valid: set[int]) -> tuple[str, int]:
     return out, f.removed
 
 
-def verify(text: str, sources: list[Source], embedder: Embedder | None = None) -> Verification:
+def verify(text: str, sources: list[Source], embedder: Embedder | None = None,
+           known: KnownVectors | None = None) -> Verification:
     by_n = {s.n: s for s in sources}
     clean, removed = remove_invalid_markers(text, set(by_n))
     cited: list[int] = []
@@ -141,25 +146,31 @@ def verify(text: str, sources: list[Source], embedder: Embedder | None = None) -
             if not check.supported:
                 pending_semantic.append((check, plain, ns))
     if pending_semantic and embedder is not None:
-        _semantic_support(pending_semantic, by_n, embedder)
+        cited_sources = [by_n[n] for n in sorted({n for _, _, ns in pending_semantic for n in ns})]
+        _semantic_support(pending_semantic, by_n, embedder, known(cited_sources) if known else {})
     return Verification(clean.strip(), cited, removed, checks)
 
 
 def _semantic_support(pending: list[tuple[SentenceCheck, str, list[int]]], by_n: dict[int, Source],
-                      embedder: Embedder) -> None:
-    """Paraphrases fail the word test; give them a second chance by meaning."""
-    claim_vecs = embedder.embed([p for _, p, _ in pending], kind="query")
+                      embedder: Embedder, known: dict[int, dict[str, np.ndarray]]) -> None:
+    """Paraphrases fail the word test; give them a second chance by meaning. Sentence vectors
+    already known are used as they are; everything else is embedded in two batches."""
+    by_text = {t: v for vecs in known.values() for t, v in vecs.items()}
+    claims = [p for _, p, _ in pending]
+    new_claims = [p for p in dict.fromkeys(claims) if p not in by_text]
+    claim_vec = {**by_text, **dict(zip(new_claims, embedder.embed(new_claims, kind="query"), strict=True))}
     cited = sorted({n for _, _, ns in pending for n in ns})
-    # Each cited source's sentences are embedded once, in one batch, whatever cites them.
-    sentences = {n: split_sentences(by_n[n].text) or [by_n[n].text] for n in cited}
-    flat = [s for n in cited for s in sentences[n]]
+    # Each other cited source's sentences are embedded once, in one batch, whatever cites them.
+    sentences = {n: split_sentences(by_n[n].text) or [by_n[n].text] for n in cited if not known.get(n)}
+    flat = [s for n in sentences for s in sentences[n]]
     vectors = embedder.embed(flat, kind="document")
-    rows: dict[int, np.ndarray] = {}
+    rows: dict[int, np.ndarray] = {n: np.vstack(list(known[n].values())) for n in cited if known.get(n)}
     start = 0
-    for n in cited:
+    for n in sentences:
         rows[n] = vectors[start : start + len(sentences[n])]
         start += len(sentences[n])
-    for (check, _plain, ns), vec in zip(pending, claim_vecs, strict=True):
+    for check, _plain, ns in pending:
+        vec = claim_vec[_plain]
         best = float(max(np.max(rows[n] @ vec) for n in ns))
         check.support = max(check.support, best)
         check.supported = best >= SEMANTIC_SUPPORT

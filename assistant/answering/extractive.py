@@ -16,16 +16,22 @@ from __future__ import annotations
 
 import math
 import re
-from collections import OrderedDict
-from collections.abc import Iterator
+import sys
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
 
+from assistant.answering import sentences
+from assistant.answering.sentences import quotable
 from assistant.answering.text import Unit, source_units, terms
 from assistant.answering.types import Source, Turn
+from assistant.bytecache import ByteLRU
 from assistant.embeddings import Embedder
 from assistant.index.keyword import tokenize
+
+# chunk id -> stored sentence vectors blob (IndexStore.sentence_vectors), for the chunks that have one
+StoredVectors = Callable[[list[str]], dict[str, bytes]]
 
 # A sentence that announces what follows: "Run:", "... reserves the following names."
 INTRODUCES = re.compile(r":\s*$|\bthe following\b|\bas follows\b", re.I)
@@ -46,10 +52,11 @@ class Section:
     heading: np.ndarray
     words: set[str]  # content words of the whole chunk, title and heading included
 
-
-def quotable(unit: Unit) -> bool:
-    """A unit worth quoting on its own: a sentence or list item of a sensible length."""
-    return unit.kind in ("sentence", "item") and len(unit.text.split()) >= 3 and len(unit.text) <= 600
+    def nbytes(self) -> int:
+        """Roughly what the section holds in memory, for the byte-bounded cache."""
+        text = sum(sys.getsizeof(u.text) + 120 for u in self.units)
+        words = sum(sys.getsizeof(w) for w in self.words) + 60 * sum(len(t) for t in self.terms.values())
+        return text + words + self.heading.nbytes + sum(v.nbytes + 100 for v in self.vectors.values())
 
 
 class ExtractiveAnswerer:
@@ -63,12 +70,15 @@ class ExtractiveAnswerer:
     GOOD_MATCH = 0.55  # best-sentence score from which the lead alone answers (no padding)
     WHOLE_SECTION_CHARS = 800
 
-    def __init__(self, embedder: Embedder, max_units: int = 4, max_chars: int = 900, cache_size: int = 2048) -> None:
+    def __init__(self, embedder: Embedder, max_units: int = 4, max_chars: int = 900,
+                 stored: StoredVectors | None = None, cache_bytes: int = 64 << 20) -> None:
+        """stored: reads the sentence vectors ingestion stored with each chunk; without it (or for
+        a chunk without them) the sources' sentences are embedded here, once per chunk."""
         self.embedder = embedder
         self.max_units = max_units
         self.max_chars = max_chars
-        self._cache: OrderedDict[str, Section] = OrderedDict()
-        self._cache_size = cache_size
+        self.stored = stored
+        self._cache: ByteLRU[str, Section] = ByteLRU(cache_bytes, Section.nbytes)
 
     def stream(self, question: str, sources: list[Source], history: list[Turn]) -> Iterator[str]:
         previous: Unit | None = None
@@ -84,7 +94,7 @@ class ExtractiveAnswerer:
         if not sources:
             return []
         qvec = self.embedder.embed([question], kind="query")[0]
-        sections = [self._section(s) for s in sources]
+        sections = self.sections(sources)
         weights = self._term_weights(terms(question) - QUESTION_WORDS, sections)
         total = sum(weights.values()) or 1.0
         scored: list[tuple[float, int, Unit]] = []  # (score, source index, unit)
@@ -197,20 +207,37 @@ class ExtractiveAnswerer:
                 out.append(Unit("\n".join(f"{u.bullet} {u.text}" for u in items), items[0].position, "item"))
         return out
 
-    def _section(self, source: Source) -> Section:
-        key = source.hit.chunk.content_hash
-        cached = self._cache.get(key)
-        if cached is not None:
-            self._cache.move_to_end(key)
-            return cached
+    def sections(self, sources: list[Source]) -> list[Section]:
+        """Each source cut into units with their vectors: from the cache, else from the vectors
+        stored at ingest (one database read for all missing sources), else embedded here."""
+        keys = [s.hit.chunk.content_hash for s in sources]
+        found: dict[str, Section] = {}
+        for key in keys:
+            cached = self._cache.get(key)
+            if cached is not None:
+                found[key] = cached
+        missing = [s for s, key in zip(sources, keys, strict=True) if key not in found]
+        blobs = self.stored([s.hit.chunk.id for s in missing]) if missing and self.stored else {}
+        for source in missing:
+            section = self._build(source, blobs.get(source.hit.chunk.id))
+            found[source.hit.chunk.content_hash] = section
+            self._cache.put(source.hit.chunk.content_hash, section)
+        return [found[key] for key in keys]
+
+    def known_vectors(self, sources: list[Source]) -> dict[int, dict[str, np.ndarray]]:
+        """Source number -> {quotable unit text: vector}, for the citation check (`verify`)."""
+        return {source.n: {section.units[p].text: vec for p, vec in section.vectors.items()}
+                for source, section in zip(sources, self.sections(sources), strict=True)}
+
+    def _build(self, source: Source, blob: bytes | None) -> Section:
         units = source_units(source.text)
         quoted = [u for u in units if quotable(u)]
-        # One batch per new chunk: its quotable units and its heading (page title and heading path).
-        vecs = self.embedder.embed([u.text for u in quoted] + [source.title], kind="document")
+        stored = sentences.decode(blob, len(quoted) + 1, self.embedder.dimension)
+        if stored is not None:
+            heading, vecs = stored[0], stored[1:]
+        else:  # no stored vectors: one batch for the chunk's quotable units and its heading
+            rows = self.embedder.embed(sentences.sentence_texts(source.hit.chunk, units), kind="document")
+            heading, vecs = rows[0], rows[1:]
         words = tokenize([u.text for u in quoted] + [source.hit.chunk.search_text])
-        section = Section(units, {u.position: vecs[k] for k, u in enumerate(quoted)},
-                          {u.position: set(words[k]) for k, u in enumerate(quoted)}, vecs[-1], set(words[-1]))
-        self._cache[key] = section
-        if len(self._cache) > self._cache_size:
-            self._cache.popitem(last=False)
-        return section
+        return Section(units, {u.position: vecs[k] for k, u in enumerate(quoted)},
+                       {u.position: set(words[k]) for k, u in enumerate(quoted)}, heading, set(words[-1]))

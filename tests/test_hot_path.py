@@ -1,0 +1,128 @@
+"""Chat at the speed of search (issue 16): sentence vectors stored at ingest, query embeddings of
+concurrent requests batched, caches bounded by bytes. Real model, real Chroma, real SQLite."""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import pytest
+
+from assistant.answering import sentences
+from assistant.answering.extractive import ExtractiveAnswerer
+from assistant.answering.types import Source
+from assistant.bytecache import ByteLRU
+from assistant.embeddings import Kind, QueryBatcher, SentenceTransformerEmbedder
+from assistant.services import Services
+
+QUESTIONS = ["How do I create an API key?", "Which answerer runs without an LLM?",
+             "How is a Confluence space ingested?", "What happens when confidence is low?"]
+
+
+class Counting:
+    """The real embedder, with a record of every call: (kind, number of texts)."""
+
+    def __init__(self, inner: SentenceTransformerEmbedder) -> None:
+        self.inner, self.name, self.dimension = inner, inner.name, inner.dimension
+        self.calls: list[tuple[str, int]] = []
+
+    def embed(self, texts: list[str], kind: Kind = "document") -> np.ndarray:
+        self.calls.append((kind, len(texts)))
+        return self.inner.embed(texts, kind)
+
+
+def sources_for(services: Services, question: str) -> list[Source]:
+    return [Source(n, hit) for n, hit in enumerate(services.retriever.search(question, k=5), 1)]
+
+
+def test_ingest_stores_sentence_vectors_the_answerer_would_compute(docs_services: Services,
+                                                                   embedder: SentenceTransformerEmbedder) -> None:
+    store = docs_services.store
+    ids = store.chunk_ids("answerdesk-docs", [d.doc_id for d in store.documents()])
+    chunks = store.get_chunks(ids)
+    blobs = store.sentence_vectors(ids)
+    assert chunks and set(blobs) == set(chunks)  # every chunk has them
+    chunk = max(chunks.values(), key=lambda c: len(sentences.sentence_texts(c)))
+    texts = sentences.sentence_texts(chunk)
+    stored = sentences.decode(blobs[chunk.id], len(texts), embedder.dimension)
+    assert stored is not None and len(blobs[chunk.id]) == len(texts) * embedder.dimension * 2  # float16
+    fresh = embedder.embed(texts, kind="document")
+    assert np.min(np.sum(stored * fresh, axis=1)) > 0.999
+    assert sentences.decode(blobs[chunk.id], len(texts) + 1, embedder.dimension) is None  # a misfit is ignored
+
+
+def test_a_question_costs_one_query_embedding_and_answers_the_same(docs_services: Services,
+                                                                   embedder: SentenceTransformerEmbedder) -> None:
+    counting = Counting(embedder)
+    with_stored = ExtractiveAnswerer(counting, stored=docs_services.store.sentence_vectors)
+    embedding_here = ExtractiveAnswerer(embedder)
+    for question in QUESTIONS:
+        sources = sources_for(docs_services, question)
+        counting.calls.clear()
+        answer = "".join(with_stored.stream(question, sources, []))
+        assert counting.calls == [("query", 1)]
+        assert answer and answer == "".join(embedding_here.stream(question, sources, []))
+
+
+def test_chat_makes_no_document_embedding_per_question(docs_services: Services,
+                                                       embedder: SentenceTransformerEmbedder) -> None:
+    counting = Counting(embedder)
+    batcher = QueryBatcher(counting)
+    svc = Services(docs_services.settings, embedder=batcher)
+    answer = svc.assistant.respond("How do I rotate an API key?")
+    assert answer["citations"] and answer["checks"]["sentences"] > 0
+    # The retriever and the answerer both embed the question: one model call. The title/heading
+    # field vectors of the candidate documents are embedded once per deployment, then cached.
+    assert [c for c in counting.calls if c[0] == "query"] == [("query", 1)]
+    counting.calls.clear()
+    svc.assistant.respond("How do I rotate an API key?")  # asked again: the vector is cached
+    assert counting.calls == []
+
+
+def test_concurrent_queries_are_embedded_in_few_batches(embedder: SentenceTransformerEmbedder) -> None:
+    counting = Counting(embedder)
+    batcher = QueryBatcher(counting, window=0.02)
+    questions = [f"question number {i} about API keys and webhooks" for i in range(16)]
+    results: dict[str, np.ndarray] = {}
+    start = threading.Barrier(16)
+
+    def ask(q: str) -> None:
+        start.wait()
+        results[q] = batcher.embed([q], kind="query")[0]
+
+    threads = [threading.Thread(target=ask, args=(q,)) for q in questions]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert batcher.batches == len(counting.calls) <= 4  # 16 questions, a handful of model calls
+    direct = embedder.embed(questions, kind="query")
+    assert all(float(results[q] @ direct[i]) > 0.999 for i, q in enumerate(questions))
+    counting.calls.clear()
+    again = batcher.embed([questions[3], questions[3]], kind="query")
+    assert counting.calls == [] and again.shape == (2, embedder.dimension)  # asked again: from the cache
+    assert batcher.embed(["a document"], kind="document").shape == (1, embedder.dimension)
+    assert counting.calls == [("document", 1)]  # documents pass straight through
+
+
+def test_a_failing_model_fails_the_waiting_requests_not_the_worker(embedder: SentenceTransformerEmbedder) -> None:
+    class Flaky(Counting):
+        def embed(self, texts: list[str], kind: Kind = "document") -> np.ndarray:
+            if any("boom" in t for t in texts):
+                raise RuntimeError("model fell over")
+            return super().embed(texts, kind)
+
+    batcher = QueryBatcher(Flaky(embedder))
+    with pytest.raises(RuntimeError, match="fell over"):
+        batcher.embed(["boom"], kind="query")
+    assert batcher.embed(["still here?"], kind="query").shape == (1, embedder.dimension)
+
+
+def test_byte_cache_stays_within_its_budget() -> None:
+    cache: ByteLRU[str, np.ndarray] = ByteLRU(10_000, lambda v: v.nbytes)
+    for i in range(100):
+        cache.put(f"k{i}", np.zeros(384, dtype=np.float32))  # 1,536 bytes each
+    assert cache.bytes <= 10_000 and len(cache) == 6
+    assert cache.get("k99") is not None and cache.get("k0") is None
+    cache.put("huge", np.zeros(10_000, dtype=np.float32))  # over the whole budget: not kept
+    assert cache.get("huge") is None and len(cache) == 6
