@@ -118,12 +118,12 @@ def run(data: Path, limit: int | None, skip_langchain: bool, chat: bool = True) 
             services.retriever.search(q.question, k=10)
             latencies.append((time.perf_counter() - t) * 1000)
         out["search_ms_p50"], out["search_ms_p95"] = percentile(latencies, 0.5), percentile(latencies, 0.95)
-        with console.status("chat hot path, old way and new way"):
-            asked = [q.question for q in queries]
-            out["hot_path_old"] = bench_hotpath.profile(services, asked[:41], stored=False)
-            out["hot_path"] = bench_hotpath.profile(services, asked[41:82], stored=True)
-            distinct = [f"{q} ({i})" for i, q in enumerate(asked * 2)][:320]
-            out["query_batching"] = bench_hotpath.batching(services, distinct)
+        _step("chat hot path, old way and new way")
+        asked = [q.question for q in queries]
+        out["hot_path_old"] = bench_hotpath.profile(services, asked[:41], stored=False)
+        out["hot_path"] = bench_hotpath.profile(services, asked[41:82], stored=True)
+        distinct = [f"{q} ({i})" for i, q in enumerate(asked * 2)][:320]
+        out["query_batching"] = bench_hotpath.batching(services, distinct)
         for mode in ("dense", "keyword", "hybrid"):
             out[f"ndcg@10_{mode}"] = evaluate(services, queries, qrels, mode)  # type: ignore[arg-type]
         if chat:

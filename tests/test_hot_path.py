@@ -70,7 +70,7 @@ def test_chat_makes_no_document_embedding_per_question(docs_services: Services,
     batcher = QueryBatcher(counting)
     svc = Services(docs_services.settings, embedder=batcher)
     answer = svc.assistant.respond("How do I rotate an API key?")
-    assert answer["citations"] and answer["checks"]["sentences"] > 0
+    assert answer.citations and answer.checks.sentences > 0
     # The retriever and the answerer both embed the question: one model call. The title/heading
     # field vectors of the candidate documents are embedded once per deployment, then cached.
     assert [c for c in counting.calls if c[0] == "query"] == [("query", 1)]
