@@ -7,7 +7,7 @@ import uuid
 
 import pytest
 
-from assistant.api.traffic import Limits, RateLimited
+from assistant.traffic import Limits, RateLimited
 from assistant.keys import Identity
 from tests.test_traffic import redis_available  # noqa: F401 - the fixture
 

@@ -19,7 +19,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from assistant.api import create_app
-from assistant.api.traffic import PrioritySlots, SlotTimeout
+from assistant.traffic import PrioritySlots, SlotTimeout
 from assistant.embeddings import SentenceTransformerEmbedder
 from assistant.errors import RetrievalError
 from assistant.services import Services

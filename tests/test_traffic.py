@@ -17,7 +17,7 @@ import uvicorn
 from fastapi.testclient import TestClient
 
 from assistant.api import create_app
-from assistant.api.traffic import Limits, PrioritySlots, RateLimited
+from assistant.traffic import Limits, PrioritySlots, RateLimited
 from assistant.keys import Identity
 from assistant.services import Services
 from assistant.settings import Settings

@@ -20,7 +20,7 @@ from assistant.api.admin import router as admin_router
 from assistant.api.agent import router as agent_router
 from assistant.api.auth import is_admin, trusted_networks
 from assistant.api.routes import Traffic, build_router, problem, unavailable_detail
-from assistant.api.traffic import RateLimited, SlotTimeout
+from assistant.traffic import RateLimited, SlotTimeout
 from assistant.api.web import router as web_router
 from assistant.conversations import NotFound
 from assistant.errors import AnswerdeskError, EmbeddingError, EscalationError, RetrievalError

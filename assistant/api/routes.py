@@ -27,7 +27,7 @@ from assistant.api.schemas import (
     Readiness,
     chat_request_model,
 )
-from assistant.api.traffic import Limits, PrioritySlots
+from assistant.traffic import Limits, PrioritySlots
 from assistant.chat import Event
 from assistant.conversations import NotFound
 from assistant.errors import AnswerdeskError

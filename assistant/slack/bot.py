@@ -71,7 +71,7 @@ def no_gate(_identity: Identity, _label: str) -> AbstractContextManager[None]:
 
 class SlackBot:
     def __init__(self, services: Services, client: WebClient | None = None, gate: Gate | None = None) -> None:
-        """gate: the API's priority queue (assistant/api/traffic.py SlotGate), so Slack answers count
+        """gate: the API's priority queue (assistant/traffic.py SlotGate), so Slack answers count
         against the same concurrency limit and paid customers' channels go first; none: the pool alone."""
         settings = services.settings
         assert settings.slack_signing_secret is not None

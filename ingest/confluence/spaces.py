@@ -8,13 +8,21 @@ sources file) overrides this per space. Restricted pages stay internal whatever 
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from typing import Any, Protocol
 
 from assistant.atlassian.errors import status_of
 from assistant.errors import SourceError
 
-if TYPE_CHECKING:
-    from ingest.confluence.pages import Client
+
+class Client(Protocol):
+    """What reading a space's permissions needs of ingest.confluence.pages.Client (a protocol, so this
+    module does not import the one that imports it)."""
+
+    cloud: bool
+    api: Any
+
+    def raw_call(self, what: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any: ...
 
 
 def anonymous_view(client: Client, key: str, space: dict[str, Any]) -> tuple[bool | None, str]:
