@@ -21,11 +21,11 @@ from typing import TYPE_CHECKING, Any
 from assistant.atlassian.adf import adf_to_text
 from assistant.atlassian.clients import Credentials, jira_clients
 from assistant.atlassian.errors import AtlassianError, status_of
-from assistant.atlassian.errors import call as atlassian_call
 from assistant.errors import ConfigError, SourceError
 from assistant.escalation.candidates import collect_escalation_candidates
 from assistant.services import Services
 from assistant.types import AUDIENCES
+from ingest.atlassian_source import AtlassianSource
 from ingest.confluence.pages import record_failure
 from ingest.model import DocumentRef, SourceDocument
 from ingest.parsers import Section
@@ -49,17 +49,13 @@ def default_jql(projects: str | None) -> str:
     return f"project in ({', '.join(keys)}) AND resolution is not EMPTY ORDER BY updated ASC"
 
 
-class Client:
+class Client(AtlassianSource):
+    product = "Jira"
+
     def __init__(self, url: str, cloud: bool, user: str | None, token: str | None) -> None:
         creds = Credentials("Jira", "JIRA", url, user, token, cloud)
         self.url, self.cloud = creds.base, cloud
         self.jira, self.desk = jira_clients(creds, timeout=60)
-
-    def call(self, what: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-        try:
-            return atlassian_call("Jira", self.url, what, fn, *args, **kwargs)
-        except AtlassianError as exc:
-            raise SourceError(self.explain(exc, what)) from exc
 
     def explain(self, exc: AtlassianError, what: str) -> str:
         """Our error for a failed call: what the status means for a Jira source, and what to do."""
@@ -93,7 +89,7 @@ class Client:
         if self.cloud:
             token: str | None = None
             while True:
-                data = self.call("the ticket search", self.jira.enhanced_jql, jql, fields=fields,
+                data = self.raw_call("the ticket search", self.jira.enhanced_jql, jql, fields=fields,
                                  nextPageToken=token, limit=PAGE)
                 yield from data.get("issues") or []
                 token = data.get("nextPageToken")
@@ -101,7 +97,7 @@ class Client:
                     return
         start = 0
         while True:
-            data = self.call("the ticket search", self.jira.jql, jql, fields=fields, start=start, limit=PAGE)
+            data = self.raw_call("the ticket search", self.jira.jql, jql, fields=fields, start=start, limit=PAGE)
             issues = data.get("issues") or []
             yield from issues
             start += len(issues)
@@ -110,12 +106,12 @@ class Client:
 
     def issue(self, key: str, org_field: str | None) -> dict[str, Any]:
         fields = FIELDS + (f",{org_field}" if org_field else "")
-        return dict(self.call(f"ticket {key}", self.jira.get_issue, key, fields=fields))
+        return dict(self.raw_call(f"ticket {key}", self.jira.get_issue, key, fields=fields))
 
     def all_comments(self, key: str) -> list[dict[str, Any]]:
         out: list[dict[str, Any]] = []
         while True:
-            data = self.call(f"the comments of {key}", self.jira.get, f"rest/api/2/issue/{key}/comment",
+            data = self.raw_call(f"the comments of {key}", self.jira.get, f"rest/api/2/issue/{key}/comment",
                              params={"startAt": len(out), "maxResults": PAGE})
             batch = data.get("comments") or []
             out += batch
@@ -129,7 +125,7 @@ class Client:
         start = 0
         while True:
             try:
-                data = self.call(f"the service desk comments of {key}", self.desk.get,
+                data = self.raw_call(f"the service desk comments of {key}", self.desk.get,
                                  f"rest/servicedeskapi/request/{key}/comment",
                                  params={"public": "true", "internal": "false", "start": start, "limit": PAGE},
                                  headers=self.desk.experimental_headers)
@@ -146,7 +142,7 @@ class Client:
     def org_field(self) -> str | None:
         """Id of JSM's Organizations field, which differs per site; None without JSM."""
         try:
-            fields = self.call("the field list", self.jira.get, "rest/api/2/field")
+            fields = self.raw_call("the field list", self.jira.get, "rest/api/2/field")
         except SourceError:
             return None
         for f in fields if isinstance(fields, list) else []:

@@ -7,8 +7,8 @@ import uuid
 
 import pytest
 
-from assistant.traffic import Limits, RateLimited
 from assistant.keys import Identity
+from assistant.traffic import Limits, RateLimited
 from tests.test_traffic import redis_available  # noqa: F401 - the fixture
 
 

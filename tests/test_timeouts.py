@@ -19,11 +19,11 @@ import pytest
 from fastapi.testclient import TestClient
 
 from assistant.api import create_app
-from assistant.traffic import PrioritySlots, SlotTimeout
 from assistant.embeddings import SentenceTransformerEmbedder
 from assistant.errors import RetrievalError
 from assistant.services import Services
 from assistant.settings import Settings
+from assistant.traffic import PrioritySlots, SlotTimeout
 from tests.conftest import index_docs, start_chroma, stop_chroma
 
 T = TypeVar("T")

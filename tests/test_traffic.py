@@ -17,10 +17,10 @@ import uvicorn
 from fastapi.testclient import TestClient
 
 from assistant.api import create_app
-from assistant.traffic import Limits, PrioritySlots, RateLimited
 from assistant.keys import Identity
 from assistant.services import Services
 from assistant.settings import Settings
+from assistant.traffic import Limits, PrioritySlots, RateLimited
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
 

@@ -20,7 +20,6 @@ from assistant.api.admin import router as admin_router
 from assistant.api.agent import router as agent_router
 from assistant.api.auth import is_admin, trusted_networks
 from assistant.api.routes import Traffic, build_router, problem, unavailable_detail
-from assistant.traffic import RateLimited, SlotTimeout
 from assistant.api.web import router as web_router
 from assistant.conversations import NotFound
 from assistant.errors import AnswerdeskError, EmbeddingError, EscalationError, RetrievalError
@@ -30,6 +29,7 @@ from assistant.sessions import HEADER as SESSION_HEADER
 from assistant.sessions import Sessions
 from assistant.settings import Settings, load_settings
 from assistant.slack.routes import slack_router
+from assistant.traffic import RateLimited, SlotTimeout
 
 log = logging.getLogger("answerdesk.api")
 WEB = Path(__file__).resolve().parent.parent / "web"

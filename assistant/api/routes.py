@@ -27,7 +27,6 @@ from assistant.api.schemas import (
     Readiness,
     chat_request_model,
 )
-from assistant.traffic import Limits, PrioritySlots
 from assistant.chat import Event
 from assistant.conversations import NotFound
 from assistant.errors import AnswerdeskError
@@ -36,6 +35,7 @@ from assistant.escalation.queue import EscalationRecord, get_escalation, list_es
 from assistant.keys import Identity
 from assistant.services import Services
 from assistant.settings import Settings
+from assistant.traffic import Limits, PrioritySlots
 
 log = logging.getLogger("answerdesk.api")
 # What everyone but an admin sees when a dependency fails: the cause names hosts and settings.

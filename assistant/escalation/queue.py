@@ -48,29 +48,16 @@ class TicketRef:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-@dataclass
-class EscalationRecord:
-    """One stored escalation (a row of db.escalations): what the queue, `list` and `get` return.
-    status: open (local queue) | pending | delivered | failed (Jira refused it; an admin retries)."""
+@dataclass(kw_only=True)
+class EscalationRecord(EscalationRequest):
+    """One stored escalation (a row of db.escalations): the request plus its delivery state; what the queue,
+    `list` and `get` return. status: open (local queue) | pending | delivered | failed (Jira refused it; an
+    admin retries)."""
 
     id: str
-    conversation_id: str
-    question: str
-    transcript: list[dict[str, str]]
-    draft_answer: str
-    sources: list[dict[str, Any]]
-    confidence: float | None
-    reasons: list[str]
-    requested_by_user: bool
     status: str
     created_at: datetime
     updated_at: datetime
-    message_id: str | None = None
-    role: str | None = None
-    org: str | None = None
-    tier: str | None = None
-    priority: str | None = None
-    labels: list[str] | None = None
     ticket_key: str | None = None
     ticket_url: str | None = None
     attempts: int = 0

@@ -50,8 +50,8 @@ def _bot(app: FastAPI, loop: asyncio.AbstractEventLoop) -> SlackBot:
     with _build_lock:
         bot: SlackBot | None = getattr(app.state, "slack_bot", None)
         if bot is None:
-            from assistant.traffic import SlotGate
             from assistant.slack.bot import SlackBot
+            from assistant.traffic import SlotGate
 
             bot = app.state.slack_bot = SlackBot(app.state.services, gate=SlotGate(app.state.traffic.slots, loop))
         return bot

@@ -24,10 +24,10 @@ from typing import TYPE_CHECKING, Any
 
 from assistant.atlassian.clients import Credentials, confluence_client, confluence_site
 from assistant.atlassian.errors import AtlassianError, status_of
-from assistant.atlassian.errors import call as atlassian_call
 from assistant.errors import ConfigError, SourceError
 from assistant.services import Services
 from assistant.types import AUDIENCES
+from ingest.atlassian_source import AtlassianSource
 from ingest.confluence.spaces import space_audiences
 from ingest.confluence.storage import storage_to_markdown
 from ingest.model import DocumentRef, SourceDocument
@@ -63,8 +63,10 @@ class Listed:
     hash: str = ""
 
 
-class Client:
+class Client(AtlassianSource):
     """The few calls we make, with failures turned into SourceErrors that name the cause."""
+
+    product = "Confluence"
 
     def __init__(self, api: Any, url: str, cloud: bool = False) -> None:
         self.api, self.url, self.cloud = api, url, cloud
@@ -77,13 +79,6 @@ class Client:
                               "(Cloud: https://SITE.atlassian.net/wiki; Data Center: the address you open "
                               "Confluence at, with its context path such as /confluence).")
         return data
-
-    def raw_call(self, what: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-        """One call, whatever JSON it answers; failures become SourceErrors naming the cause."""
-        try:
-            return atlassian_call("Confluence", self.url, what, fn, *args, **kwargs)
-        except AtlassianError as exc:
-            raise SourceError(self.explain(exc, what)) from exc
 
     def explain(self, exc: AtlassianError, what: str) -> str:
         """What a failed call's status means for a Confluence source, and what to do."""
