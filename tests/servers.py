@@ -26,7 +26,7 @@ class AsgiServer:
     """One ASGI app in uvicorn on 127.0.0.1, started and stopped from the test's thread."""
 
     def __init__(self, app: Any, name: str = "test server", lifespan: Literal["auto", "on", "off"] = "auto",
-                 graceful_stop: float | None = None) -> None:
+                 graceful_stop: int | None = None) -> None:
         # graceful_stop: seconds to wait for requests still running at stop(); a fake that answers late on
         # purpose sets it low so stopping (or "going down" in a test) is not held up by its own slow answer.
         self.app, self.name, self.lifespan, self.graceful_stop = app, name, lifespan, graceful_stop

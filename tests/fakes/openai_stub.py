@@ -59,7 +59,8 @@ class OpenAIStub:
         self.app = FastAPI()
         self.app.post("/v1/chat/completions")(self.completions)
         self.port = 0
-        self._server = AsgiServer(self.app, name="OpenAI stub", lifespan="off")
+        # stub-slow sleeps 5 s: stop() must not wait for an answer its client gave up on.
+        self._server = AsgiServer(self.app, name="OpenAI stub", lifespan="off", graceful_stop=1)
 
     async def completions(self, request: Request) -> Any:
         body = await request.json()
