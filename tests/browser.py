@@ -1,4 +1,5 @@
-"""Browser-test helpers: Debian's Chromium driven by Playwright, and the real app on a free port.
+"""Browser-test helpers: Debian's Chromium driven by Playwright, and the app's web routes in front
+(tests/servers.py serves it).
 
 Nothing here downloads a browser: Chromium comes from `apt-get install chromium` and is launched
 by its path. Where it (or the playwright package) is missing, the tests skip and say how to fix it."""
@@ -7,14 +8,11 @@ from __future__ import annotations
 
 import os
 import shutil
-import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
 import pytest
-import uvicorn
 from fastapi import FastAPI
 
 CHROMIUM = os.environ.get("ANSWERDESK_CHROMIUM", "/usr/bin/chromium")
@@ -68,19 +66,3 @@ def with_web_routes(app: FastAPI) -> FastAPI:
     return app
 
 
-@contextmanager
-def serve(app: FastAPI, port: int) -> Iterator[str]:
-    """uvicorn in a thread, as `answerdesk serve` runs it."""
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 60
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            raise RuntimeError(f"the app did not start on port {port}")
-        time.sleep(0.05)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(10)

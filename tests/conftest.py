@@ -12,6 +12,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -37,6 +38,13 @@ def settings(tmp_path: Path) -> Settings:
 @pytest.fixture
 def services(settings: Settings, embedder: SentenceTransformerEmbedder) -> Services:
     return Services(settings, embedder=embedder)
+
+
+def fresh_services(root: Path, embedder: SentenceTransformerEmbedder, **settings: Any) -> Services:
+    """Services on a new data folder under `root` with the real model, configured by `settings` alone
+    (never by a .env file or the developer's environment file)."""
+    return Services(Settings(data_dir=root / "data", _env_file=None, **settings),  # type: ignore[call-arg]
+                    embedder=embedder)
 
 
 def free_port() -> int:

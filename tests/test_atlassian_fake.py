@@ -15,6 +15,7 @@ from tests.fakes.atlassian import (
     Contracts,
     FakeAtlassian,
     Violation,
+    adf,
     running,
     shared_contracts,
 )
@@ -157,6 +158,61 @@ def test_jira_v3_bodies_are_adf_and_v2_bodies_strings() -> None:
         assert cloud.get_issue(key)["fields"]["description"] == "It crashes.\n\nEvery time."  # v2 path
 
 
+RICH = ("## Fix\n\nRun `reindex` now,\nthen wait.\n\n- a\n- b\n\n1. first\n2. second\n\n"
+        "```sql\nVACUUM;\n\nANALYZE;\n```\n\nThanks!")
+
+
+def test_the_fakes_own_adf_is_valid_and_reads_back_as_written() -> None:
+    doc = adf.document(RICH)
+    assert adf.problems(doc) == []
+    assert [n["type"] for n in doc["content"]] == ["heading", "paragraph", "bulletList", "orderedList", "codeBlock",
+                                                   "paragraph"]
+    assert doc["content"][1]["content"][1] == {"type": "text", "text": "reindex", "marks": [{"type": "code"}]}
+    assert doc["content"][4]["attrs"] == {"language": "sql"}  # the blank line stays inside the fence
+    assert adf.plain_text(doc) == RICH
+
+
+def _doc(*blocks: Any) -> dict[str, Any]:
+    return {"type": "doc", "version": 1, "content": list(blocks)}
+
+
+def _para(*inline: Any) -> dict[str, Any]:
+    return {"type": "paragraph", "content": list(inline)}
+
+
+@pytest.mark.parametrize(("doc", "problem"), [
+    ("just a string", "not an ADF document"),
+    ({"type": "doc", "content": []}, "version must be 1"),
+    (_doc(_para({"type": "text", "text": ""})), "needs non-empty text"),
+    (_doc({"type": "text", "text": "loose"}), "a text node may not sit in a doc"),
+    (_doc(_para(_para())), "a paragraph node may not sit in a paragraph"),
+    (_doc(_para({"type": "text", "text": "x", "marks": [{"type": "code"}, {"type": "strong"}]})),
+     "code mark combines with link only"),
+    (_doc(_para({"type": "text", "text": "x", "marks": [{"type": "blink"}]})), "unknown mark 'blink'"),
+    (_doc({"type": "bulletList", "content": []}), "needs at least one child"),
+    (_doc({"type": "heading", "content": [{"type": "text", "text": "h"}]}), "attrs.level 1 to 6"),
+    (_doc({"type": "codeBlock", "content": [{"type": "text", "text": "x", "marks": [{"type": "em"}]}]}),
+     "takes no marks"),
+], ids=["string", "version", "empty-text", "text-at-top", "nested-paragraph", "code-and-strong", "unknown-mark",
+        "empty-list", "heading-level", "marked-code"])
+def test_the_fake_refuses_adf_that_breaks_the_format(doc: Any, problem: str) -> None:
+    assert any(problem in p for p in adf.problems(doc)), adf.problems(doc)
+
+
+def test_jira_v3_refuses_comments_that_are_not_valid_adf_and_stores_valid_ones_as_text() -> None:
+    with running(cloud=True) as fake:
+        key = fake.add_issue("ABC", "Crash")
+        v3 = Jira(fake.url, cloud=True, api_version=3, **auth(fake))
+        for bad in ("plain text", _doc(_para({"type": "text", "text": ""}))):
+            with pytest.raises(requests.HTTPError, match="Comment body is not valid!"):
+                v3.issue_add_comment(key, bad)
+        v3.issue_add_comment(key, adf.document("Fixed by `reindex`.\nThanks!"))
+        assert [c.body for c in fake.issues[key].comments] == ["Fixed by `reindex`.\nThanks!"]
+        v2 = Jira(fake.url, cloud=True, **auth(fake))
+        with pytest.raises(requests.HTTPError, match="must be a string"):
+            v2.issue_add_comment(key, adf.document("ADF on v2"))
+
+
 def test_jsm_requests_and_internal_comments(fake: FakeAtlassian) -> None:
     desk = ServiceDesk(fake.url, cloud=fake.cloud, **auth(fake))
     created = desk.create_customer_request("1", "10", {"summary": "VPN down", "description": "since 9am"},
@@ -198,7 +254,7 @@ def test_contract_checker_catches_a_response_that_breaks_the_document(contracts:
     try:
         fake.add_space("DOCS")
         fake.add_page("DOCS", "Root", "<p>x</p>")
-        real = fake.api.content_list
+        real = fake.confluence.content_list
 
         def broken(**kwargs: Any) -> Any:
             status, body, headers = real(**kwargs)
@@ -206,7 +262,7 @@ def test_contract_checker_catches_a_response_that_breaks_the_document(contracts:
             del body["size"]  # required by ContentArray
             return status, body, headers
 
-        fake.api.content_list = broken  # type: ignore[method-assign]
+        fake.confluence.content_list = broken  # type: ignore[method-assign]
         conf = Confluence(fake.confluence_url, cloud=False, **auth(fake))
         conf.get("rest/api/content", params={"spaceKey": "DOCS", "expand": "version"})
         conf.get("rest/api/content", params={"spaceKey": "DOCS", "limit": "many"})  # a bad request too

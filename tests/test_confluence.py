@@ -14,11 +14,11 @@ import ingest.confluence.pages as confluence
 from assistant.embeddings import SentenceTransformerEmbedder
 from assistant.errors import SourceError
 from assistant.services import Services
-from assistant.settings import Settings
 from assistant.store import DocumentRecord
 from ingest.confluence.pages import sync_confluence
 from ingest.confluence.storage import storage_to_markdown
 from ingest.parsers import parse_text
+from tests.conftest import fresh_services
 from tests.fakes.atlassian import FakeAtlassian, running
 
 GUIDE = """<h1>Installation</h1><p>Install with pip.</p>
@@ -52,9 +52,7 @@ def site(request: pytest.FixtureRequest) -> Iterator[FakeAtlassian]:
 
 def make_services(site: FakeAtlassian, root: Path, embedder: SentenceTransformerEmbedder,
                   token: str | None = None) -> Services:
-    settings = Settings(data_dir=root / "data", confluence_user=site.user,  # type: ignore[call-arg]
-                        confluence_token=token or site.token, _env_file=None)
-    return Services(settings, embedder=embedder)
+    return fresh_services(root, embedder, confluence_user=site.user, confluence_token=token or site.token)
 
 
 @pytest.fixture

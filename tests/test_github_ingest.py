@@ -19,12 +19,12 @@ from assistant import db
 from assistant.embeddings import SentenceTransformerEmbedder
 from assistant.errors import ConfigError, SourceError
 from assistant.services import Services
-from assistant.settings import Settings
 from ingest.connectors import GitHubSource
 from ingest.github.client import check_api_url
 from ingest.github.documents import is_noise
 from ingest.github.sync import GitHubStats, sync_github
 from ingest.sync import load_sources
+from tests.conftest import fresh_services
 from tests.fakes.github import FakeGitHub, Issue, Repo
 
 PII = ["jane.doe@acme.com", "Jane Doe", "jane-doe", "+1 (555) 123-4567", "ghp_a1B2c3D4e5F6g7H8i9J0k1L2m3N4o5P6q7R8",
@@ -96,9 +96,7 @@ def world() -> Iterator[World]:
 
 
 def make_services(url: str, root: Path, embedder: SentenceTransformerEmbedder, token: str) -> Services:
-    settings = Settings(data_dir=root / "data", github_token=SecretStr(token), github_url=url,  # type: ignore[call-arg]
-                        _env_file=None)
-    return Services(settings, embedder=embedder)
+    return fresh_services(root, embedder, github_token=SecretStr(token), github_url=url)
 
 
 @pytest.fixture

@@ -17,9 +17,9 @@ from assistant.atlassian.adf import adf_to_text
 from assistant.embeddings import SentenceTransformerEmbedder
 from assistant.errors import ConfigError, SourceError
 from assistant.services import Services
-from assistant.settings import Settings
 from ingest.jira import sync_jira, wiki_to_markdown
 from ingest.pipeline import IngestStats
+from tests.conftest import fresh_services
 from tests.fakes.atlassian import FakeAtlassian, Person, running
 
 JANE = Person("Jane Doe", "jane.doe@acme.com", "acc-jane")
@@ -58,9 +58,7 @@ def site(request: pytest.FixtureRequest) -> Iterator[FakeAtlassian]:
 
 def make_services(site: FakeAtlassian, root: Path, embedder: SentenceTransformerEmbedder,
                   token: str | None = None, project: str | None = "ABC,XYZ") -> Services:
-    settings = Settings(data_dir=root / "data", jira_user=site.user, jira_token=token or site.token,  # type: ignore[call-arg]
-                        jira_project=project, _env_file=None)
-    return Services(settings, embedder=embedder)
+    return fresh_services(root, embedder, jira_user=site.user, jira_token=token or site.token, jira_project=project)
 
 
 @pytest.fixture

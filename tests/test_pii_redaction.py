@@ -14,7 +14,7 @@ from fastapi.testclient import TestClient
 from assistant import db
 from assistant.api import create_app
 from assistant.services import Services
-from assistant.settings import Settings
+from tests.conftest import fresh_services
 from tests.test_access import session
 
 QUESTION = ("I want to talk to a human. Mail me at jane.doe@example.com or call +1 415 555 0100, "
@@ -51,8 +51,7 @@ def test_questions_feedback_and_reasons_are_redacted_before_anything_keeps_them(
 
 
 def test_redaction_can_be_turned_off(tmp_path: Path, embedder: Any) -> None:
-    settings = Settings(data_dir=tmp_path / "data", redact_pii=False, _env_file=None)  # type: ignore[call-arg]
-    svc = Services(settings, embedder=embedder)
+    svc = fresh_services(tmp_path, embedder, redact_pii=False)
     ask_rate_and_escalate(svc)
     kept = stored_text(svc)
     assert all(raw in kept for raw in RAW)

@@ -4,33 +4,21 @@ breaks the documented schema. Runs against a real uvicorn server over HTTP."""
 
 from __future__ import annotations
 
-import threading
-import time
 from collections.abc import Iterator
 
 import pytest
 import schemathesis
-import uvicorn
 from hypothesis import HealthCheck, given, settings
 
 from assistant.api import create_app
 from assistant.services import Services
+from tests.servers import serve
 
 
 @pytest.fixture(scope="module")
 def api_url(docs_services: Services) -> Iterator[str]:
-    server = uvicorn.Server(uvicorn.Config(create_app(services=docs_services), host="127.0.0.1", port=0,
-                                           log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 60
-    while not (server.started and server.servers):
-        assert time.monotonic() < deadline, "API server did not start"
-        time.sleep(0.05)
-    port = server.servers[0].sockets[0].getsockname()[1]
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(10)
+    with serve(create_app(services=docs_services), name="the API") as url:
+        yield url
 
 
 @pytest.fixture(scope="module")

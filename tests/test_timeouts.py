@@ -22,9 +22,8 @@ from assistant.api import create_app
 from assistant.embeddings import SentenceTransformerEmbedder
 from assistant.errors import RetrievalError
 from assistant.services import Services
-from assistant.settings import Settings
 from assistant.traffic import PrioritySlots, SlotTimeout
-from tests.conftest import index_docs, start_chroma, stop_chroma
+from tests.conftest import fresh_services, index_docs, start_chroma, stop_chroma
 
 T = TypeVar("T")
 CHROMA_TIMEOUT = 2.0
@@ -54,9 +53,7 @@ def chroma(tmp_path: Path) -> Iterator[tuple[Any, str]]:
 
 
 def served(tmp_path: Path, url: str, embedder: SentenceTransformerEmbedder) -> tuple[Services, Any]:
-    settings = Settings(data_dir=tmp_path / "data", chroma_url=url, chroma_timeout=CHROMA_TIMEOUT,  # type: ignore[call-arg]
-                        rate_limits={}, _env_file=None)
-    svc = Services(settings, embedder=embedder)
+    svc = fresh_services(tmp_path, embedder, chroma_url=url, chroma_timeout=CHROMA_TIMEOUT, rate_limits={})
     docs = tmp_path / "docs"
     docs.mkdir()
     (docs / "install.md").write_text("# Installing\n\nRun the MSI installer and reboot the spooler service.\n")

@@ -13,7 +13,6 @@ from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 from fastapi.testclient import TestClient
 
 from assistant.api import create_app
@@ -21,6 +20,7 @@ from assistant.keys import Identity
 from assistant.services import Services
 from assistant.settings import Settings
 from assistant.traffic import Limits, PrioritySlots, RateLimited
+from tests.servers import serve
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
 
@@ -65,14 +65,8 @@ def served(docs_services: Services) -> Iterator[tuple[str, Any]]:
     settings = docs_services.settings.model_copy(update={"max_concurrent_answers": 1, "rate_limits": {},
                                                          "stream_limits": {}})
     app = create_app(settings=settings, services=docs_services)
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    while not (server.started and server.servers):
-        time.sleep(0.02)
-    yield f"http://127.0.0.1:{server.servers[0].sockets[0].getsockname()[1]}", app
-    server.should_exit = True
-    thread.join(10)
+    with serve(app, name="the API") as url:
+        yield url, app
 
 
 def test_paid_requests_jump_the_queue_under_load(served: tuple[str, Any], docs_services: Services,

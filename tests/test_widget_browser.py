@@ -11,10 +11,9 @@ import json
 import os
 import re
 import statistics
-import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
@@ -26,8 +25,9 @@ from assistant.embeddings import Embedder
 from assistant.escalation.queue import get_escalation
 from assistant.services import Services
 from assistant.settings import Settings
-from tests.browser import chromium, serve, with_web_routes
+from tests.browser import chromium, with_web_routes
 from tests.conftest import ROOT, free_port, index_docs
+from tests.servers import serve, serve_handler, shut
 
 BUBBLE = "Ask a question about these docs"
 HOSTILE = """---
@@ -347,8 +347,7 @@ def test_embedding_on_another_origin_needs_cors(page: Any, site: Site) -> None:
         pytest.skip("ANSWERDESK_CORS_ORIGINS is not wired into Settings and the app yet: cross-origin embedding "
                     "not tested")
     handler = type("Host", (_HostPage,), {"widget_origin": site.url})
-    server = ThreadingHTTPServer(("127.0.0.1", site.other_port), handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    server = serve_handler(handler, port=site.other_port)
     try:
         page.goto(f"http://127.0.0.1:{site.other_port}/")  # a configured origin
         page.get_by_role("button", name=BUBBLE).click()
@@ -366,8 +365,7 @@ def test_embedding_on_another_origin_needs_cors(page: Any, site: Site) -> None:
         page.get_by_label("Your question").press("Enter")
         expect(page.locator(".note.error")).to_have_text(re.compile("Could not reach the assistant"))
     finally:
-        server.shutdown()
-        server.server_close()
+        shut(server)
 
 
 def test_time_to_first_token(page: Any, site: Site) -> None:

@@ -35,7 +35,8 @@ from urllib.parse import parse_qsl, urlencode, urlsplit
 
 from graphql import GraphQLError, build_schema, graphql_sync
 
-from tests.fakes import reply, serve, shut
+from tests.fakes import reply
+from tests.servers import serve_handler, shut
 
 SCHEMA = build_schema("""
 scalar DateTime
@@ -284,7 +285,7 @@ class FakeGitHub:
             def log_message(self, *args: Any) -> None:
                 pass
 
-        self._server = serve(Handler)
+        self._server = serve_handler(Handler)
         return self
 
     def stop(self) -> None:

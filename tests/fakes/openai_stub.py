@@ -13,15 +13,15 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-import threading
 import time
 import uuid
 from collections.abc import Iterator
 from typing import Any
 
-import uvicorn
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, StreamingResponse
+
+from tests.servers import AsgiServer
 
 SOURCE = re.compile(r'<source n="(\d+)"[^>]*>\n(.*?)\n</source>', re.S)
 INVENTED = "The product also ships a quantum teleporter that syncs tickets to Mars nightly"
@@ -59,7 +59,8 @@ class OpenAIStub:
         self.app = FastAPI()
         self.app.post("/v1/chat/completions")(self.completions)
         self.port = 0
-        self._server: uvicorn.Server | None = None
+        # stub-slow sleeps 5 s: stop() must not wait for an answer its client gave up on.
+        self._server = AsgiServer(self.app, name="OpenAI stub", lifespan="off", graceful_stop=1)
 
     async def completions(self, request: Request) -> Any:
         body = await request.json()
@@ -93,18 +94,10 @@ class OpenAIStub:
         yield "data: [DONE]\n\n"
 
     def start(self) -> str:
-        config = uvicorn.Config(self.app, host="127.0.0.1", port=0, log_level="warning", lifespan="off")
-        self._server = uvicorn.Server(config)
-        thread = threading.Thread(target=self._server.run, daemon=True)
-        thread.start()
-        deadline = time.monotonic() + 10
-        while not (self._server.started and self._server.servers):
-            if time.monotonic() > deadline:
-                raise RuntimeError("OpenAI stub did not start")
-            time.sleep(0.02)
-        self.port = self._server.servers[0].sockets[0].getsockname()[1]
-        return f"http://127.0.0.1:{self.port}/v1"
+        """The base URL the openai client wants (ending in /v1)."""
+        url = self._server.start()
+        self.port = self._server.port
+        return f"{url}/v1"
 
     def stop(self) -> None:
-        if self._server is not None:
-            self._server.should_exit = True
+        self._server.stop()

@@ -29,7 +29,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
-from tests.fakes import reply, serve, shut
+from tests.fakes import reply
+from tests.servers import serve_handler, shut
 
 TEAM_ID = "T0TEAM"
 BOT_USER_ID = "U0BOT"
@@ -127,7 +128,7 @@ class FakeSlack:
             def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - quiet in tests
                 pass
 
-        self._server = serve(Handler)
+        self._server = serve_handler(Handler)
         return self
 
     def __exit__(self, *exc: object) -> None:

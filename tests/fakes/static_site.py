@@ -23,7 +23,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from xml.sax.saxutils import escape
 
-from tests.fakes import FakeServer, reply, serve, shut
+from tests.fakes import reply
+from tests.servers import FakeServer, serve_handler, shut
 
 SITEMAP_NS = "http://www.sitemaps.org/schemas/sitemap/0.9"
 EPOCH = datetime(2024, 1, 1, tzinfo=UTC)
@@ -97,7 +98,7 @@ class StaticSite:
             def handle_error(self, request: Any, client_address: Any) -> None:
                 pass  # a client that timed out and hung up is expected here
 
-        self._server = serve(Handler, Server)
+        self._server = serve_handler(Handler, Server)
         return self
 
     def __exit__(self, *exc: object) -> None:
