@@ -110,7 +110,7 @@ def test_refusal_is_a_visible_failed_state_an_admin_fixes_and_retries(
     [issue] = tickets(jira, esc)
     assert issue.summary == "Install fails on step 2"
     assert get_escalation(fixed.store.engine, esc).status == "delivered"
-    assert runner.invoke(cli_app, ["escalations", "retry", "zzzz"]).exit_code == 1
+    assert runner.invoke(cli_app, ["escalations", "retry", "zzzz"], obj=lambda: fixed).exit_code == 1
 
 
 @pytest.mark.parametrize("status", [429, 503])
