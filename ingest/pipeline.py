@@ -187,6 +187,8 @@ class Ingestor:
         # Sentence vectors for every chunk that has none yet (new text, or rows from before they
         # were stored), embedded in the same model call as the chunks: one length-sorted batch.
         needs = [ch for p in pending for ch in p.chunks if ch.id not in blobs]
+        if not self.s.settings.sentence_vectors:
+            needs = []  # answers embed their sources' sentences per question instead (cached)
         texts = [sentences.sentence_texts(ch) for ch in needs]
         with timed(stats, "embed"):
             flat = [ch.search_text for ch in embed] + [t for group in texts for t in group]
