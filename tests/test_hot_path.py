@@ -4,6 +4,7 @@ concurrent requests batched, caches bounded by bytes. Real model, real Chroma, r
 from __future__ import annotations
 
 import threading
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -14,6 +15,7 @@ from assistant.answering.types import Source
 from assistant.bytecache import ByteLRU
 from assistant.embeddings import Kind, QueryBatcher, SentenceTransformerEmbedder
 from assistant.services import Services
+from tests.conftest import fresh_services, index_docs
 
 QUESTIONS = ["How do I create an API key?", "Which answerer runs without an LLM?",
              "How is a Confluence space ingested?", "What happens when confidence is low?"]
@@ -126,3 +128,20 @@ def test_byte_cache_stays_within_its_budget() -> None:
     assert cache.get("k99") is not None and cache.get("k0") is None
     cache.put("huge", np.zeros(10_000, dtype=np.float32))  # over the whole budget: not kept
     assert cache.get("huge") is None and len(cache) == 6
+
+
+def test_sentence_vectors_can_be_left_out_of_ingest(tmp_path: Path, embedder: SentenceTransformerEmbedder) -> None:
+    """ANSWERDESK_SENTENCE_VECTORS=false: ingestion embeds only the chunks (one text each), and answers
+    still come, their sources' sentences embedded per question instead."""
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "keys.md").write_text("# API keys\n\nCreate a key with `answerdesk keys create`. Keys are shown once. "
+                                  "Revoke a key with `answerdesk keys revoke`.\n")
+    counting = Counting(embedder)
+    svc = fresh_services(tmp_path, counting, sentence_vectors=False)  # type: ignore[arg-type]
+    index_docs(svc, docs)
+    ids = svc.store.chunk_ids("answerdesk-docs", [d.doc_id for d in svc.store.documents()])
+    assert ids and svc.store.sentence_vectors(ids) == {}
+    assert sum(n for kind, n in counting.calls if kind == "document") == len(ids)  # no sentence texts
+    answer = svc.assistant.respond("How do I revoke an API key?")
+    assert answer.citations and "revoke" in answer.answer
