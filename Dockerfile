@@ -6,6 +6,7 @@ COPY pyproject.toml README.md ./
 COPY assistant ./assistant
 COPY ingest ./ingest
 COPY eval ./eval
+COPY cli ./cli
 COPY prompts ./prompts
 COPY docs ./docs
 RUN pip install --no-cache-dir .

@@ -114,19 +114,22 @@ class QueryBatcher:
     embed the same question, and a question asked again costs nothing."""
 
     def __init__(self, inner: Embedder, window: float = 0.002, max_batch: int = 64,
-                 cache_bytes: int = 16 << 20) -> None:
+                 cache_bytes: int = 16 << 20, wait: float = 120.0) -> None:
         self.inner = inner
         self.name = inner.name
         self.dimension = inner.dimension
         self.window = window
         self.max_batch = max_batch
         self.batches = 0  # model calls made for queries, for tests and benchmarks
+        self.wait = wait
         self._cache: ByteLRU[str, np.ndarray] = ByteLRU(cache_bytes, lambda v: v.nbytes + 2 * 64)
         self._queue: queue.SimpleQueue[tuple[list[str], Future[np.ndarray]]] = queue.SimpleQueue()
         self._worker: threading.Thread | None = None
         self._start = threading.Lock()
 
     def __getattr__(self, attr: str) -> Any:  # dtype, count_tokens...: the wrapped embedder's
+        if "inner" not in self.__dict__:  # copy/pickle probe before __init__ ran
+            raise AttributeError(attr)
         return getattr(self.__dict__["inner"], attr)
 
     def embed(self, texts: list[str], kind: Kind = "document") -> np.ndarray:
@@ -138,7 +141,11 @@ class QueryBatcher:
             future: Future[np.ndarray] = Future()
             self._ensure_worker()
             self._queue.put((missing, future))
-            found.update(zip(missing, future.result(), strict=True))
+            try:
+                rows = future.result(timeout=self.wait)
+            except TimeoutError:  # concurrent.futures raises the builtin since 3.11
+                raise EmbeddingError(f"The query embedder did not answer within {self.wait:g} s.") from None
+            found.update(zip(missing, rows, strict=True))
         if not texts:
             return np.zeros((0, self.dimension), dtype=np.float32)
         return np.vstack([found[t] for t in texts])
@@ -167,15 +174,17 @@ class QueryBatcher:
         flat = list(dict.fromkeys(t for texts, _ in batch for t in texts))
         try:
             rows = dict(zip(flat, self.inner.embed(flat, kind="query"), strict=True))
-        except Exception as exc:  # every waiting request gets the error, the worker lives on
+            self.batches += 1
+            for text, vec in rows.items():
+                self._cache.put(text, vec.copy())  # a copy: a row view would keep the whole batch alive
+            for texts, future in batch:
+                future.set_result(np.vstack([rows[t] for t in texts]))
+        except BaseException as exc:  # every request still waiting gets the error, the worker lives on
             for _, future in batch:
-                future.set_exception(exc)
-            return
-        self.batches += 1
-        for text, vec in rows.items():
-            self._cache.put(text, vec)
-        for texts, future in batch:
-            future.set_result(np.vstack([rows[t] for t in texts]))
+                if not future.done():
+                    future.set_exception(exc)
+            if not isinstance(exc, Exception):
+                raise
 
 
 def load_embedder(settings: Settings) -> QueryBatcher:

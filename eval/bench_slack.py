@@ -30,9 +30,9 @@ from assistant.api import create_app  # noqa: E402
 from assistant.embeddings import SentenceTransformerEmbedder  # noqa: E402
 from assistant.services import Services  # noqa: E402
 from assistant.settings import Settings, bundled_model_path  # noqa: E402
-from tests.browser import serve  # noqa: E402
 from tests.conftest import free_port, index_docs  # noqa: E402
 from tests.fakes.slack import FakeSlack, event_callback, mention, signed  # noqa: E402
+from tests.servers import serve  # noqa: E402
 
 SECRET = "bench-signing-secret"
 QUESTIONS = ["How do I set the database URL?", "How do I run the tests?", "What does the widget need on my page?",

@@ -11,6 +11,7 @@ clients, and a connector whose dependencies are missing fails as that source, no
 from __future__ import annotations
 
 import importlib
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
@@ -18,7 +19,16 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    TypeAdapter,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from assistant.errors import ConfigError, SourceError
 from assistant.services import Services
@@ -52,8 +62,20 @@ class SourceConfig(BaseModel):
     """What every source has: a name (its documents, state and runs are filed under it) and a type."""
 
     model_config = ConfigDict(extra="forbid")
-    name: str = Field(pattern=NAME_PATTERN)
+    name: str
     type: str
+
+    @field_validator("name")
+    @classmethod
+    def _check_name(cls, v: str, info: ValidationInfo) -> str:
+        # The sources file keeps names plain; a name from options (`answerdesk ingest docs "./My Docs"`
+        # defaults to the folder's name) only has to be printable, as it always could be.
+        if (info.context or {}).get("from_options"):
+            if not v.strip() or len(v) > 200 or any(ord(c) < 32 or ord(c) == 127 for c in v):
+                raise ValueError("must be 1 to 200 printable characters (pass --source NAME)")
+        elif not re.match(NAME_PATTERN, v):
+            raise ValueError("must be letters, digits, '.', '_' or '-', starting with a letter or digit")
+        return v
 
 
 class DocsSource(SourceConfig):
@@ -188,7 +210,7 @@ def build(kind: str, **fields: Any) -> SourceConfig:
     (None) take the model's default, so a flag and the sources file mean the same. Raises ConfigError."""
     values = {"type": kind, **{k: v for k, v in fields.items() if v is not None}}
     try:
-        return REGISTRY[kind].config.model_validate(values)
+        return REGISTRY[kind].config.model_validate(values, context={"from_options": True})
     except ValidationError as exc:
         raise ConfigError("Invalid options:\n  " + "\n  ".join(validation_problems(exc, kind))) from None
 

@@ -47,3 +47,13 @@ def test_bad_options_are_refused_before_any_service_starts() -> None:
     assert "url: must be an http:// or https:// URL" in result.output and "Traceback" not in result.output
     result = CliRunner().invoke(app, ["ingest", "github", "not-a-repo"], obj=no_services, env={"COLUMNS": "200"})
     assert result.exit_code == 1 and "OWNER/REPO" in result.output
+
+
+def test_names_from_options_may_be_any_printable_text_but_the_file_keeps_them_plain() -> None:
+    # `answerdesk ingest docs "./My Docs"` names the source after its folder, as it always did.
+    assert build("docs", name="My Docs", path="docs").name == "My Docs"
+    assert build("confluence", name="confluence-~jdoe", url="https://x.example/wiki", spaces=["~jdoe"]).name
+    with pytest.raises(Exception, match="letters, digits"):
+        SOURCE_ADAPTER.validate_python({"name": "My Docs", "type": "docs", "path": "docs"})
+    with pytest.raises(Exception, match="printable"):
+        build("docs", name="bad\nname", path="docs")

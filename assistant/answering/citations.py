@@ -155,20 +155,19 @@ def _semantic_support(pending: list[tuple[SentenceCheck, str, list[int]]], by_n:
                       embedder: Embedder, known: dict[int, dict[str, np.ndarray]]) -> None:
     """Paraphrases fail the word test; give them a second chance by meaning. Sentence vectors
     already known are used as they are; everything else is embedded in two batches."""
-    by_text = {t: v for vecs in known.values() for t, v in vecs.items()}
-    claims = [p for _, p, _ in pending]
-    new_claims = [p for p in dict.fromkeys(claims) if p not in by_text]
-    claim_vec = {**by_text, **dict(zip(new_claims, embedder.embed(new_claims, kind="query"), strict=True))}
+    claims = list(dict.fromkeys(p for _, p, _ in pending))
+    claim_vec = dict(zip(claims, embedder.embed(claims, kind="query"), strict=True))
     cited = sorted({n for _, _, ns in pending for n in ns})
-    # Each other cited source's sentences are embedded once, in one batch, whatever cites them.
-    sentences = {n: split_sentences(by_n[n].text) or [by_n[n].text] for n in cited if not known.get(n)}
-    flat = [s for n in sentences for s in sentences[n]]
-    vectors = embedder.embed(flat, kind="document")
-    rows: dict[int, np.ndarray] = {n: np.vstack(list(known[n].values())) for n in cited if known.get(n)}
-    start = 0
-    for n in sentences:
-        rows[n] = vectors[start : start + len(sentences[n])]
-        start += len(sentences[n])
+    # Every sentence of each cited source counts (an LLM may paraphrase a table row or a long
+    # sentence the extractive answerer would never quote); vectors already known are reused, the
+    # rest embedded once, in one batch, whatever cites them.
+    sentences = {n: split_sentences(by_n[n].text) or [by_n[n].text] for n in cited}
+    missing = list(dict.fromkeys(s for n in cited for s in sentences[n] if s not in known.get(n, {})))
+    fresh = dict(zip(missing, embedder.embed(missing, kind="document"), strict=True)) if missing else {}
+    rows: dict[int, np.ndarray] = {}
+    for n in cited:
+        mine = known.get(n, {})
+        rows[n] = np.vstack([mine[s] if s in mine else fresh[s] for s in sentences[n]])
     for check, _plain, ns in pending:
         vec = claim_vec[_plain]
         best = float(max(np.max(rows[n] @ vec) for n in ns))

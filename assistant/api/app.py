@@ -99,7 +99,8 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
             log.error("answerdesk is not ready: %s", exc)
         try:
             worker = start_worker(svc.queue, svc.settings.delivery_interval)
-        except AnswerdeskError:  # misconfigured escalation: already logged, and requests report it
+        except AnswerdeskError as exc:  # misconfigured escalation: requests report it too
+            log.error("escalations will not be delivered: %s", exc)
             worker = None
         yield
         if worker is not None:
