@@ -16,7 +16,7 @@ from typing import Any
 
 import httpx
 
-from eval.bench_util import free_port, percentile
+from eval.bench_util import free_port, percentile, run_clients
 
 
 def start_server(data_dir: Path) -> tuple[subprocess.Popen[bytes], str]:
@@ -63,13 +63,7 @@ def load(url: str, questions: list[str], clients: int, requests: int) -> dict[st
                 with lock:
                     (latencies.append(ms) if r.status_code == 200 else errors.append(r.status_code))
 
-    started = time.perf_counter()
-    threads = [threading.Thread(target=client) for _ in range(clients)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    wall = time.perf_counter() - started
+    wall = run_clients(clients, client)
     return {"clients": clients, "requests": requests, "errors": len(errors),
             "p50_ms": percentile(latencies, 0.5), "p95_ms": percentile(latencies, 0.95),
             "throughput_rps": len(latencies) / wall}

@@ -18,7 +18,7 @@ from assistant.answering.citations import verify
 from assistant.answering.extractive import ExtractiveAnswerer
 from assistant.embeddings import QueryBatcher
 from assistant.services import Services
-from eval.bench_util import percentile
+from eval.bench_util import percentile, run_clients
 
 STAGES = ("embed", "chroma", "keyword", "database", "answer", "verify", "store")
 
@@ -136,13 +136,7 @@ def concurrent_embeds(embed: Callable[..., Any], questions: list[str], clients: 
             with lock:
                 latencies.append((time.perf_counter() - started) * 1000)
 
-    started = time.perf_counter()
-    threads = [threading.Thread(target=client) for _ in range(clients)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    wall = time.perf_counter() - started
+    wall = run_clients(clients, client)
     return {"p50_ms": percentile(latencies, 0.5), "p95_ms": percentile(latencies, 0.95),
             "per_s": len(latencies) / wall}
 
