@@ -119,7 +119,7 @@ class Ingestor:
                         pending.append(item)
                         stats.added += ref.doc_id not in known
                         stats.updated += ref.doc_id in known
-                if sum(len(p.embed) for p in pending) >= self.flush_chunks:
+                if sum(self._model_work(p) for p in pending) >= self.flush_chunks:
                     self._flush(pending, stats)
                 self.on_document(ref.label or ref.doc_id)
             self._flush(pending, stats)
@@ -178,6 +178,12 @@ class Ingestor:
             chunks=chunks, embed=embed, reuse=reuse, keep=keep,
             stale=[cid for cid in old if cid not in new_ids], blobs=blobs,
         )
+
+    def _model_work(self, item: _Pending) -> int:
+        """Chunk texts to embed, plus chunks still needing sentence vectors (about a chunk's worth of
+        text each): a re-sync after an upgrade has no new chunks but all their sentences to embed."""
+        sentence_work = sum(ch.id not in item.blobs for ch in item.chunks) if self.s.settings.sentence_vectors else 0
+        return len(item.embed) + sentence_work
 
     def _flush(self, pending: list[_Pending], stats: IngestStats) -> None:
         if not pending:
