@@ -17,17 +17,13 @@ from __future__ import annotations
 import numpy as np
 
 from assistant.answering.text import Unit, source_units
+from assistant.answering.types import heading_text
 from assistant.types import Chunk
 
 
 def quotable(unit: Unit) -> bool:
     """A unit worth quoting on its own: a sentence or list item of a sensible length."""
     return unit.kind in ("sentence", "item") and len(unit.text.split()) >= 3 and len(unit.text) <= 600
-
-
-def heading_text(chunk: Chunk) -> str:
-    """The page title and heading path as the answerer reads them (`Source.title`)."""
-    return f"{chunk.title} — {chunk.heading}" if chunk.heading else chunk.title
 
 
 def sentence_texts(chunk: Chunk, units: list[Unit] | None = None) -> list[str]:

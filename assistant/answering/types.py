@@ -6,7 +6,12 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Protocol
 
-from assistant.types import Hit
+from assistant.types import Chunk, Hit
+
+
+def heading_text(chunk: Chunk) -> str:
+    """The page title and heading path as the answerer reads them; stored sentence vectors embed it too."""
+    return f"{chunk.title} — {chunk.heading}" if chunk.heading else chunk.title
 
 
 @dataclass(frozen=True)
@@ -22,8 +27,7 @@ class Source:
 
     @property
     def title(self) -> str:
-        heading = self.hit.chunk.heading
-        return f"{self.hit.chunk.title} — {heading}" if heading else self.hit.chunk.title
+        return heading_text(self.hit.chunk)
 
 
 @dataclass(frozen=True)

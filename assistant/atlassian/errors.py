@@ -24,10 +24,6 @@ class AtlassianError(AnswerdeskError):
         self.never_sent = never_sent
         self.response = response
 
-    @property
-    def reason(self) -> str:
-        return str(self)
-
 
 def status_of(exc: BaseException | None) -> int | None:
     """The HTTP status behind a requests or atlassian-python-api error (ApiError keeps it in .reason)."""
