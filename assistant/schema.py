@@ -61,7 +61,7 @@ class Upgrade:
 def _config(connection: Connection | None = None) -> Any:
     from alembic.config import Config
 
-    cfg = Config()
+    cfg = Config()  # no alembic.ini: the package carries its script directory
     cfg.set_main_option("script_location", str(MIGRATIONS))
     cfg.set_main_option("file_template", "%%(rev)s_%%(slug)s")
     if connection is not None:
@@ -164,6 +164,25 @@ def require_current(engine: Engine) -> None:
     raise SchemaError(f"the database schema is {s.describe()}; this version of answerdesk needs revision "
                       f"{s.head}. Run `answerdesk db upgrade` once (one process migrates; other replicas wait "
                       "for it), or set ANSWERDESK_AUTO_MIGRATE=true to upgrade on start.")
+
+
+def new_revision(message: str) -> Path:
+    """For contributors: write the next numbered revision file, holding what assistant/db.py has and the
+    newest revision lacks (autogenerate against a scratch SQLite database upgraded to the newest revision).
+    Read it before committing: autogenerate does not see renames, data moves or server-side details."""
+    import tempfile
+
+    from alembic import command
+
+    rev_id = f"{int(head()) + 1:04d}"
+    with tempfile.TemporaryDirectory() as scratch:
+        engine = sa.create_engine(f"sqlite:///{scratch}/head.db", poolclass=sa.pool.NullPool)
+        upgrade(engine)
+        with engine.begin() as conn:
+            script = command.revision(_config(conn), message=message, autogenerate=True, rev_id=rev_id)
+        engine.dispose()
+    _script.cache_clear()
+    return Path(script.path)  # type: ignore[union-attr]
 
 
 def prepare(engine: Engine, auto: bool) -> None:

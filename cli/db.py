@@ -54,3 +54,13 @@ def db_current(
         console.print("newer than this version of answerdesk: run the version that upgraded it", highlight=False)
     if check:
         raise typer.Exit(1)
+
+
+@app.command("revision")
+@friendly
+def db_revision(message: Annotated[str, typer.Argument(help="What the revision changes, e.g. 'add tickets.sla'")],
+                ) -> None:
+    """For contributors, after changing a table in assistant/db.py: write the next numbered revision file
+    with the difference (read it before committing; docs/architecture.md, "Changing the schema")."""
+    path = schema.new_revision(message)
+    console.print(f"wrote {path}", highlight=False)

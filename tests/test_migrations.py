@@ -217,3 +217,70 @@ def test_serve_refuses_to_start_on_a_postgresql_schema_that_is_behind(pg_url: st
     assert "made before migrations" in proc.stderr and "answerdesk db upgrade" in proc.stderr
     assert "Traceback" not in proc.stderr and "answerdesk on http" not in proc.stdout
     assert schema.status(engine).legacy  # serve did not migrate behind the operator's back
+
+
+NEW_COLUMN_SCRIPT = """
+import sys
+from pathlib import Path
+
+import sqlalchemy as sa
+
+from assistant import db, schema
+
+schema.MIGRATIONS = Path(sys.argv[1])  # a copy: the source tree's versions/ stays as it is
+db.chunks.append_column(sa.Column("reviewed_by", sa.String(100)))  # what a contributor adds to db.py
+db.chunks.append_column(sa.Column("reviewed_at", db.UTCDateTime()))
+print(schema.new_revision("add chunks.reviewed_by"))
+"""
+
+CHECK_SCRIPT = """
+import sys
+from pathlib import Path
+
+import sqlalchemy as sa
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+
+from assistant import db, schema
+
+schema.MIGRATIONS = Path(sys.argv[1])
+db.chunks.append_column(sa.Column("reviewed_by", sa.String(100)))
+db.chunks.append_column(sa.Column("reviewed_at", db.UTCDateTime()))
+engine = db.create_engine(sys.argv[2])
+with engine.begin() as conn:  # a row from before the revision
+    conn.execute(sa.text("INSERT INTO chunks (id, source, doc_id, ordinal, content_hash, audience, text, "
+                         "search_text, meta) VALUES ('c1', 's', 'd', 0, 'h', 'public', 't', 't', '{}')"))
+result = schema.upgrade(engine)
+with engine.connect() as conn:
+    print(result.before, result.after, compare_metadata(MigrationContext.configure(conn), db.metadata),
+          conn.execute(sa.text("SELECT id, reviewed_by FROM chunks")).all())
+"""
+
+
+def test_db_revision_turns_a_new_column_in_db_py_into_the_next_revision(database_url: str, tmp_path: Path) -> None:
+    """The documented way to change the schema: add the column in db.py, run `answerdesk db revision`, and
+    the new file upgrades a database at the previous revision to exactly db.py, keeping its rows."""
+    import shutil
+
+    migrations = tmp_path / "migrations"
+    shutil.copytree(ROOT / "assistant" / "migrations", migrations, ignore=shutil.ignore_patterns("__pycache__"))
+    previous = schema.head()
+    schema.upgrade(db.create_engine(database_url))  # a database at the previous head
+    run = [sys.executable, "-c"]
+    made = subprocess.run([*run, NEW_COLUMN_SCRIPT, str(migrations)], cwd=ROOT, capture_output=True, text=True,
+                          timeout=120)
+    assert made.returncode == 0, made.stderr
+    new_rev = f"{int(previous) + 1:04d}"
+    path = Path(made.stdout.splitlines()[-1])  # after Alembic's own "Generating ..." line
+    assert path.parent == migrations / "versions" and path.name == f"{new_rev}_add_chunks_reviewed_by.py"
+    text = path.read_text()
+    assert f"down_revision: str | None = {previous!r}" in text and "batch_alter_table('chunks'" in text
+    assert "add_column(sa.Column('reviewed_by', sa.String(length=100)" in text
+    # Revision files do not import db.py's Python types, which move on: UTCDateTime is DateTime in DDL.
+    assert "add_column(sa.Column('reviewed_at', sa.DateTime(timezone=True)" in text and "assistant" not in text
+
+    checked = subprocess.run([*run, CHECK_SCRIPT, str(migrations), database_url], cwd=ROOT, capture_output=True,
+                             text=True, timeout=120)
+    assert checked.returncode == 0, checked.stderr
+    assert checked.stdout.split()[:2] == [previous, new_rev]
+    assert "[] [('c1', None)]" in checked.stdout
