@@ -19,7 +19,7 @@ def db_upgrade(ctx: typer.Context) -> None:
     """Apply pending migrations, under a lock: run it once per release, before starting the new version.
     Several at once are safe (the others wait, then find nothing to do)."""
     engine = services(ctx).engine
-    console.print(f"database: {engine.url.render_as_string(hide_password=True)}", highlight=False)
+    console.print(f"database: {engine.url.render_as_string(hide_password=True)}", highlight=False, soft_wrap=True)
     try:
         result = schema.upgrade(engine)
     except SQLAlchemyError as exc:  # one transaction: nothing of it stays
@@ -31,7 +31,8 @@ def db_upgrade(ctx: typer.Context) -> None:
         console.print(f"schema already at revision {result.after}: nothing to do", highlight=False)
         return
     if result.legacy:
-        err.print("a database made before migrations: completed to revision 0001 in place, rows kept", highlight=False)
+        err.print("a database made before migrations: completed to revision 0001 in place, rows kept",
+                  highlight=False, soft_wrap=True)
     console.print(f"schema upgraded: {before} -> {result.after}", highlight=False)
 
 
