@@ -161,9 +161,9 @@ def require_current(engine: Engine) -> None:
         return
     if not s.known:
         raise SchemaError(_unknown(s))
-    raise SchemaError(f"the database schema is {s.describe()}; this version of answerdesk needs revision "
-                      f"{s.head}. Run `answerdesk db upgrade` once (one process migrates; other replicas wait "
-                      "for it), or set ANSWERDESK_AUTO_MIGRATE=true to upgrade on start.")
+    raise SchemaError(f"the database schema is behind (revision: {s.describe()}); this version of answerdesk "
+                      f"needs revision {s.head}. Run `answerdesk db upgrade` once (one process migrates; other "
+                      "replicas wait for it), or set ANSWERDESK_AUTO_MIGRATE=true to upgrade on start.")
 
 
 def new_revision(message: str) -> Path:

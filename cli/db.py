@@ -43,7 +43,11 @@ def db_current(
     check: Annotated[bool, typer.Option("--check", help="Exit with status 1 unless the schema is up to date.")] = False,
 ) -> None:
     """Show the schema's revision and whether it is the newest this version knows."""
-    s = schema.status(services(ctx).engine)
+    try:
+        s = schema.status(services(ctx).engine)
+    except SQLAlchemyError as exc:
+        err.print(f"[red]error:[/red] cannot read the database: {getattr(exc, 'orig', None) or exc}", highlight=False)
+        raise typer.Exit(1) from None
     console.print(f"revision: {s.describe()}", highlight=False)
     console.print(f"newest known: {s.head}", highlight=False)
     if s.up_to_date:
