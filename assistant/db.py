@@ -14,6 +14,15 @@ from sqlalchemy.engine import Engine
 
 metadata = sa.MetaData()
 
+# Tables a revision makes with raw DDL and that are not in `metadata` (e.g. an SQLite FTS5 table and its
+# shadow tables): name prefixes that autogenerate and the schema tests leave alone.
+UNMANAGED_TABLE_PREFIXES: tuple[str, ...] = ()
+
+
+def managed(name: str | None, type_: str, _parents: object = None) -> bool:
+    """Alembic's include_name: False for the tables of UNMANAGED_TABLE_PREFIXES."""
+    return type_ != "table" or not (name or "").startswith(UNMANAGED_TABLE_PREFIXES)
+
 
 class UTCDateTime(sa.TypeDecorator[datetime]):
     """Timezone-aware UTC on every backend: SQLite would hand back naive datetimes."""

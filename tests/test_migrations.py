@@ -41,7 +41,8 @@ LATER_TABLES = {"slack_deliveries"}
 def diff(engine: sa.Engine) -> list[Any]:
     """What autogenerate would still write to make the database match assistant/db.py."""
     with engine.connect() as conn:
-        return list(compare_metadata(MigrationContext.configure(conn, opts={"compare_type": True}), db.metadata))
+        ctx = MigrationContext.configure(conn, opts={"compare_type": True, "include_name": db.managed})
+        return list(compare_metadata(ctx, db.metadata))
 
 
 def old_database(engine: sa.Engine) -> None:

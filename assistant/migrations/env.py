@@ -27,6 +27,7 @@ context.configure(
     render_as_batch=True,  # SQLite cannot ALTER most things: batch mode copies the table instead
     render_item=_render,
     compare_type=True,
+    include_name=db.managed,  # tables made by raw DDL (db.UNMANAGED_TABLE_PREFIXES) are not dropped
 )
 with context.begin_transaction():
     context.run_migrations()
