@@ -5,12 +5,13 @@ sends signed webhooks, a fake Slack and the SMTP server wired in."""
 from __future__ import annotations
 
 import email
+import email.policy
 import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from email.message import Message
+from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +21,7 @@ from pydantic import SecretStr
 
 from assistant import db
 from assistant.api import create_app
-from assistant.embeddings import Embedder
+from assistant.embeddings import SentenceTransformerEmbedder
 from assistant.services import Services
 from tests.conftest import free_port, fresh_services, index_docs
 from tests.fakes.atlassian import FakeAtlassian
@@ -41,7 +42,7 @@ class Inbox:
     `flaky(p)` refuses each delivery with probability p."""
 
     def __init__(self) -> None:
-        self.messages: list[Message] = []
+        self.messages: list[EmailMessage] = []
         self.refused = 0
         self.refuse = 0
         self.chance = 0.0
@@ -54,7 +55,7 @@ class Inbox:
                 self.refuse = max(0, self.refuse - 1)
                 self.refused += 1
                 return "451 4.3.0 Temporary failure, try again later"
-            self.messages.append(email.message_from_bytes(envelope.content))
+            self.messages.append(email.message_from_bytes(envelope.content, policy=email.policy.default))
         return "250 2.0.0 OK"
 
 
@@ -138,8 +139,8 @@ def wait_until(fn: Callable[[], Any], timeout: float = 30.0) -> Any:
 
 
 @contextmanager
-def rig(root: Path, embedder: Embedder, jira: FakeAtlassian, slack: FakeSlack, inbox: Inbox, smtp_port: int,
-        webhooks: bool = True, **extra: Any) -> Iterator[Rig]:
+def rig(root: Path, embedder: SentenceTransformerEmbedder, jira: FakeAtlassian, slack: FakeSlack, inbox: Inbox,
+        smtp_port: int, webhooks: bool = True, **extra: Any) -> Iterator[Rig]:
     (root / "docs").mkdir(parents=True, exist_ok=True)
     for name, text in DOCS.items():
         (root / "docs" / name).write_text(text)
