@@ -71,3 +71,19 @@ def test_only_public_comments_and_done_statuses_become_events() -> None:
     assert [e.kind for e in webhook_events(done)] == ["resolved"]
     assert webhook_events({**done, "issue": issue}) == []
     assert webhook_events({"webhookEvent": "comment_created"}) == []
+
+
+def test_an_address_with_a_line_break_is_refused_not_injected(tmp_path: Path) -> None:
+    import pytest
+
+    from assistant.escalation.queue import EscalationRecord
+    from assistant.replies.channels import EmailChannel, Reply, SendFailed
+    from assistant.settings import Settings
+    from assistant.store import utcnow
+
+    settings = Settings(data_dir=tmp_path, _env_file=None, smtp_host="127.0.0.1", smtp_port=9)  # type: ignore[call-arg]
+    row = EscalationRecord("c", "q", [], "", [], None, [], id="e", status="delivered", created_at=utcnow(),
+                           updated_at=utcnow(), contact_email="a@example.com\nBcc: victim@example.com", notify=True)
+    with pytest.raises(SendFailed) as failed:
+        EmailChannel(settings).send(Reply("r", "e", "SUP-1", "comment", "hi", None, "email", 0), row, None)
+    assert failed.value.permanent

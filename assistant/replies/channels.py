@@ -164,7 +164,10 @@ class EmailChannel:
         s = self.s
         if not escalation.contact_email or not s.smtp_host:
             raise SendFailed("no contact e-mail or no ANSWERDESK_SMTP_HOST", permanent=True)
-        msg = self.message(reply, escalation.contact_email, rating_url)
+        try:
+            msg = self.message(reply, escalation.contact_email, rating_url)
+        except ValueError as exc:  # e.g. an address with a line break: no header injection, no retry
+            raise SendFailed(f"cannot address the e-mail: {exc}", permanent=True) from exc
         try:
             with smtplib.SMTP(s.smtp_host, s.smtp_port, timeout=s.smtp_timeout) as smtp:
                 if s.smtp_starttls:

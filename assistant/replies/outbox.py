@@ -138,6 +138,10 @@ class ReplyOutbox:
         except SendFailed as exc:
             self._failed(reply, token, exc)
             return False
+        except Exception as exc:  # a bug or a surprise in one channel: counted like any failure, never a stuck row
+            log.exception("reply %s to %s failed unexpectedly", reply.id, reply.channel)
+            self._failed(reply, token, SendFailed(f"{exc.__class__.__name__}: {exc}"))
+            return False
         self._set(reply.id, token, state="delivered", delivered_at=utcnow(), last_error=None)
         log.info("reply %s (%s on %s) delivered by %s", reply.id, reply.kind, reply.ticket_key, reply.channel)
         return True
