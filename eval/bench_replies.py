@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import random
 import statistics
 import sys
@@ -113,6 +114,7 @@ def main() -> None:
     parser.add_argument("--failure", type=float, default=0.3)
     parser.add_argument("--seed", type=int, default=7)
     args = parser.parse_args()
+    logging.disable(logging.WARNING)  # each retry is logged as a warning; the counts below say it all
     embedder = SentenceTransformerEmbedder(bundled_model_path())
     slack = FlakySlack(random.Random(args.seed + 1), args.failure)
     with tempfile.TemporaryDirectory() as tmp, smtp_server() as (inbox, port), slack:
