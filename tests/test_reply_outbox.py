@@ -87,3 +87,13 @@ def test_an_address_with_a_line_break_is_refused_not_injected(tmp_path: Path) ->
     with pytest.raises(SendFailed) as failed:
         EmailChannel(settings).send(Reply("r", "e", "SUP-1", "comment", "hi", None, "email", 0), row, None)
     assert failed.value.permanent
+
+
+def test_signatures_and_tokens_with_any_characters_are_refused_not_errors() -> None:
+    from assistant.replies.events import signature_ok
+    from assistant.replies.ratings import RatingTokens
+
+    tokens = RatingTokens(b"k" * 32)
+    assert tokens.escalation(tokens.token("e1")) == "e1"
+    assert tokens.escalation("e1.\u00e9t\u00e9") is None and tokens.escalation("e1." + tokens.token("e2")[3:]) is None
+    assert not signature_ok("secret", b"{}", "sha256=\u00e9") and not signature_ok("secret", b"{}", None)

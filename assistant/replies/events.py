@@ -35,7 +35,7 @@ def signature_ok(secret: str, body: bytes, header: str | None) -> bool:
     if method.lower() != "sha256":
         return False
     expected = hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
-    return hmac.compare_digest(expected, given.strip().lower())
+    return hmac.compare_digest(expected.encode(), given.strip().lower().encode())  # bytes: any header text
 
 
 def event_time(payload: dict[str, Any]) -> datetime | None:

@@ -47,7 +47,8 @@ class RatingTokens:
         if not token or token.count(".") != 1 or len(token) > 200:
             return None
         eid, signature = token.split(".")
-        return eid if eid and hmac.compare_digest(signature, self._sign(eid)) else None
+        # As bytes: compare_digest refuses non-ASCII str, and a URL path may carry any character.
+        return eid if eid and hmac.compare_digest(signature.encode(), self._sign(eid).encode()) else None
 
     def _sign(self, escalation_id: str) -> str:
         digest = hmac.new(self._secret, _TAG + escalation_id.encode(), hashlib.sha256).digest()
