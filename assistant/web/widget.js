@@ -377,6 +377,11 @@ header :focus-visible,.user :focus-visible{outline-color:#fff}
     } catch (e) { /* offline: the replies come next time */ }
   }
 
+  // While the panel is open on a conversation that went to a human, look again now and then (not SSE:
+  // one small GET every 30 s, only in that case).
+  const withHuman = () => state.items.some((i) => i.r === "h" || i.eid);
+  setInterval(() => { if (!panel.hidden && state.cid && withHuman()) fetchReplies(); }, 30000);
+
   const mark = (name) => { try { performance.mark("answerdesk:" + name); } catch (e) { /* old browsers */ } };
   const nearBottom = () => log.scrollHeight - log.scrollTop - log.clientHeight < 80;
 
