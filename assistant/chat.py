@@ -104,7 +104,9 @@ class Assistant:
         question = self.conversations.scrub(question.strip())  # nothing downstream sees the raw text
         conversation_id = self.conversations.ensure(
             conversation_id, owner=identity.owner if identity else None, staff=identity is None or identity.staff)
-        past = self.conversations.messages(conversation_id, self.history_turns * 2)
+        # The support team's replies (role "support") are not the assistant's turns.
+        past = [m for m in self.conversations.messages(conversation_id, self.history_turns * 2 + 10)
+                if m.role in ("user", "assistant")][-self.history_turns * 2:] if self.history_turns else []
         history = [Turn(m.role, m.content) for m in past]
         previous_query = next((m.search_query for m in reversed(past) if m.role == "user"), None)
         search_query = self.rewriter(question, previous_query, history)

@@ -78,7 +78,12 @@ class Conversations:
                 for r in reversed(rows)]
 
     def history(self, conversation_id: str, turns: int) -> list[Turn]:
-        return [Turn(m.role, m.content) for m in self.messages(conversation_id, turns * 2)] if turns else []
+        """The last turns between the user and the assistant; the support team's replies (role "support",
+        assistant/replies) are the team's words, not the assistant's, and are not part of it."""
+        if not turns:
+            return []
+        return [Turn(m.role, m.content) for m in self.messages(conversation_id, turns * 2 + 10)
+                if m.role in ("user", "assistant")][-turns * 2:]
 
     def add_exchange(self, conversation_id: str, question: str, search_query: str, answer: ChatResult,
                      timings: dict[str, int | None] | None = None) -> str:

@@ -230,6 +230,54 @@ escalations = sa.Table(
     # the conversation's ticket to post) | commented.
     sa.Column("delivery_step", sa.String(20)),
     sa.Column("create_sent_at", UTCDateTime()),  # a create went out and got no answer: it may exist
+    # Contact captured at handoff: answers are e-mailed only when the person asked to be told (notify).
+    sa.Column("contact_email", sa.String(320)),
+    sa.Column("notify", sa.Boolean, nullable=False, server_default="0"),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+    sa.Column("updated_at", UTCDateTime(), nullable=False),
+)
+
+# -- answers back to the asker (assistant/replies/) --------------------------------------------
+# The reply outbox: one row per (ticket event, channel). `key` makes a second recording of the same
+# comment or resolution (a replayed webhook, the poll seeing it again) a no-op: nothing is sent twice.
+replies = sa.Table(
+    "replies",
+    metadata,
+    sa.Column("id", sa.String(36), primary_key=True),
+    sa.Column("key", sa.String(300), nullable=False, unique=True),  # ticket:kind:comment id:channel
+    sa.Column("escalation_id", sa.String(36), sa.ForeignKey("escalations.id"), nullable=False, index=True),
+    sa.Column("ticket_key", sa.String(100), nullable=False),
+    sa.Column("kind", sa.String(20), nullable=False),  # comment | resolved
+    sa.Column("body", sa.Text, nullable=False),  # the agent's public comment (empty for resolved)
+    sa.Column("author", sa.String(200)),
+    sa.Column("channel", sa.String(20), nullable=False),  # widget | slack | email
+    sa.Column("state", sa.String(20), nullable=False),  # pending | delivered | failed
+    sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("next_attempt_at", UTCDateTime()),
+    sa.Column("claimed_until", UTCDateTime()),
+    sa.Column("claimed_by", sa.String(36)),
+    sa.Column("last_error", sa.Text),
+    sa.Column("event_at", UTCDateTime()),  # when Jira says it happened
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+    sa.Column("delivered_at", UTCDateTime()),
+    sa.Index("ix_replies_due", "state", "next_attempt_at"),
+)
+
+# Webhook deliveries already handled (Jira's X-Atlassian-Webhook-Identifier): a replay is ignored.
+jira_deliveries = sa.Table(
+    "jira_deliveries",
+    metadata,
+    sa.Column("key", sa.String(300), primary_key=True),
+    sa.Column("received_at", UTCDateTime(), nullable=False, index=True),
+)
+
+# "Did this solve your problem?" after a ticket is resolved: one answer per escalation (the latest wins).
+resolution_ratings = sa.Table(
+    "resolution_ratings",
+    metadata,
+    sa.Column("escalation_id", sa.String(36), sa.ForeignKey("escalations.id"), primary_key=True),
+    sa.Column("solved", sa.Boolean, nullable=False),
+    sa.Column("channel", sa.String(20), nullable=False),  # widget | email | slack: where it was answered
     sa.Column("created_at", UTCDateTime(), nullable=False),
     sa.Column("updated_at", UTCDateTime(), nullable=False),
 )

@@ -21,6 +21,8 @@ from assistant.escalation.queue import TicketQueue
 from assistant.index.keyword import KeywordIndex
 from assistant.index.vector import ChromaIndex
 from assistant.keys import Keys
+from assistant.replies.factory import build_outbox
+from assistant.replies.outbox import ReplyOutbox
 from assistant.retrieval import Fusion, Retriever
 from assistant.settings import Settings
 from assistant.store import IndexStore
@@ -83,6 +85,11 @@ class Services:
     @cached_property
     def queue(self) -> TicketQueue:
         return build_queue(self.settings, self.store.engine)
+
+    @cached_property
+    def replies(self) -> ReplyOutbox:
+        """Answers from Jira back to the asker (assistant/replies)."""
+        return build_outbox(self.settings, self.store.engine)
 
     @cached_property
     def routing(self) -> Routing:

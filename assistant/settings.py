@@ -147,6 +147,25 @@ class Settings(BaseSettings):
     jira_search_settle: float = Field(120.0, ge=0)
     jira_status_refresh: float = Field(300.0, gt=0)
 
+    # Answers back to the asker (docs/escalations.md). The secret Jira signs webhooks with (X-Hub-Signature:
+    # sha256=HMAC of the body); unset: POST /v1/webhooks/jira answers 404. Deliveries older than
+    # jira_webhook_max_age seconds are refused, younger replays are recognised by their delivery id.
+    jira_webhook_secret: SecretStr | None = None
+    jira_webhook_max_age: float = Field(86400.0, gt=0)
+    # Seconds between polls of Jira for new public comments and resolutions on open escalations, for
+    # sites that cannot send webhooks; 0: no polling.
+    jira_poll_interval: float = Field(0.0, ge=0)
+    reply_max_attempts: int = Field(8, ge=1, le=100)  # then the reply is `failed` (logged), the others go on
+    reply_retry_base: float = Field(5.0, ge=0, le=3600)  # seconds before the first retry; doubles each time
+    # E-mail for people who asked to be told (notify + contact_email at handoff). No host: no e-mail.
+    smtp_host: str | None = None
+    smtp_port: int = Field(587, ge=1, le=65535)
+    smtp_user: str | None = None
+    smtp_password: SecretStr | None = None
+    smtp_from: str = "answerdesk <support@localhost>"
+    smtp_starttls: bool = True
+    smtp_timeout: float = Field(20.0, gt=0, le=300)
+
     # Escalations: priority and SLA label by who asked (customer tier, or role). JSON in the environment.
     escalation_priorities: dict[str, str] = {"paid": "High", "free": "Medium", "community": "Low",
                                              "agent": "Medium", "admin": "Medium", "default": "Medium"}
@@ -186,7 +205,7 @@ class Settings(BaseSettings):
 
     @field_validator("openai_api_key", "openai_base_url", "confluence_token", "jira_token",
                      "github_token", "slack_bot_token", "slack_signing_secret", "session_secret", "auto_migrate",
-                     mode="before")
+                     "jira_webhook_secret", "smtp_password", "smtp_host", mode="before")
     @classmethod
     def _empty_is_unset(cls, v: object) -> object:
         return None if isinstance(v, str) and not v.strip() else v

@@ -418,3 +418,45 @@ def test_demo_site_pages_have_the_anchors_citations_use(site: Site) -> None:
         assert '<script src="/widget.js"' in r.text
     assert httpx.get(site.url + "/kb/../pyproject.toml").status_code == 404
     assert httpx.get(site.url + "/kb/%2e%2e/pyproject.toml").status_code == 404
+
+
+def test_support_reply_and_the_rating_question_show_when_the_widget_opens(page: Any, site: Site) -> None:
+    """The support team's answer (from the ticket, through the reply outbox) appears the next time the
+    visitor opens the widget, as text; a resolved ticket asks whether it solved the problem."""
+    import sqlalchemy as sa
+
+    from assistant import db
+    from assistant.replies.events import TicketEvent
+    from assistant.replies.ratings import rating_of
+
+    page.goto(site.url + "/")
+    page.get_by_role("button", name=BUBBLE).click()
+    answer = ask(page, "I want to talk to a human about restoring a backup")
+    eid = answer.locator(".banner code").inner_text()
+    engine = site.services.store.engine
+    with engine.begin() as conn:  # as the Jira worker records a delivered ticket
+        conn.execute(db.escalations.update().where(db.escalations.c.id == eid)
+                     .values(ticket_key="SUP-77", status="delivered"))
+    page.get_by_role("button", name="Close chat").click()
+    reply = "Restore with <img src=x onerror=\"window.__pwned='reply'\"> the backup command, then restart."
+    outbox = site.services.replies
+    assert outbox.record([TicketEvent("SUP-77", "comment", "501", reply, "Dana Support"),
+                          TicketEvent("SUP-77", "resolved", "resolved")]) == 2
+    assert outbox.deliver_pending()["delivered"] == 2
+
+    page.get_by_role("button", name=BUBBLE).click()  # opening the panel fetches the replies
+    support = page.locator(".msg.support")
+    expect(support).to_have_count(2)
+    expect(support.first).to_contain_text("Dana Support replied")
+    expect(support.first).to_contain_text(reply)  # shown as text, markup and all
+    assert page.evaluate("window.__pwned") is None
+    expect(support.nth(1)).to_contain_text("Did this solve your problem?")
+    support.nth(1).get_by_role("button", name="Yes, solved").click()
+    expect(support.nth(1)).to_contain_text("Thanks, noted.")
+    assert rating_of(engine, eid) is True
+    page.reload()  # kept in the transcript, not fetched twice
+    expect(page.locator(".msg.support")).to_have_count(2)
+    expect(page.locator(".msg.support").nth(1).get_by_role("button", name="Yes, solved")).to_have_attribute(
+        "aria-pressed", "true")
+    with engine.connect() as conn:
+        assert conn.execute(sa.select(sa.func.count()).where(db.messages.c.role == "support")).scalar_one() == 2

@@ -19,11 +19,14 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from assistant.api.admin import router as admin_router
 from assistant.api.agent import router as agent_router
 from assistant.api.auth import is_admin, trusted_networks
+from assistant.api.replies import router as replies_router
 from assistant.api.routes import Traffic, build_router, problem, unavailable_detail
 from assistant.api.web import router as web_router
 from assistant.conversations import NotFound
 from assistant.errors import AnswerdeskError, EmbeddingError, EscalationError, RetrievalError
+from assistant.escalation.factory import jira_client_factory
 from assistant.escalation.worker import start_worker
+from assistant.replies.poll import start_reply_worker
 from assistant.services import Services
 from assistant.sessions import HEADER as SESSION_HEADER
 from assistant.sessions import Sessions
@@ -84,6 +87,18 @@ class _TooLarge(Exception):
     pass
 
 
+def start_replies(svc: Services) -> tuple[Any, Any] | None:
+    """The reply worker, when escalations go to Jira (only Jira tickets get answers back)."""
+    s = svc.settings
+    if s.escalation != "jira":
+        return None
+    try:
+        return start_reply_worker(svc.replies, s.jira_poll_interval, jira_client_factory(s))
+    except AnswerdeskError as exc:
+        log.error("answers from Jira will not be delivered: %s", exc)
+        return None
+
+
 def create_app(settings: Settings | None = None, services: Services | None = None) -> FastAPI:
     settings = settings or (services.settings if services else load_settings())
 
@@ -103,11 +118,13 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
         except AnswerdeskError as exc:  # misconfigured escalation: requests report it too
             log.error("escalations will not be delivered: %s", exc)
             worker = None
+        replies = start_replies(svc)
         yield
-        if worker is not None:
-            thread, stop = worker
-            stop.set()
-            thread.join(10)
+        for running in (worker, replies):
+            if running is not None:
+                thread, stop = running
+                stop.set()
+                thread.join(10)
 
     app = FastAPI(
         title="answerdesk",
@@ -121,6 +138,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     app.include_router(build_router(settings))
     app.include_router(admin_router)
     app.include_router(agent_router)
+    app.include_router(replies_router)
     app.include_router(web_router)
     app.include_router(slack_router)
 

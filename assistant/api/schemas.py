@@ -122,3 +122,26 @@ class Problem(BaseModel):
 class Readiness(BaseModel):
     status: Literal["ready", "unavailable"]
     checks: dict[str, str]
+
+
+class SupportReply(BaseModel):
+    id: str
+    kind: Literal["comment", "resolved"] = Field(description="An agent's public comment, or the ticket's resolution.")
+    text: str = Field(description="Plain text from the ticket: show it as text, never as HTML.")
+    author: str | None = None
+    ticket_key: str | None = None
+    created_at: datetime
+    rating_token: str | None = Field(None, description="For `resolved`: POST /v1/ratings/{token} answers "
+                                                       "'did this solve your problem?'.")
+    solved: bool | None = Field(None, description="The answer already given, if any.")
+
+
+class RatingCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    solved: bool
+
+
+class RatingOut(BaseModel):
+    escalation_id: str
+    solved: bool
+    channel: str

@@ -37,6 +37,8 @@ class EscalationRequest:
     tier: str | None = None
     priority: str | None = None
     labels: list[str] = field(default_factory=list)
+    contact_email: str | None = None  # where to e-mail the answer, when `notify`
+    notify: bool = False
 
 
 @dataclass

@@ -19,7 +19,6 @@ from typing import Any
 from slack_bolt import Ack, App, BoltContext, Respond
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError, SlackClientError
-from slack_sdk.http_retry.builtin_handlers import ConnectionErrorRetryHandler, RateLimitErrorRetryHandler
 
 from assistant.access import access_filter
 from assistant.conversations import NotFound
@@ -28,8 +27,8 @@ from assistant.escalation.handoff import request_human
 from assistant.escalation.queue import get_escalation
 from assistant.keys import Identity
 from assistant.services import Services
-from assistant.settings import Settings
 from assistant.slack.channels import channel_identity
+from assistant.slack.client import web_client
 from assistant.slack.messages import HUMAN_ACTION, LINK_ACTION, answer_message, handoff_message, suggestion_message
 from assistant.slack.mrkdwn import SECTION_LIMIT, escape, from_slack, truncate
 from assistant.slack.store import PostedAnswer, SlackStore
@@ -43,15 +42,6 @@ TICKET_KEY = re.compile(r"^[A-Z][A-Z0-9_]{0,30}-\d{1,9}$")
 USER_ID = re.compile(r"^[UW][A-Z0-9]{2,20}$")
 USAGE = "Usage: `/answerdesk suggest KEY` (for example `/answerdesk suggest SUP-123`) in an internal support channel."
 EMPTY = "Ask me a question about the product, for example: _How do I set the database URL?_"
-
-
-def web_client(settings: Settings) -> WebClient:
-    """slack_sdk's client with retries for rate limits (429: Slack did nothing, waiting Retry-After is
-    safe) and dropped connections. Not for 5xx: a retried chat.postMessage could post twice."""
-    assert settings.slack_bot_token is not None
-    retries = [ConnectionErrorRetryHandler(max_retry_count=2), RateLimitErrorRetryHandler(max_retry_count=3)]
-    return WebClient(token=settings.slack_bot_token.get_secret_value(),
-                     base_url=settings.slack_api_url.rstrip("/") + "/", timeout=15, retry_handlers=retries)
 
 
 @dataclass(frozen=True)

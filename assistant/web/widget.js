@@ -239,6 +239,9 @@ textarea{font:inherit;color:inherit;border:1px solid #8c959f;border-radius:8px;p
 .comment button{border:1px solid #8c959f;background:#fff;border-radius:8px;padding:0 12px;font-size:13px}
 .note{font-size:13px;color:#57606a;margin:0}
 .error{color:#b42318}
+.support{background:#eef4ff;border:1px solid #b6cdf5;border-radius:12px 12px 12px 2px;padding:10px 12px}
+.support p{margin:0;white-space:pre-wrap}.support .label{margin-top:0}
+.support .answer{border:1px solid #8c959f;background:#fff;border-radius:8px;padding:4px 12px;margin:6px 6px 0 0}
 .handoff{background:#e9f7ef;color:#1a5e33;padding:8px 10px;border-radius:8px}
 .handoff p{margin:0}.contact{margin:6px 0 0;padding-left:18px}.contact a{color:inherit;font-weight:600}
 .ask{display:flex;gap:8px;padding:10px;border-top:1px solid #d0d7de}
@@ -296,7 +299,7 @@ header :focus-visible,.user :focus-visible{outline-color:#fff}
     host.classList.toggle("open", open);
     state.open = open;
     save();
-    if (open) log.scrollTop = log.scrollHeight;
+    if (open) { log.scrollTop = log.scrollHeight; fetchReplies(); }
     // Focus follows the user's action; a panel restored on page load must not steal it.
     if (focus) (open ? input : bubble).focus();
   }
@@ -310,7 +313,10 @@ header :focus-visible,.user :focus-visible{outline-color:#fff}
 
   function redraw() {
     log.replaceChildren(h("p", { class: "note", text: GREETING }));
-    for (const item of state.items) log.append(item.r === "u" ? userView(item.t) : item.r === "h" ? handoffView(item.id, item.opts) : botView(item).node);
+    for (const item of state.items) {
+      log.append(item.r === "u" ? userView(item.t) : item.r === "h" ? handoffView(item.id, item.opts)
+        : item.r === "s" ? supportView(item) : botView(item).node);
+    }
     human.hidden = !state.cid;
   }
 
@@ -325,6 +331,57 @@ header :focus-visible,.user :focus-visible{outline-color:#fff}
     return usable.length ? h("ul", { class: "contact" }, ...usable.map((o) => h("li", null,
       link(contactUrl(o.url), o.label), o.description ? h("span", { text: " — " + o.description }) : null))) : "";
   };
+  // The support team's reply from the ticket (plain text, never markup), and for a resolved ticket the
+  // question whether it solved the problem.
+  function supportView(item) {
+    const node = h("div", { class: "msg support", role: "status" },
+      h("p", { class: "label", text: item.kind === "resolved" ? "Support team" : (item.by || "Support team") + " replied" }),
+      h("p", { text: item.t }));
+    if (item.kind === "resolved" && item.tok) {
+      const status = h("span", { class: "thanks", role: "status" });
+      const answer = (solved, label) => h("button", {
+        class: "answer", type: "button", "aria-pressed": String(item.solved === solved),
+        onclick: async () => {
+          try {
+            await post("/v1/ratings/" + encodeURIComponent(item.tok), { solved });
+            item.solved = solved;
+            save();
+            for (const b of node.querySelectorAll(".answer")) b.setAttribute("aria-pressed", String(b === buttons[solved ? 0 : 1]));
+            status.textContent = "Thanks, noted.";
+          } catch (err) {
+            log.append(errorView(err));
+          }
+        },
+      }, label);
+      const buttons = [answer(true, "Yes, solved"), answer(false, "No")];
+      node.append(h("div", { class: "row" }, ...buttons, status));
+    }
+    return node;
+  }
+
+  // Replies arrive in the ticket after the visitor left: fetched whenever the panel opens.
+  async function fetchReplies() {
+    if (!state.cid) return;
+    try {
+      const res = await fetch(BASE + "/v1/conversations/" + encodeURIComponent(state.cid) + "/replies",
+        { credentials: "omit", headers: headers("application/json") });
+      if (!res.ok) return;
+      const seen = new Set(state.items.filter((i) => i.r === "s").map((i) => i.id));
+      const fresh = (await res.json()).filter((r) => !seen.has(r.id));
+      for (const r of fresh) {
+        const item = { r: "s", id: r.id, t: r.text, kind: r.kind, by: r.author, tok: r.rating_token, solved: r.solved };
+        state.items.push(item);
+        log.append(supportView(item));
+      }
+      if (fresh.length) { save(); log.scrollTop = log.scrollHeight; }
+    } catch (e) { /* offline: the replies come next time */ }
+  }
+
+  // While the panel is open on a conversation that went to a human, look again now and then (not SSE:
+  // one small GET every 30 s, only in that case).
+  const withHuman = () => state.items.some((i) => i.r === "h" || i.eid);
+  setInterval(() => { if (!panel.hidden && state.cid && withHuman()) fetchReplies(); }, 30000);
+
   const mark = (name) => { try { performance.mark("answerdesk:" + name); } catch (e) { /* old browsers */ } };
   const nearBottom = () => log.scrollHeight - log.scrollTop - log.clientHeight < 80;
 

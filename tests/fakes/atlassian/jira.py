@@ -217,6 +217,7 @@ class JiraApi(Api):
                           visibility=(body or {}).get("visibility"))
         issue.comments.append(comment)
         issue.updated = datetime.now(UTC)
+        self.f.emit("comment_created", issue, comment)
         return 201, self._comment_json(issue, comment, v == "3"), {}
 
     def create_issue(self, v: str, body: Any, **_: Any) -> Answer:
@@ -258,8 +259,10 @@ class JiraApi(Api):
         tid = str(((body or {}).get("transition") or {}).get("id", ""))
         if tid not in self._TRANSITIONS:
             return 400, {"errorMessages": [f"Transition id '{tid}' is not valid for this issue."], "errors": {}}, {}
-        issue.resolution = self._TRANSITIONS[tid][1]
+        before, issue.resolution = issue.resolution, self._TRANSITIONS[tid][1]
         issue.updated = datetime.now(UTC)
+        if issue.resolution != before:
+            self.f.emit("jira:issue_updated", issue)
         return 204, b"", {}
 
     def fields(self, **_: Any) -> Answer:

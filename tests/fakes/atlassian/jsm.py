@@ -125,4 +125,5 @@ class JsmApi(Api):
         comment = Comment(self.f.next_id(), body["body"], DEFAULT_PERSON, public=body["public"])
         issue.comments.append(comment)
         issue.updated = datetime.now(UTC)
+        self.f.emit("comment_created", issue, comment)
         return 201, self._sd_comment(issue, comment), {}

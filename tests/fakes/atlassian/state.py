@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -98,6 +99,13 @@ class Site:
         self.lock = threading.RLock()
         self._ids = 1000
         self.port = 0
+        # Called on every new comment ("comment_created", issue, comment) and resolution change
+        # ("jira:issue_updated", issue, None), whoever made it (a test or a REST call): webhooks.py listens.
+        self.listeners: list[Callable[[str, Issue, Comment | None], None]] = []
+
+    def emit(self, event: str, issue: Issue, comment: Comment | None = None) -> None:
+        for listener in list(self.listeners):
+            listener(event, issue, comment)
 
     # -- test-facing state changes -------------------------------------------------------------------
     def next_id(self) -> str:
@@ -164,14 +172,18 @@ class Site:
             issue = self.issues[key]
             issue.comments.append(comment)
             issue.updated = datetime.now(UTC)
+            self.emit("comment_created", issue, comment)
             return comment.id
 
     def update_issue(self, key: str, **changes: Any) -> None:
         with self.lock:
             issue = self.issues[key]
+            before = issue.resolution
             for name, value in changes.items():
                 setattr(issue, name, value)
             issue.updated = datetime.now(UTC)
+            if issue.resolution != before:
+                self.emit("jira:issue_updated", issue)
 
     def fail(self, status: int, path: str = "", times: int | None = None, query: str = "") -> None:
         """Answer `status` to requests whose path contains `path` (all of them: "") and one of whose query

@@ -1,0 +1,84 @@
+"""The reply worker: a thread beside the escalation outbox worker that delivers the reply outbox and,
+for sites that cannot send webhooks, polls Jira every `jira_poll_interval` seconds for public comments
+and resolutions on open escalations, feeding the same outbox as the webhook."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from datetime import timedelta
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from assistant import db
+from assistant.errors import EscalationError
+from assistant.escalation.jira_client import JiraClient
+from assistant.replies.events import TicketEvent, comment_event
+from assistant.replies.outbox import ReplyOutbox
+from assistant.store import utcnow
+
+log = logging.getLogger("answerdesk.replies")
+POLL_DAYS = 30  # tickets older than this are not polled any more
+POLL_BATCH = 50
+
+
+def open_tickets(engine: Engine, limit: int = POLL_BATCH) -> list[str]:
+    """Tickets answerdesk created, delivered in the last POLL_DAYS, whose resolution was not seen yet."""
+    e, r = db.escalations.c, db.replies.c
+    resolved = sa.select(r.ticket_key).where(r.kind == "resolved")
+    q = (sa.select(e.ticket_key).where(e.status == "delivered", e.ticket_key.is_not(None),
+                                       e.delivered_at > utcnow() - timedelta(days=POLL_DAYS),
+                                       e.ticket_key.not_in(resolved))
+         .group_by(e.ticket_key).order_by(sa.func.max(e.delivered_at).desc()).limit(limit))
+    with engine.connect() as conn:
+        return [str(k) for k in conn.execute(q).scalars()]
+
+
+def poll_jira(outbox: ReplyOutbox, client: JiraClient) -> int:
+    """One pass over the open tickets; returns how many replies it queued. A ticket Jira fails on is
+    logged and skipped: the rest are still polled."""
+    added = 0
+    for key in open_tickets(outbox.engine):
+        try:
+            comments, done = client.updates(key)
+        except EscalationError as exc:
+            log.warning("poll of %s failed: %s", key, exc)
+            continue
+        events: list[TicketEvent] = [ev for c in comments if isinstance(c, dict)
+                                     for ev in [comment_event(key, c)] if ev is not None]
+        if done:
+            events.append(TicketEvent(key, "resolved", "resolved"))
+        added += outbox.record(events)
+    return added
+
+
+def run_replies(outbox: ReplyOutbox, stop: threading.Event, poll_every: float,
+                client_factory: Callable[[], JiraClient] | None, tick: float = 1.0) -> None:
+    """Deliver due replies at once when woken (a webhook recorded some) or every `tick` seconds (retries
+    fall due), and poll Jira every `poll_every` seconds when that is on."""
+    last_poll = 0.0
+    while not stop.is_set():
+        outbox.wake.wait(tick)
+        if stop.is_set():
+            break
+        outbox.wake.clear()
+        try:
+            if client_factory is not None and poll_every > 0 and time.monotonic() - last_poll >= poll_every:
+                last_poll = time.monotonic()
+                poll_jira(outbox, client_factory())
+            outbox.deliver_pending()
+        except Exception:  # the worker must outlive any one failure; each is logged
+            log.exception("reply delivery pass failed")
+
+
+def start_reply_worker(outbox: ReplyOutbox, poll_every: float,
+                       client_factory: Callable[[], JiraClient] | None,
+                       tick: float = 1.0) -> tuple[threading.Thread, threading.Event]:
+    stop = threading.Event()
+    worker = threading.Thread(target=run_replies, args=(outbox, stop, poll_every, client_factory, tick),
+                              daemon=True, name="replies")
+    worker.start()
+    return worker, stop

@@ -1,0 +1,229 @@
+"""The human's answer comes back to the person who asked (issue 18, item 3, and the rating of item 7).
+
+Real parts throughout: the answerdesk app served over HTTP with its workers, the real
+atlassian-python-api against the contract-checked fake Jira, which sends Jira's signed webhooks over
+HTTP; slack_sdk against the fake Slack; smtplib against a local aiosmtpd server."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+import sqlalchemy as sa
+
+from assistant import db
+from assistant.embeddings import SentenceTransformerEmbedder
+from assistant.replies.poll import poll_jira
+from tests.fakes.atlassian import SKIP_REASON, Comment, FakeAtlassian, Person, running, shared_contracts
+from tests.fakes.slack import FakeSlack
+from tests.replies_setup import WEBHOOK_SECRET, Inbox, Rig, rig, smtp_server, wait_until
+
+pytestmark = pytest.mark.skipif(shared_contracts() is None, reason=SKIP_REASON)
+AGENT = Person("Dana Support", "dana@vendor.example", "5b10ac8d82e05b22cc7d4ef6")
+ANSWER = "Set ANSWERDESK_DATABASE_URL to your PostgreSQL URL and restart the API."
+
+
+@pytest.fixture(params=[False, True], ids=["data-center", "cloud"])
+def jira(request: pytest.FixtureRequest) -> Iterator[FakeAtlassian]:
+    with running(cloud=request.param) as fake:
+        fake.add_issue("SUP", "Seed ticket", "so the project exists")
+        yield fake
+
+
+@pytest.fixture
+def slack() -> Iterator[FakeSlack]:
+    with FakeSlack() as fake:
+        yield fake
+
+
+@pytest.fixture
+def smtp() -> Iterator[tuple[Inbox, int]]:
+    with smtp_server() as server:
+        yield server
+
+
+@pytest.fixture
+def app(tmp_path: Path, embedder: SentenceTransformerEmbedder, jira: FakeAtlassian, slack: FakeSlack,
+        smtp: tuple[Inbox, int]) -> Iterator[Rig]:
+    with rig(tmp_path, embedder, jira, slack, smtp[0], smtp[1]) as r:
+        yield r
+
+
+def slack_escalation(app: Rig, email: str | None = "alex@customer.example") -> tuple[str, str, str]:
+    """A question asked in Slack that went to a human: (thread ts, escalation id, ticket key)."""
+    thread = app.ask_in_slack("I want to talk to a human: the database URL setting does not work")
+    esc = app.escalation_of_thread(thread)
+    if email:
+        app.want_email(esc, email)
+    return thread, esc, app.ticket(esc)
+
+
+def support_posts(app: Rig, thread: str) -> list[str]:
+    return [c.body["text"] for c in app.slack.ok_calls("chat.postMessage")
+            if c.body.get("thread_ts") == thread and "from the support team" in c.body.get("text", "")
+            or c.body.get("thread_ts") == thread and "marked your request" in c.body.get("text", "")]
+
+
+def all_delivered(app: Rig, count: int) -> bool:
+    rows = app.replies()
+    return len(rows) == count and all(r["state"] == "delivered" for r in rows)
+
+
+def test_public_comment_reaches_the_conversation_the_slack_thread_and_one_email(app: Rig) -> None:
+    thread, esc, key = slack_escalation(app)
+    app.jira.add_comment(key, ANSWER, author=AGENT)  # Jira sends comment_created to the webhook
+    wait_until(lambda: all_delivered(app, 3))
+
+    [post] = support_posts(app, thread)
+    assert "Dana Support from the support team replied" in post and "restart the API" in post
+    [mail] = app.inbox.messages
+    assert mail["To"] == "alex@customer.example" and key in mail["Subject"]
+    assert ANSWER in mail.get_payload(decode=True).decode()
+    conversation = app.svc.store.engine.connect().execute(
+        sa.select(db.messages.c.content).where(db.messages.c.role == "support")).scalars().all()
+    assert conversation == [ANSWER]
+    # Later questions in the thread are not answered from the agent's words as if they were the bot's.
+    assert {r["channel"] for r in app.replies()} == {"widget", "slack", "email"}
+
+
+@pytest.mark.parametrize("jsm", [False, True], ids=["issue", "jsm"])
+def test_internal_comments_reach_nobody(tmp_path: Path, embedder: SentenceTransformerEmbedder, jira: FakeAtlassian,
+                                        slack: FakeSlack, smtp: tuple[Inbox, int], jsm: bool) -> None:
+    extra = {"jsm_service_desk_id": "1", "jsm_request_type_id": "10"} if jsm else {}
+    with rig(tmp_path, embedder, jira, slack, smtp[0], smtp[1], **extra) as app:
+        thread, esc, key = slack_escalation(app)
+        # On JSM answerdesk's own context comment (internal) already went out as a webhook; now the agents talk.
+        if jsm:
+            app.jira.add_comment(key, "INTERNAL: customer is on the legacy plan", public=False, author=AGENT)
+        else:
+            app.jira.add_comment(key, "INTERNAL: customer is on the legacy plan", author=AGENT,
+                                 visibility={"type": "role", "value": "Developers"})
+        assert len(app.hooks.sent) == (2 if jsm else 1) and all(d.statuses == [200] for d in app.hooks.sent)
+        app.jira.add_comment(key, ANSWER, author=AGENT)  # then a public one: only it comes through
+        wait_until(lambda: all_delivered(app, 3))
+        time.sleep(0.3)
+    text = json.dumps([r["body"] for r in app.replies()]) + "".join(support_posts(app, thread))
+    text += "".join(m.get_payload(decode=True).decode() for m in app.inbox.messages)
+    assert "INTERNAL" not in text and "answerdesk escalation:" not in text
+    assert len(app.inbox.messages) == 1 and len(support_posts(app, thread)) == 1
+
+
+def test_forged_or_stale_webhooks_are_refused_and_change_nothing(app: Rig) -> None:
+    _thread, _esc, key = slack_escalation(app, email=None)
+    # A well-formed public comment_created for our ticket, as an attacker would forge it.
+    payload = app.hooks.comment_payload(app.jira.issues[key],
+                                        Comment("99999", "Click http://evil.example to reset your password", AGENT))
+    body = json.dumps(payload).encode()
+    url = f"{app.url}/v1/webhooks/jira"
+    forged = "sha256=" + hmac.new(b"not-the-secret", body, hashlib.sha256).hexdigest()
+    before = _counts(app)
+    for headers in ({"X-Hub-Signature": forged}, {}, {"X-Hub-Signature": "sha256="},
+                    {"X-Hub-Signature": "sha1=" + forged[7:]}):
+        res = httpx.post(url, content=body, headers={"Content-Type": "application/json", **headers})
+        assert res.status_code == 401 and "X-Hub-Signature" in res.json()["detail"]
+    stale = dict(payload, timestamp=int((time.time() - 2 * 86400) * 1000))
+    stale_body = json.dumps(stale).encode()
+    res = httpx.post(url, content=stale_body, headers={
+        "X-Hub-Signature": "sha256=" + hmac.new(WEBHOOK_SECRET.encode(), stale_body, hashlib.sha256).hexdigest()})
+    assert res.status_code == 400 and res.json()["detail"].startswith("timestamp:")
+    time.sleep(0.3)
+    assert _counts(app) == before and app.inbox.messages == []
+
+
+def _counts(app: Rig) -> tuple[int, int, int]:
+    with app.svc.store.engine.connect() as conn:
+        return tuple(conn.execute(sa.select(sa.func.count()).select_from(t)).scalar_one()  # type: ignore[return-value]
+                     for t in (db.replies, db.jira_deliveries, db.messages))
+
+
+def test_replayed_deliveries_send_nothing_twice(app: Rig) -> None:
+    thread, _esc, key = slack_escalation(app)
+    app.jira.add_comment(key, ANSWER, author=AGENT)
+    app.jira.update_issue(key, resolution="Done")
+    wait_until(lambda: all_delivered(app, 6))
+    for delivery in list(app.hooks.sent):
+        app.hooks.redeliver(delivery)  # Jira's retry: the same identifier
+        app.hooks.send(delivery.event, json.loads(delivery.body) | {"timestamp": int(time.time() * 1000)})
+    assert all(d.statuses[1] == 200 for d in app.hooks.sent if len(d.statuses) > 1)
+    time.sleep(0.5)
+    assert all_delivered(app, 6)
+    assert len(app.inbox.messages) == 2 and len(support_posts(app, thread)) == 2
+
+
+def test_smtp_failing_first_attempts_still_delivers_exactly_once(app: Rig) -> None:
+    thread, esc, key = slack_escalation(app)
+    app.inbox.refuse = 2
+    app.slack.errors["chat.postMessage"] = ["channel_not_found"]  # the bot was removed: this one fails for good
+    app.jira.add_comment(key, ANSWER, author=AGENT)
+    email_row = wait_until(lambda: [r for r in app.replies(channel="email") if r["state"] == "delivered"])[0]
+    assert email_row["attempts"] == 3 and app.inbox.refused == 2
+    [slack_row] = wait_until(lambda: [r for r in app.replies(channel="slack") if r["state"] == "failed"])
+    assert "channel_not_found" in slack_row["last_error"]
+    [widget_row] = app.replies(channel="widget")
+    assert widget_row["state"] == "delivered"  # the failing channel held up neither of the others
+    time.sleep(0.5)
+    assert len(app.inbox.messages) == 1 and support_posts(app, thread) == []
+
+
+def test_resolution_asks_the_widget_visitor_and_the_email_whether_it_solved_it(app: Rig) -> None:
+    answer, session = app.chat("I want to talk to a human about the database URL")
+    esc = answer["escalation_id"]
+    app.want_email(esc, "sam@customer.example")
+    key = app.ticket(esc)
+    app.jira.add_comment(key, ANSWER, author=AGENT)
+    app.jira.update_issue(key, resolution="Done")
+    wait_until(lambda: all_delivered(app, 4))
+
+    replies_url = f"{app.url}/v1/conversations/{answer['conversation_id']}/replies"
+    assert httpx.get(replies_url).status_code == 404  # not the visitor's session: as if it did not exist
+    shown = httpx.get(replies_url, headers={"X-Answerdesk-Session": session}).json()
+    assert [(r["kind"], r["author"]) for r in shown] == [("comment", "Dana Support"), ("resolved", None)]
+    assert shown[0]["text"] == ANSWER and shown[1]["solved"] is None
+    token = shown[1]["rating_token"]
+    res = httpx.post(f"{app.url}/v1/ratings/{token}", json={"solved": True})
+    assert res.status_code == 200 and res.json() == {"escalation_id": esc, "solved": True, "channel": "widget"}
+
+    # The e-mail carries a signed link; opening it changes nothing, its buttons do.
+    mail = app.inbox.messages[-1].get_payload(decode=True).decode()
+    link = next(w for w in mail.split() if "/v1/ratings/" in w)
+    assert httpx.get(link).status_code == 200 and _solved(app, esc) is True
+    res = httpx.post(link, data={"solved": "no"})
+    assert res.status_code == 200 and "recorded" in res.text and _solved(app, esc) is False
+    assert httpx.post(link, data={"solved": "maybe"}).status_code == 400
+    assert httpx.post(f"{app.url}/v1/ratings/{esc}.forged", json={"solved": True}).status_code == 404
+    assert httpx.post(f"{app.url}/v1/ratings/{token}", json={"solved": "perhaps"}).status_code == 400
+    again = httpx.get(replies_url, headers={"X-Answerdesk-Session": session}).json()
+    assert again[1]["solved"] is False
+    admin, _ = app.svc.keys.create("admin", "ops")
+    stats = httpx.get(f"{app.url}/v1/ratings", headers={"X-API-Key": admin}).json()
+    assert stats["summary"]["overall"] == {"answers": 1, "solved": 0, "rate": 0.0}
+    assert stats["summary"]["by_channel"]["email"]["answers"] == 1
+
+
+def _solved(app: Rig, escalation_id: str) -> bool | None:
+    from assistant.replies.ratings import rating_of
+
+    return rating_of(app.svc.store.engine, escalation_id)
+
+
+def test_poll_finds_comments_and_resolution_without_webhooks(tmp_path: Path, embedder: SentenceTransformerEmbedder,
+                                                             jira: FakeAtlassian, slack: FakeSlack,
+                                                             smtp: tuple[Inbox, int]) -> None:
+    with rig(tmp_path, embedder, jira, slack, smtp[0], smtp[1], webhooks=False) as app:
+        thread, esc, key = slack_escalation(app)
+        app.jira.add_comment(key, "INTERNAL note", author=AGENT, visibility={"type": "role", "value": "Developers"})
+        app.jira.add_comment(key, ANSWER, author=AGENT)
+        client = app.svc.jira_client()
+        assert poll_jira(app.svc.replies, client) == 3  # the public comment, to 3 channels
+        app.jira.update_issue(key, resolution="Done")
+        assert poll_jira(app.svc.replies, client) == 3  # the resolution
+        assert poll_jira(app.svc.replies, client) == 0  # resolved tickets are not polled again
+        wait_until(lambda: all_delivered(app, 6))
+    assert [r["body"] for r in app.replies(kind="comment")] == [ANSWER] * 3
+    assert len(app.inbox.messages) == 2 and len(support_posts(app, thread)) == 2

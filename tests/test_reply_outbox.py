@@ -1,0 +1,99 @@
+"""The reply outbox on SQLite and PostgreSQL: recording the same events again adds nothing, and workers
+racing over the same rows deliver each reply exactly once (real SMTP through aiosmtpd)."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import sqlalchemy as sa
+
+from assistant import db
+from assistant.embeddings import SentenceTransformerEmbedder
+from assistant.escalation.queue import EscalationRequest, LocalQueue
+from assistant.replies.events import TicketEvent, webhook_events
+from tests.conftest import fresh_services
+from tests.replies_setup import smtp_server
+
+
+def test_workers_racing_deliver_each_reply_once(tmp_path: Path, embedder: SentenceTransformerEmbedder,
+                                                 database_url: str) -> None:
+    with smtp_server() as (inbox, port):
+        svc = fresh_services(tmp_path, embedder, database_url=database_url, smtp_host="127.0.0.1", smtp_port=port,
+                             smtp_starttls=False, reply_retry_base=0)
+        engine = svc.store.engine
+        keys = []
+        for i in range(6):
+            cid = svc.conversations.ensure(None, owner=f"widget:s{i}")
+            ref = LocalQueue(engine).open(EscalationRequest(cid, f"question {i}", [], "", [], 0.1, ["low"],
+                                                            contact_email=f"p{i}@example.com", notify=True))
+            with engine.begin() as conn:
+                conn.execute(db.escalations.update().where(db.escalations.c.id == ref.id)
+                             .values(ticket_key=f"SUP-{i + 1}", status="delivered"))
+            keys.append(f"SUP-{i + 1}")
+        events = [TicketEvent(k, "comment", f"c{k}", f"Answer for {k}", "Dana") for k in keys]
+        events += [TicketEvent(k, "resolved", "resolved") for k in keys]
+        events.append(TicketEvent("OTHER-1", "comment", "c1", "not our ticket"))
+        assert svc.replies.record(events) == 24  # 12 events x (conversation, e-mail); OTHER-1 is not ours
+        assert svc.replies.record(events) == 0
+        inbox.refuse = 3  # a few first attempts fail: retried by whichever worker comes next
+
+        def work() -> None:
+            for _ in range(20):
+                svc.replies.deliver_pending()
+
+        workers = [threading.Thread(target=work) for _ in range(4)]
+        for w in workers:
+            w.start()
+        for w in workers:
+            w.join(120)
+        with engine.connect() as conn:
+            states = conn.execute(sa.select(db.replies.c.state, sa.func.count()).group_by(db.replies.c.state)).all()
+            support = conn.execute(sa.select(db.messages.c.content).where(db.messages.c.role == "support")).all()
+    assert dict(states) == {"delivered": 24}
+    assert len(inbox.messages) == 12 and len({(m["To"], m["Subject"]) for m in inbox.messages}) == 12
+    assert len(support) == 12
+
+
+def test_only_public_comments_and_done_statuses_become_events() -> None:
+    issue = {"key": "SUP-1", "fields": {"status": {"statusCategory": {"key": "indeterminate"}}}}
+    def comment(**extra: object) -> dict[str, object]:
+        return {"timestamp": 1, "webhookEvent": "comment_created", "issue": issue,
+                "comment": {"id": "7", "body": "hello", "author": {"displayName": "Dana"}, **extra}}
+
+    assert [e.body for e in webhook_events(comment())] == ["hello"]
+    for internal in ({"jsdPublic": False}, {"visibility": {"type": "role", "value": "Developers"}},
+                     {"properties": [{"key": "sd.public.comment", "value": {"internal": True}}]},
+                     {"body": "context\nanswerdesk escalation: 1234"}, {"body": "  "}):
+        assert webhook_events(comment(**internal)) == [], internal
+    done = {"timestamp": 1, "webhookEvent": "jira:issue_updated",
+            "issue": {"key": "SUP-1", "fields": {"status": {"statusCategory": {"key": "done"}}}}}
+    assert [e.kind for e in webhook_events(done)] == ["resolved"]
+    assert webhook_events({**done, "issue": issue}) == []
+    assert webhook_events({"webhookEvent": "comment_created"}) == []
+
+
+def test_an_address_with_a_line_break_is_refused_not_injected(tmp_path: Path) -> None:
+    import pytest
+
+    from assistant.escalation.queue import EscalationRecord
+    from assistant.replies.channels import EmailChannel, Reply, SendFailed
+    from assistant.settings import Settings
+    from assistant.store import utcnow
+
+    settings = Settings(data_dir=tmp_path, _env_file=None, smtp_host="127.0.0.1", smtp_port=9)  # type: ignore[call-arg]
+    row = EscalationRecord("c", "q", [], "", [], None, [], id="e", status="delivered", created_at=utcnow(),
+                           updated_at=utcnow(), contact_email="a@example.com\nBcc: victim@example.com", notify=True)
+    with pytest.raises(SendFailed) as failed:
+        EmailChannel(settings).send(Reply("r", "e", "SUP-1", "comment", "hi", None, "email", 0), row, None)
+    assert failed.value.permanent
+
+
+def test_signatures_and_tokens_with_any_characters_are_refused_not_errors() -> None:
+    from assistant.replies.events import signature_ok
+    from assistant.replies.ratings import RatingTokens
+
+    tokens = RatingTokens(b"k" * 32)
+    assert tokens.escalation(tokens.token("e1")) == "e1"
+    assert tokens.escalation("e1.\u00e9t\u00e9") is None and tokens.escalation("e1." + tokens.token("e2")[3:]) is None
+    assert not signature_ok("secret", b"{}", "sha256=\u00e9") and not signature_ok("secret", b"{}", None)
