@@ -210,6 +210,10 @@ escalations = sa.Table(
     sa.Column("tier", sa.String(40)),
     sa.Column("priority", sa.String(40)),
     sa.Column("labels", sa.JSON),
+    # Who to tell when the answer comes: a verified signed-in user's e-mail, or one the user typed and
+    # agreed to be written to (notify). Personal data: never in analytics or logs.
+    sa.Column("contact_email", sa.String(254)),
+    sa.Column("notify", sa.Boolean, nullable=False, server_default="0", default=False),  # "0": false on both stores
     # open (local queue) | pending | delivered | failed (Jira refused it: an admin fixes and retries)
     sa.Column("status", sa.String(20), nullable=False),
     sa.Column("ticket_key", sa.String(100)),  # stored as soon as the ticket exists, before its comment
