@@ -27,11 +27,11 @@ from assistant.escalation.worker import start_worker
 from assistant.services import Services
 from assistant.sessions import HEADER as SESSION_HEADER
 from assistant.sessions import Sessions
-from assistant.widget_identity import HEADER as USER_HEADER
-from assistant.widget_identity import WidgetIdentity
 from assistant.settings import Settings, load_settings
 from assistant.slack.routes import slack_router
 from assistant.traffic import RateLimited, SlotTimeout
+from assistant.widget_identity import HEADER as USER_HEADER
+from assistant.widget_identity import WidgetIdentity
 
 log = logging.getLogger("answerdesk.api")
 WEB = Path(__file__).resolve().parent.parent / "web"
