@@ -204,3 +204,42 @@ def test_contact_emails_stay_out_of_analytics(client: TestClient, svc: Services)
 
     report = analytics.summary(svc.store.engine, analytics.Period.last(1), None)
     assert "@example.org" not in str(report) and "ada@acme.example" not in str(report)
+
+
+def test_contact_columns_on_both_stores_and_added_to_an_older_table(database_url: str) -> None:
+    """The two new escalation columns, on SQLite and PostgreSQL: stored and changed, and added to a
+    database made before they existed (until the Alembic migration takes this over)."""
+    import sqlalchemy as sa
+
+    from assistant import db
+    from assistant.escalation.queue import EscalationRequest, LocalQueue, set_contact
+
+    engine = db.create_engine(settings_url(database_url))
+    db.init_db(engine)
+    with engine.begin() as conn:  # as a database of the previous version had it
+        conn.execute(sa.text("ALTER TABLE escalations DROP COLUMN contact_email"))
+        conn.execute(sa.text("ALTER TABLE escalations DROP COLUMN notify"))
+    db.init_db(engine)
+    with engine.begin() as conn:
+        conn.execute(db.conversations.insert(), {"id": "c" * 36, "created_at": now_utc(), "updated_at": now_utc()})
+    queue = LocalQueue(engine)
+    plain = queue.open(EscalationRequest("c" * 36, "q", [], "", [], None, []))
+    told = queue.open(EscalationRequest("c" * 36, "q", [], "", [], None, [], contact_email="a@b.example",
+                                        notify=True))
+    first, second = get_escalation(engine, plain.id), get_escalation(engine, told.id)
+    assert first is not None and (first.contact_email, first.notify) == (None, False)
+    assert second is not None and (second.contact_email, second.notify) == ("a@b.example", True)
+    set_contact(engine, plain.id, "c@d.example", True)
+    again = get_escalation(engine, plain.id)
+    assert again is not None and (again.contact_email, again.notify) == ("c@d.example", True)
+    engine.dispose()
+
+
+def settings_url(url: str) -> str:
+    return Settings(database_url=url, _env_file=None).sqlalchemy_url  # type: ignore[call-arg]
+
+
+def now_utc() -> Any:
+    from assistant.store import utcnow
+
+    return utcnow()
