@@ -125,7 +125,7 @@ class Assistant:
         answerer = answer_draft.answerer
         removed = answer_draft.removed
 
-        confidence = assess(search_query, sources, checked, self.confidence_model)
+        confidence = self._assess(search_query, sources, checked)
         wants_human = bool(WANTS_HUMAN.search(question))
         escalate = wants_human or confidence.score < self.threshold
         citations = self._citations(checked, sources)
@@ -218,10 +218,19 @@ class Assistant:
                 next(gen)
         except StopIteration as stop:
             result: Draft = stop.value
-        confidence = assess(question, sources, result.checked, self.confidence_model)
+        confidence = self._assess(question, sources, result.checked)
         return DraftAnswer(answer=result.checked.text, citations=self._citations(result.checked, sources),
                            confidence=confidence.score, answerer=result.answerer.name, flags=result.flags,
                            checks=self._checks(result.checked, confidence, result.removed))
+
+    def _assess(self, query: str, sources: list[Source], checked: Verification) -> Confidence:
+        """The confidence of any answerer's answer, from retrieval and the sources' sentences: the
+        query vector is the one retrieval used (a cache hit) and the sentence vectors are the
+        extractive answerer's, whichever answerer wrote the answer."""
+        if not sources:
+            return assess(query, sources, checked, self.confidence_model)
+        qvec = self.embedder.embed([query], kind="query")[0]
+        return assess(query, sources, checked, self.confidence_model, qvec, self.fallback.known_vectors(sources))
 
     @staticmethod
     def _generate(answerer: Answerer, question: str, sources: list[Source], history: list[Turn],

@@ -28,3 +28,7 @@ class GenerationError(AnswerdeskError):
 
 class EscalationError(AnswerdeskError):
     """An escalation could not be recorded or delivered."""
+
+
+class SchemaError(AnswerdeskError):
+    """The database's schema is behind this version, or at a revision this version does not know."""

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from functools import cached_property
 
+from sqlalchemy.engine import Engine
+
 from assistant.answering.confidence import load_model
 from assistant.answering.extractive import ExtractiveAnswerer
 from assistant.answering.types import Answerer
@@ -33,10 +35,15 @@ class Services:
             self.__dict__["embedder"] = embedder
 
     @cached_property
-    def store(self) -> IndexStore:
+    def engine(self) -> Engine:
         if not self.settings.database_url:
             self.settings.data_dir.mkdir(parents=True, exist_ok=True)
-        return IndexStore(create_engine(self.settings.sqlalchemy_url))
+        return create_engine(self.settings.sqlalchemy_url)
+
+    @cached_property
+    def store(self) -> IndexStore:
+        # Upgrades the schema, or refuses one that is behind (ANSWERDESK_AUTO_MIGRATE; assistant/schema.py).
+        return IndexStore(self.engine, migrate=self.settings.migrate_on_start)
 
     @cached_property
     def embedder(self) -> Embedder:

@@ -68,6 +68,10 @@ class Settings(BaseSettings):
 
     data_dir: Path = Path(".answerdesk")
     database_url: str = ""  # empty: SQLite file inside data_dir
+    # Upgrade the schema when a process opens the database. Unset: yes for SQLite (one machine, zero
+    # setup), no for PostgreSQL, where `answerdesk db upgrade` runs once per release and replicas refuse
+    # a schema that is behind (assistant/schema.py).
+    auto_migrate: bool | None = None
     chroma_url: str = ""  # empty: embedded PersistentClient inside data_dir
     chroma_collection: str = Field("answerdesk", pattern=r"^[a-zA-Z0-9][a-zA-Z0-9._-]{1,510}[a-zA-Z0-9]$")
     chroma_timeout: float = Field(15.0, gt=0, le=600)  # seconds per Chroma server request; then 503, not a hang
@@ -188,7 +192,8 @@ class Settings(BaseSettings):
         return v.strip()
 
     @field_validator("openai_api_key", "openai_base_url", "confluence_token", "jira_token",
-                     "github_token", "slack_bot_token", "slack_signing_secret", "session_secret", mode="before")
+                     "github_token", "slack_bot_token", "slack_signing_secret", "session_secret", "auto_migrate",
+                     mode="before")
     @classmethod
     def _empty_is_unset(cls, v: object) -> object:
         return None if isinstance(v, str) and not v.strip() else v
@@ -261,6 +266,12 @@ class Settings(BaseSettings):
             if url.startswith(prefix):
                 return "postgresql+psycopg://" + url[len(prefix):]
         return url
+
+    @property
+    def migrate_on_start(self) -> bool:
+        if self.auto_migrate is not None:
+            return self.auto_migrate
+        return self.sqlalchemy_url.startswith("sqlite")
 
     @property
     def chroma_path(self) -> Path:

@@ -10,7 +10,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from assistant import db
+from assistant import db, schema
 from assistant.types import Chunk
 
 # Sources whose documents are resolved questions (a ticket, an issue, an answered discussion): similar-ticket
@@ -36,9 +36,11 @@ class DocumentRecord:
 
 
 class IndexStore:
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, *, migrate: bool = True) -> None:
+        """migrate: bring the schema to the newest revision now (under the migration lock); False: refuse
+        a schema that is not the newest, naming `answerdesk db upgrade` (SchemaError)."""
         self.engine = engine
-        db.init_db(engine)
+        schema.prepare(engine, auto=migrate)
 
     # -- documents -------------------------------------------------------------------------
     def document_hashes(self, source: str) -> dict[str, str]:

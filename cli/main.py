@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from cli import escalations, evaluate, ingest, keys, query, serve, sync
+from cli import db, escalations, evaluate, ingest, keys, query, serve, sync
 
 app = typer.Typer(help="answerdesk: cited answers from your docs, offline.", no_args_is_help=True, add_completion=False)
 app.command()(query.search)
@@ -15,6 +15,7 @@ app.add_typer(ingest.app, name="ingest")
 app.add_typer(evaluate.app, name="eval")
 app.command("sync")(sync.sync)
 app.add_typer(keys.app, name="keys")
+app.add_typer(db.app, name="db")
 app.add_typer(escalations.app, name="escalations")
 app.command("suggest")(query.suggest_cmd)
 

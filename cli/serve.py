@@ -17,8 +17,13 @@ def serve(host: Annotated[str, typer.Option(help="Interface to listen on.")] = "
     import uvicorn
 
     from assistant.api import create_app
+    from assistant.services import Services
 
-    app_ = create_app(load_settings())
+    services = Services(load_settings())
+    # Before anything listens: a schema this version cannot use stops here, naming `answerdesk db upgrade`
+    # (SQLite upgrades itself unless ANSWERDESK_AUTO_MIGRATE=false; PostgreSQL waits for the command).
+    services.store  # noqa: B018
+    app_ = create_app(services=services)
     console.print(f"answerdesk on http://{host}:{port}  (API docs: /docs)")
     # Forwarded addresses are trusted only per ANSWERDESK_TRUSTED_PROXIES (assistant/api/auth.py), not by
     # uvicorn's own default of believing 127.0.0.1.

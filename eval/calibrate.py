@@ -17,17 +17,20 @@ REFIT_MIN_QUESTIONS = 300
 REFIT_MIN_PER_CLASS = 40
 
 
-def fit_logistic(x: np.ndarray, y: np.ndarray, l2: float = 1.0, iters: int = 100) -> tuple[np.ndarray, float]:
-    """Newton-Raphson on the L2-penalised log-likelihood (the intercept is not penalised)."""
+def fit_logistic(x: np.ndarray, y: np.ndarray, l2: float = 1.0, iters: int = 100,
+                 weights: np.ndarray | None = None) -> tuple[np.ndarray, float]:
+    """Newton-Raphson on the L2-penalised, optionally row-weighted log-likelihood (the intercept
+    is not penalised)."""
     n, d = x.shape
+    sw = np.ones(n) if weights is None else weights
     xb = np.hstack([x, np.ones((n, 1))])
     w = np.zeros(d + 1)
     penalty = np.full(d + 1, l2)
     penalty[-1] = 0.0
     for _ in range(iters):
         p = 1.0 / (1.0 + np.exp(-np.clip(xb @ w, -50, 50)))
-        grad = xb.T @ (p - y) + penalty * w
-        hess = (xb * (p * (1 - p))[:, None]).T @ xb + np.diag(penalty) + 1e-9 * np.eye(d + 1)
+        grad = xb.T @ (sw * (p - y)) + penalty * w
+        hess = (xb * (sw * p * (1 - p))[:, None]).T @ xb + np.diag(penalty) + 1e-9 * np.eye(d + 1)
         step = np.linalg.solve(hess, grad)
         w -= step
         if np.abs(step).max() < 1e-8:

@@ -20,9 +20,11 @@ def test_default_model_ships_inside_the_package() -> None:
     assert data["features"] == list(FEATURES) and data["meta"]["trained_on"]
     model = load_model()
     strong = {"top_cosine": 0.8, "cosine_margin": 0.1, "gap": 2.0, "score_margin": 1.0, "section_terms": 1.0,
-              "field_cosine": 0.7, "agreement": 1.0, "top_ranks": 0.0, "question_terms": 2.0}
+              "field_cosine": 0.7, "agreement": 1.0, "top_ranks": 0.0, "question_terms": 2.0,
+              "sentence_cosine": 0.8, "sentence_margin": 0.2, "source_terms": 1.0, "unknown_terms": 0.0}
     weak = {"top_cosine": 0.1, "cosine_margin": 0.0, "gap": 0.1, "score_margin": 0.0, "section_terms": 0.0,
-            "field_cosine": 0.05, "agreement": 0.0, "top_ranks": 3.0, "question_terms": 2.0}
+            "field_cosine": 0.05, "agreement": 0.0, "top_ranks": 3.0, "question_terms": 2.0,
+            "sentence_cosine": 0.2, "sentence_margin": -0.1, "source_terms": 0.3, "unknown_terms": 1.1}
     assert 0.0 < model.probability(weak) < 0.5 < model.probability(strong) < 1.0
 
 

@@ -72,6 +72,10 @@ def test_compose_file_runs_app_chroma_and_postgres_with_real_settings() -> None:
     pg = services["postgres"]["environment"]
     assert env["ANSWERDESK_DATABASE_URL"].endswith(f"@postgres:5432/{pg['POSTGRES_DB']}")
     assert "answerdesk serve" in " ".join(services["app"]["command"])
+    # The schema is upgraded once, by a one-shot job, before the app starts (PostgreSQL: serve refuses otherwise).
+    assert services["migrate"]["command"] == ["answerdesk", "db", "upgrade"]
+    assert services["migrate"]["environment"]["ANSWERDESK_DATABASE_URL"] == env["ANSWERDESK_DATABASE_URL"]
+    assert services["app"]["depends_on"]["migrate"] == {"condition": "service_completed_successfully"}
     # Production: a real session secret is required (compose's ${VAR:?} refuses to start without one).
     assert env["ANSWERDESK_ENVIRONMENT"] == "production"
     assert env["ANSWERDESK_SESSION_SECRET"].startswith("${ANSWERDESK_SESSION_SECRET:?")

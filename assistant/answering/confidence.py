@@ -11,7 +11,13 @@ and the LLM answerer are judged alike:
 - field_cosine: cosine of the question with the first document's title and heading path;
 - agreement: dense and keyword search both rank the first document first;
 - top_ranks: log dense rank + log keyword rank of the first document (how far apart they are);
-- question_terms: log of the number of content words in the question (short questions are vague).
+- question_terms: log of the number of content words in the question (short questions are vague);
+- sentence_cosine: cosine of the question with the best quotable sentence of the first document's
+  sections (a page can match a question's topic without any sentence that answers it);
+- sentence_margin: how far that sentence is ahead of the best sentence of the other documents;
+- source_terms, unknown_terms: share of the question's content words found in any of the sources,
+  and log(1 + how many none of them uses) (a product or feature the docs never name, "zendesk",
+  is the mark of a question they do not answer).
 
 The default coefficients (confidence_model.json, shipped in the package) were fitted on the StackFAQ
 train group and SemEval dev, including "unanswerable copies" of each question asked with its relevant
@@ -29,13 +35,17 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
+import numpy as np
+
 from assistant.answering.citations import Verification
-from assistant.answering.text import coverage, terms
+from assistant.answering.text import QUESTION_WORDS, coverage, terms
 from assistant.answering.types import Source
 
 DEFAULT_MODEL = Path(__file__).resolve().parent / "confidence_model.json"
 FEATURES = ("top_cosine", "cosine_margin", "gap", "score_margin", "section_terms", "field_cosine", "agreement",
-            "top_ranks", "question_terms")
+            "top_ranks", "question_terms", "sentence_cosine", "sentence_margin", "source_terms", "unknown_terms")
+# source number -> {quotable sentence: vector}, as the extractive answerer holds them (known_vectors)
+SentenceVectors = dict[int, dict[str, np.ndarray]]
 MISSING_RANK = 51  # a document one retriever did not return at all ranks below its candidate list
 
 
@@ -84,27 +94,60 @@ def load_model(path: Path | None = None) -> Model:
     return Model.from_json(json.loads((path or DEFAULT_MODEL).read_text(encoding="utf-8")))
 
 
-def features(question: str, sources: list[Source]) -> dict[str, float]:
+def features(question: str, sources: list[Source], qvec: np.ndarray | None = None,
+             sentences: SentenceVectors | None = None) -> dict[str, float]:
     top = sources[0].hit
     cos = [s.hit.dense_score or 0.0 for s in sources]
     rest = [s.hit.score for s in sources[1:5]]
+    qterms = terms(question)
     return {
         "top_cosine": cos[0],
         "cosine_margin": cos[0] - max(cos[1:], default=0.0),
         "gap": top.score - (sum(rest) / len(rest) if rest else 0.0),
         "score_margin": top.score - (sources[1].hit.score if len(sources) > 1 else 0.0),
-        "section_terms": coverage(terms(question), terms(top.chunk.search_text)),
+        "section_terms": coverage(qterms, terms(top.chunk.search_text)),
         "field_cosine": top.field_score or 0.0,
         "agreement": 1.0 if top.dense_rank == 1 and top.keyword_rank == 1 else 0.0,
         "top_ranks": math.log(top.dense_rank or MISSING_RANK) + math.log(top.keyword_rank or MISSING_RANK),
-        "question_terms": math.log1p(len(terms(question))),
+        "question_terms": math.log1p(len(qterms)),
+        **sentence_match(sources, qvec, sentences),
+        **source_words(question, sources),
     }
 
 
-def assess(question: str, sources: list[Source], verification: Verification, model: Model | None = None) -> Confidence:
+def source_words(question: str, sources: list[Source]) -> dict[str, float]:
+    """The question's content words against every source's: share found, and log of how many
+    no source uses at all (a product the docs never name, or an off-topic question)."""
+    qterms = terms(question) - QUESTION_WORDS
+    found = set().union(*(terms(s.hit.chunk.search_text) for s in sources))
+    return {"source_terms": coverage(qterms, found) if qterms else 1.0,
+            "unknown_terms": math.log1p(len(qterms - found))}
+
+
+def sentence_match(sources: list[Source], qvec: np.ndarray | None,
+                   sentences: SentenceVectors | None) -> dict[str, float]:
+    """The best sentence of the first document against the best of the others (0 when unknown)."""
+    if qvec is None or not sentences:
+        return {"sentence_cosine": 0.0, "sentence_margin": 0.0}
+    first_doc = sources[0].hit.chunk.doc_id
+    own, other = 0.0, 0.0
+    for source in sources:
+        vecs = list(sentences.get(source.n, {}).values())
+        best = float(np.max(np.stack(vecs) @ qvec)) if vecs else 0.0
+        if source.hit.chunk.doc_id == first_doc:
+            own = max(own, best)
+        else:
+            other = max(other, best)
+    return {"sentence_cosine": own, "sentence_margin": own - other}
+
+
+def assess(question: str, sources: list[Source], verification: Verification, model: Model | None = None,
+           qvec: np.ndarray | None = None, sentences: SentenceVectors | None = None) -> Confidence:
+    """qvec and sentences: the question's vector and the sources' sentence vectors, for the
+    sentence-level signals (left at 0 without them)."""
     if not sources:
         return Confidence(0.0, dict.fromkeys(FEATURES, 0.0), ["no_sources"])
-    signals = features(question, sources)
+    signals = features(question, sources, qvec, sentences)
     # "Right" means citing a document that answers: an answer citing nothing cannot be right. The
     # extractive answers the model was fitted on are always supported by their sources, so it cannot
     # learn what an unsupported (LLM-written) sentence costs: each one takes its share off, by rule.

@@ -24,7 +24,7 @@ import numpy as np
 
 from assistant.answering import sentences
 from assistant.answering.sentences import quotable
-from assistant.answering.text import Unit, source_units, terms
+from assistant.answering.text import QUESTION_WORDS, Unit, source_units, terms
 from assistant.answering.types import Source, Turn
 from assistant.bytecache import ByteLRU
 from assistant.embeddings import Embedder
@@ -35,11 +35,6 @@ StoredVectors = Callable[[list[str]], dict[str, bytes]]
 
 # A sentence that announces what follows: "Run:", "... reserves the following names."
 INTRODUCES = re.compile(r":\s*$|\bthe following\b|\bas follows\b", re.I)
-# Words of how a question is asked, not of what it is about (stemmed, as `terms` gives them).
-QUESTION_WORDS = frozenset({"how", "what", "when", "where", "why", "which", "who", "whom", "whose", "do",
-    "doe", "did", "can", "could", "should", "would", "will", "may", "might", "must", "need", "want", "get",
-    "make", "go", "use", "i", "me", "my", "we", "our", "us", "you", "your", "it", "there", "is", "are", "am",
-    "be", "anyon", "someth", "thing", "way", "possibl", "abl", "pleas"})
 
 
 @dataclass(frozen=True)

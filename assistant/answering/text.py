@@ -156,6 +156,13 @@ def strip_markers(text: str) -> str:
     return _MARKER.sub("", text).strip()
 
 
+# Words of how a question is asked, not of what it is about (stemmed, as `terms` gives them).
+QUESTION_WORDS = frozenset({"how", "what", "when", "where", "why", "which", "who", "whom", "whose", "do",
+    "doe", "did", "can", "could", "should", "would", "will", "may", "might", "must", "need", "want", "get",
+    "make", "go", "use", "i", "me", "my", "we", "our", "us", "you", "your", "it", "there", "is", "are", "am",
+    "be", "anyon", "someth", "thing", "way", "possibl", "abl", "pleas"})
+
+
 def terms(text: str) -> set[str]:
     """Stemmed content words (stopwords out): what 'the same words' means for overlap checks."""
     return set(tokenize([text])[0])

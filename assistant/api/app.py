@@ -93,6 +93,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         svc = services or Services(settings)
         app.state.services = svc
+        svc.store  # noqa: B018 - a schema this version cannot use (SchemaError) stops the start
         try:
             svc.assistant  # noqa: B018 - load the model and answerer now, not on the first question
             svc.keywords.ensure_fresh()
