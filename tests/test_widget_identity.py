@@ -206,22 +206,17 @@ def test_contact_emails_stay_out_of_analytics(client: TestClient, svc: Services)
     assert "@example.org" not in str(report) and "ada@acme.example" not in str(report)
 
 
-def test_contact_columns_on_both_stores_and_added_to_an_older_table(database_url: str) -> None:
-    """The two new escalation columns, on SQLite and PostgreSQL: stored and changed, and added to a
-    database made before they existed (until the Alembic migration takes this over)."""
-    import sqlalchemy as sa
-
+def test_contact_columns_on_both_stores(database_url: str) -> None:
+    """The two new escalation columns (revision 0002), on SQLite and PostgreSQL: stored and changed."""
     from assistant import db
     from assistant.escalation.queue import EscalationRequest, LocalQueue, set_contact
+    from assistant.store import utcnow
 
-    engine = db.create_engine(settings_url(database_url))
-    db.init_db(engine)
-    with engine.begin() as conn:  # as a database of the previous version had it
-        conn.execute(sa.text("ALTER TABLE escalations DROP COLUMN contact_email"))
-        conn.execute(sa.text("ALTER TABLE escalations DROP COLUMN notify"))
+    url = Settings(database_url=database_url, _env_file=None).sqlalchemy_url  # type: ignore[call-arg]
+    engine = db.create_engine(url)
     db.init_db(engine)
     with engine.begin() as conn:
-        conn.execute(db.conversations.insert(), {"id": "c" * 36, "created_at": now_utc(), "updated_at": now_utc()})
+        conn.execute(db.conversations.insert(), {"id": "c" * 36, "created_at": utcnow(), "updated_at": utcnow()})
     queue = LocalQueue(engine)
     plain = queue.open(EscalationRequest("c" * 36, "q", [], "", [], None, []))
     told = queue.open(EscalationRequest("c" * 36, "q", [], "", [], None, [], contact_email="a@b.example",
@@ -233,13 +228,3 @@ def test_contact_columns_on_both_stores_and_added_to_an_older_table(database_url
     again = get_escalation(engine, plain.id)
     assert again is not None and (again.contact_email, again.notify) == ("c@d.example", True)
     engine.dispose()
-
-
-def settings_url(url: str) -> str:
-    return Settings(database_url=url, _env_file=None).sqlalchemy_url  # type: ignore[call-arg]
-
-
-def now_utc() -> Any:
-    from assistant.store import utcnow
-
-    return utcnow()
