@@ -96,7 +96,9 @@ def build_router(settings: Settings) -> APIRouter:
 
         Anonymous callers are community users and see public documents only; an API key can see more.
         A conversation belongs to who started it: an anonymous caller gets an `X-Answerdesk-Session`
-        response header and sends it back to continue the conversation, rate it or escalate it."""
+        response header and sends it back to continue the conversation, rate it or escalate it. The widget
+        of a signed-in reader sends their host site's signed token in `X-Answerdesk-User` instead (see
+        docs/widget.md); a bad token is ignored and the caller is community."""
         question, conversation_id = body.question, body.conversation_id  # type: ignore[attr-defined]
         traffic: Traffic = request.app.state.traffic
         traffic.limits.hit(identity)
