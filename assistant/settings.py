@@ -179,7 +179,8 @@ class Settings(BaseSettings):
     # iat, exp) with this secret. Comma-separated to rotate: every secret listed verifies, so add the new
     # one, switch the host site to it, then drop the old. Empty: every widget visitor is community.
     widget_identity_secret: Annotated[list[SecretStr], NoDecode] = []
-    widget_identity_audience: str = "answerdesk"  # the `aud` the host site signs: which answerdesk site it is for
+    # The `aud` the host site signs: which answerdesk site a token is for.
+    widget_identity_audience: str = Field("answerdesk", min_length=1, max_length=64, pattern=r"^[^\s/]+$")
     # The longest lifetime (exp - iat) accepted, in seconds: a leaked token is worth at most this long.
     widget_identity_max_age: int = Field(86400, ge=60, le=7 * 86400)
 

@@ -31,7 +31,8 @@ MAX_TOKEN = 4096
 # The same shapes an API key's org and tier may take (cli keys create), so plans and filters match.
 _ORG = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._ -]{0,199}$")
 _TIER = re.compile(r"^[a-z0-9][a-z0-9_-]{0,39}$")
-_SUB = re.compile(r"^[^\s/]{1,200}$")
+# The owner "user:<aud>/<sub>" fits the 200 characters conversations.owner holds (aud: at most 64).
+_SUB = re.compile(r"^[^\s/]{1,128}$")
 EMAIL = re.compile(r"^[^@\s<>()\[\],;:\"]{1,64}@[A-Za-z0-9](?:[A-Za-z0-9-]{0,62}[A-Za-z0-9])?"
                    r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,62}[A-Za-z0-9])?)+$")
 
@@ -104,7 +105,7 @@ class WidgetIdentity:
             raise BadToken(f"lives longer than {self.max_age} s (exp - iat; ANSWERDESK_WIDGET_IDENTITY_MAX_AGE)")
         sub, email, org, tier = (claims.get(k) for k in ("sub", "email", "org", "tier"))
         if not isinstance(sub, str) or not _SUB.match(sub):
-            raise BadToken("sub must be the user's id: 1 to 200 characters, no spaces or '/'")
+            raise BadToken("sub must be the user's id: 1 to 128 characters, no spaces or '/'")
         if email is not None and (not isinstance(email, str) or len(email) > 254 or not EMAIL.match(email)):
             raise BadToken("email is not an e-mail address")
         if org is not None and (not isinstance(org, str) or not _ORG.match(org)):

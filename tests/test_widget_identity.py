@@ -74,6 +74,7 @@ BAD = {
     "lives too long": token(exp=now + 3 * 86400),
     "no expiry": token(exp=None),
     "no subject": token(sub=None),
+    "subject too long": token(sub="u" * 129),
     "unsigned (alg none)": jwt.encode({"sub": "u-42", "org": "acme", "tier": "paid", "aud": SITE, "iat": now,
                                        "exp": now + 600}, None, algorithm="none"),
     "garbage": "not.a.token",
@@ -228,3 +229,15 @@ def test_contact_columns_on_both_stores(database_url: str) -> None:
     again = get_escalation(engine, plain.id)
     assert again is not None and (again.contact_email, again.notify) == ("c@d.example", True)
     engine.dispose()
+
+
+def test_secrets_come_from_the_environment_and_a_short_one_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
+    from assistant.errors import ConfigError
+    from assistant.settings import load_settings
+
+    monkeypatch.setenv("ANSWERDESK_WIDGET_IDENTITY_SECRET", f"{NEW_SECRET}, {SECRET}")
+    verifier = WidgetIdentity.from_settings(load_settings(_env_file=None, widget_identity_audience=SITE))
+    assert verifier.verify(token(secret=SECRET)).org == "acme"  # the old secret still verifies: rotation
+    monkeypatch.setenv("ANSWERDESK_WIDGET_IDENTITY_SECRET", "too-short")
+    with pytest.raises(ConfigError, match="ANSWERDESK_WIDGET_IDENTITY_SECRET: .*at least 32 characters"):
+        load_settings(_env_file=None)
