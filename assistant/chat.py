@@ -146,6 +146,8 @@ class Assistant:
                 reasons=(["user_requested"] if wants_human else []) + confidence.reasons
                 + ([origin()] if origin else []),
                 requested_by_user=wants_human,
+                # A signed-in user's verified address; whether to write to it is theirs to say (notify).
+                contact_email=identity.email if identity else None,
                 **self.routing.fields(identity),
             ))
             escalation_id = ref.id

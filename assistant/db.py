@@ -212,6 +212,10 @@ escalations = sa.Table(
     sa.Column("tier", sa.String(40)),
     sa.Column("priority", sa.String(40)),
     sa.Column("labels", sa.JSON),
+    # Who to tell when the answer comes: a verified signed-in user's e-mail, or one the user typed and
+    # agreed to be written to (notify). Personal data: never in analytics or logs.
+    sa.Column("contact_email", sa.String(254)),
+    sa.Column("notify", sa.Boolean, nullable=False, server_default="0", default=False),  # "0": false on both stores
     # open (local queue) | pending | delivered | failed (Jira refused it: an admin fixes and retries)
     sa.Column("status", sa.String(20), nullable=False),
     sa.Column("ticket_key", sa.String(100)),  # stored as soon as the ticket exists, before its comment
@@ -230,9 +234,6 @@ escalations = sa.Table(
     # the conversation's ticket to post) | commented.
     sa.Column("delivery_step", sa.String(20)),
     sa.Column("create_sent_at", UTCDateTime()),  # a create went out and got no answer: it may exist
-    # Contact captured at handoff: answers are e-mailed only when the person asked to be told (notify).
-    sa.Column("contact_email", sa.String(320)),
-    sa.Column("notify", sa.Boolean, nullable=False, server_default="0"),
     sa.Column("created_at", UTCDateTime(), nullable=False),
     sa.Column("updated_at", UTCDateTime(), nullable=False),
 )

@@ -26,8 +26,10 @@ class Identity:
     org: str | None = None
     tier: str | None = None  # free | paid | ... (customers); None otherwise
     client: str = ""  # client IP, what community users are counted by
-    # Who started a conversation when there is no key: "widget:<signed session id>" or "slack:<team>/<channel>".
+    # Who started a conversation when there is no key: "widget:<signed session id>", "user:<site>/<id>" (a
+    # signed-in user the host site vouched for, assistant/widget_identity.py) or "slack:<team>/<channel>".
     session: str | None = None
+    email: str | None = None  # verified: from the host site's signed token, never typed by the visitor
 
     @property
     def staff(self) -> bool:
@@ -52,7 +54,10 @@ class Identity:
 
     @property
     def subject(self) -> str:
-        return f"key:{self.key_id}" if self.key_id else f"ip:{self.client}"
+        """Who rate limits count: the key, the signed-in user, or else the client address."""
+        if self.key_id:
+            return f"key:{self.key_id}"
+        return self.session if self.session and self.session.startswith("user:") else f"ip:{self.client}"
 
 
 COMMUNITY = Identity(role="community")

@@ -194,6 +194,14 @@ class Settings(BaseSettings):
     # Reverse proxies (addresses or CIDR networks) whose X-Forwarded-For names the real client, for rate
     # limits by client address. Comma-separated; empty: the socket's address is the client.
     trusted_proxies: Annotated[list[str], NoDecode] = []
+    # Widget identity: the host site signs its signed-in user as an HS256 JWT (sub, email, org, tier, aud,
+    # iat, exp) with this secret. Comma-separated to rotate: every secret listed verifies, so add the new
+    # one, switch the host site to it, then drop the old. Empty: every widget visitor is community.
+    widget_identity_secret: Annotated[list[SecretStr], NoDecode] = []
+    # The `aud` the host site signs: which answerdesk site a token is for.
+    widget_identity_audience: str = Field("answerdesk", min_length=1, max_length=64, pattern=r"^[^\s/]+$")
+    # The longest lifetime (exp - iat) accepted, in seconds: a leaked token is worth at most this long.
+    widget_identity_max_age: int = Field(86400, ge=60, le=7 * 86400)
 
     # A folder served read-only at /kb, so the demo's citation links open (make run: docs/).
     demo_docs_dir: Path | None = None
@@ -215,6 +223,20 @@ class Settings(BaseSettings):
     def _split_list(cls, v: object) -> object:
         # A trailing "/" is dropped from origins; addresses and networks never end in one.
         return [o.strip().rstrip("/") for o in v.split(",") if o.strip()] if isinstance(v, str) else v
+
+    @field_validator("widget_identity_secret", mode="before")
+    @classmethod
+    def _split_secrets(cls, v: object) -> object:
+        return [o.strip() for o in v.split(",") if o.strip()] if isinstance(v, str) else v
+
+    @field_validator("widget_identity_secret")
+    @classmethod
+    def _long_secrets(cls, v: list[SecretStr]) -> list[SecretStr]:
+        # HS256 with a short secret can be brute-forced offline from one token the browser holds.
+        if any(len(s.get_secret_value()) < 32 for s in v):
+            raise ValueError("each secret must be at least 32 characters "
+                             "(python -c \"import secrets; print(secrets.token_urlsafe(32))\")")
+        return v
 
     @field_validator("trusted_proxies")
     @classmethod

@@ -215,8 +215,14 @@ def test_jira_v3_refuses_comments_that_are_not_valid_adf_and_stores_valid_ones_a
 
 def test_jsm_requests_and_internal_comments(fake: FakeAtlassian) -> None:
     desk = ServiceDesk(fake.url, cloud=fake.cloud, **auth(fake))
+    jane = fake.add_customer("jane.doe@acme.com", "Jane Doe")
+    # A customer as JSM names them: Cloud by accountId, Data Center by username.
+    [found] = desk.get_customers("1", query="jane")["values"]
+    assert found["emailAddress"] == "jane.doe@acme.com"
+    who = found["accountId"] if fake.cloud else found["name"]
+    assert who == (jane.account_id if fake.cloud else jane.username)
     created = desk.create_customer_request("1", "10", {"summary": "VPN down", "description": "since 9am"},
-                                           raise_on_behalf_of="jane.doe@acme.com")
+                                           raise_on_behalf_of=who)
     key = created["issueKey"]
     desk.create_request_comment(key, "We are on it", public=True)
     desk.create_request_comment(key, "Customer is on the legacy plan", public=False)

@@ -33,7 +33,8 @@ VERSIONS = ROOT / "assistant" / "migrations" / "versions"
 # Columns, indexes and a table that answerdesk added after their tables first shipped: a database made by
 # an earlier version lacks them (main's init_db added columns, never indexes, to existing tables).
 LATER_COLUMNS = {"chunks": {"org", "sentence_vectors"}, "documents": {"meta"}, "conversations": {"owner"},
-                 "escalations": {"claimed_by", "delivery_step", "create_sent_at", "summary"},
+                 "escalations": {"claimed_by", "delivery_step", "create_sent_at", "summary", "contact_email",
+                                 "notify"},
                  "messages": {"first_token_ms"}}
 LATER_TABLES = {"slack_deliveries"}
 

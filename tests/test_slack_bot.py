@@ -289,6 +289,7 @@ def test_a_document_cannot_ping_the_channel_or_disguise_a_link(client: TestClien
 def test_talk_to_a_human_escalates_and_offers_the_channels_tier_options(client: TestClient, slack: FakeSlack,
                                                                         svc: Services) -> None:
     root = slack.next_ts()
+    slack.users["U0ALICE"] = "alice@acme.example"  # the bot may read profile e-mails (users:read.email)
     answer = ask(client, slack, mention(ACME, "How do I set the database URL?", root))
     answer_ts = posted_ts(answer)
     click = block_actions(ACME, answer_ts, root, "answerdesk_human", slack.response_url())
@@ -300,6 +301,8 @@ def test_talk_to_a_human_escalates_and_offers_the_channels_tier_options(client: 
     e = escalation[0]
     assert e.requested_by_user and e.tier == "paid" and e.org == "acme" and e.question.startswith("How do I set")
     assert any(r.startswith("Slack: https://answerdesk-test.slack.com/archives/C0ACME/") for r in e.reasons)
+    # Who clicked, for the agent; whether to write to them is not asked in Slack.
+    assert (e.contact_email, e.notify) == ("alice@acme.example", False)
     shown = note.text_everywhere()
     assert e.id in note.body["text"] and "<@U0ALICE>" in note.body["text"]
     buttons = [el for b in note.body["blocks"] if b["type"] == "actions" for el in b["elements"]]
@@ -347,6 +350,20 @@ def test_a_threads_reference_number_opens_nothing_over_the_api(client: TestClien
     wait_until(lambda: len(svc.conversations.messages(cid)) == history + 2)
     agent, _ = svc.keys.create("agent", "an agent")
     assert client.get(f"/v1/escalations/{escalation.id}", headers={"X-API-Key": agent}).status_code == 200
+
+
+def test_without_the_email_scope_the_escalation_has_no_contact(client: TestClient, slack: FakeSlack,
+                                                               svc: Services) -> None:
+    root = slack.next_ts()
+    slack.users["U0BOB"] = None  # users.info answers, but without users:read.email there is no e-mail
+    answer = ask(client, slack, mention(ACME, "How do I set the database URL?", root, user="U0BOB"))
+    click = block_actions(ACME, posted_ts(answer), root, "answerdesk_human", slack.response_url(), user="U0BOB")
+    assert deliver(client, click, form=True).status_code == 200
+    in_thread(slack, ACME, root, 2)
+    cid = rows(svc, db.slack_threads, db.slack_threads.c.thread_ts == root)[0].conversation_id
+    [e] = rows(svc, db.escalations, db.escalations.c.conversation_id == cid)
+    assert e.requested_by_user and (e.contact_email, e.notify) == (None, False)
+    assert slack.ok_calls("users.info")
 
 
 def test_an_escalated_answer_shows_the_community_options_without_a_button(client: TestClient,

@@ -49,6 +49,7 @@ class Site:
     other_port: int  # a second local origin that embeds the widget
 
 
+IDENTITY_SECRET = "the-host-sites-widget-secret-0123456789"
 HANDOFF = {"default": [{"label": "Ask in the community forum", "url": "https://forum.example/c/help"}]}
 
 
@@ -61,7 +62,8 @@ def site(tmp_path_factory: pytest.TempPathFactory, embedder: Embedder) -> Iterat
     # One browser asks every question of this module: the community rate limit is not under test here.
     limits = {"community": 10_000, "free": 10_000, "paid": 10_000, "agent": 10_000, "admin": 10_000}
     settings = Settings(data_dir=tmp_path_factory.mktemp("widget"), demo_docs_dir=ROOT / "docs",  # type: ignore[call-arg]
-                        rate_limits=limits, _env_file=None, handoff_options=HANDOFF, **cors)
+                        rate_limits=limits, _env_file=None, handoff_options=HANDOFF, **cors,
+                        widget_identity_secret=IDENTITY_SECRET, widget_identity_audience="docs.example")
     services = Services(settings, embedder=embedder)
     index_docs(services, ROOT / "docs", base_url=f"{url}/kb")  # citation links open the demo site
     hostile = tmp_path_factory.mktemp("hostile")
@@ -179,10 +181,17 @@ def test_off_topic_question_is_unsure_and_can_go_to_a_human(page: Any, site: Sit
     page.screenshot(path="/tmp/widget-unsure.png")
 
     page.locator("footer").get_by_role("button", name="Talk to a human").click()
-    handoff = page.locator(".handoff")
-    expect(handoff).to_contain_text("Your reference")
+    offer = page.locator("form.handoff-offer")
+    mail = offer.get_by_label("Email me the answer")
+    expect(mail).to_be_editable()  # nobody is signed in: the visitor types an address, if they want to
+    mail.fill("visitor@example.org")
+    offer.get_by_role("checkbox").check()  # consent is explicit
+    offer.get_by_role("button", name="Send to the support team").click()
+    handoff = page.locator(".handoff").filter(has_text="Your reference")
+    expect(handoff).to_contain_text("We will email the answer to visitor@example.org.")
     requested = get_escalation(site.services.store.engine, handoff.locator("code").inner_text())
     assert requested is not None and requested.requested_by_user
+    assert (requested.contact_email, requested.notify) == ("visitor@example.org", True)
     assert requested.conversation_id == auto.conversation_id and requested.question == question
     page.reload()  # the panel comes back open, and the reference stays in the transcript
     expect(page.get_by_role("dialog", name="Ask the docs")).to_be_visible()
@@ -329,10 +338,13 @@ def test_phone_viewport_and_style_isolation(browser: Any, site: Site) -> None:
 
 class _HostPage(BaseHTTPRequestHandler):
     widget_origin = ""
+    user_token = ""  # what a host site's server puts in the page for its signed-in user
 
     def do_GET(self) -> None:  # noqa: N802 - http.server's name
+        token = f' data-user-token="{self.user_token}"' if self.user_token else ""
         body = (f'<!doctype html><title>Another docs site</title><h1>Another docs site</h1>'
-                f'<script src="{self.widget_origin}/widget.js" data-answerdesk-url="{self.widget_origin}"></script>')
+                f'<script src="{self.widget_origin}/widget.js" data-answerdesk-url="{self.widget_origin}"{token}>'
+                '</script>')
         self.send_response(200)
         self.send_header("Content-Type", "text/html")
         self.end_headers()
@@ -364,6 +376,39 @@ def test_embedding_on_another_origin_needs_cors(page: Any, site: Site) -> None:
         page.get_by_label("Your question").fill("How do I install answerdesk?")
         page.get_by_label("Your question").press("Enter")
         expect(page.locator(".note.error")).to_have_text(re.compile("Could not reach the assistant"))
+    finally:
+        shut(server)
+
+
+def test_a_signed_in_customer_finds_their_email_at_handoff(page: Any, site: Site) -> None:
+    """A host page carrying its user's signed token: the widget sends it (across origins), the server
+    verifies it, and "Email me the answer" shows the verified address, read-only."""
+    import time
+
+    import jwt
+
+    now = int(time.time())
+    token = jwt.encode({"sub": "u-7", "email": "ada@acme.example", "org": "acme", "tier": "paid",
+                        "aud": "docs.example", "iat": now, "exp": now + 600}, IDENTITY_SECRET, algorithm="HS256")
+    handler = type("SignedHost", (_HostPage,), {"widget_origin": site.url, "user_token": token})
+    server = serve_handler(handler, port=site.other_port)
+    try:
+        page.goto(f"http://127.0.0.1:{site.other_port}/")
+        page.get_by_role("button", name=BUBBLE).click()
+        answer = ask(page, "How tall is Mount Everest?")
+        banner = answer.locator(".banner")
+        mail = banner.get_by_label("Email me the answer")
+        expect(mail).to_have_value("ada@acme.example")
+        expect(mail).not_to_be_editable()
+        banner.get_by_role("checkbox").check()
+        answer.screenshot(path="/tmp/widget-signed-in-offer.png")
+        banner.get_by_role("button", name="Email me the answer").click()
+        answer.screenshot(path="/tmp/widget-signed-in-handoff.png")
+        expect(banner).to_contain_text("We will email the answer to ada@acme.example.")
+        row = get_escalation(site.services.store.engine, banner.locator("code").inner_text())
+        assert row is not None and (row.role, row.org, row.tier) == ("customer", "acme", "paid")
+        assert (row.contact_email, row.notify) == ("ada@acme.example", True)
+        assert not stored_state(page, site)["sid"]  # a verified user needs no anonymous session
     finally:
         shut(server)
 

@@ -33,6 +33,8 @@ from assistant.sessions import Sessions
 from assistant.settings import Settings, load_settings
 from assistant.slack.routes import slack_router
 from assistant.traffic import RateLimited, SlotTimeout
+from assistant.widget_identity import HEADER as USER_HEADER
+from assistant.widget_identity import WidgetIdentity
 
 log = logging.getLogger("answerdesk.api")
 WEB = Path(__file__).resolve().parent.parent / "web"
@@ -134,6 +136,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     )
     app.state.traffic = Traffic(settings)
     app.state.sessions = Sessions.from_settings(settings)
+    app.state.widget_identity = WidgetIdentity.from_settings(settings)
     app.state.trusted_proxies = trusted_networks(settings.trusted_proxies)
     app.include_router(build_router(settings))
     app.include_router(admin_router)
@@ -176,7 +179,8 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)  # type: ignore[arg-type]
     # Outermost, so 413/429/401 answers carry CORS headers too; only configured docs-site origins.
     app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["GET", "POST"],  # type: ignore[arg-type]
-                       allow_headers=["Content-Type", "Authorization", "X-API-Key", SESSION_HEADER],
+                       allow_headers=["Content-Type", "Authorization", "X-API-Key", SESSION_HEADER,
+                                      USER_HEADER],
                        expose_headers=["Retry-After", SESSION_HEADER],
                        max_age=600)
     return app

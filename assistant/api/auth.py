@@ -13,6 +13,7 @@ from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBea
 
 from assistant.keys import Identity
 from assistant.sessions import HEADER as SESSION_HEADER
+from assistant.widget_identity import HEADER as USER_HEADER
 
 _bearer = HTTPBearer(auto_error=False, description="An answerdesk API key; none = community")
 _header = APIKeyHeader(name="X-API-Key", auto_error=False, description="The same key, as a header")
@@ -60,6 +61,10 @@ def get_identity(
     key = bearer.credentials if bearer else header
     ip = client_ip(request)
     if not key:
+        # A signed-in user the host site vouches for; a bad token is logged and ignored, never refused.
+        user = request.app.state.widget_identity.identity(request.headers.get(USER_HEADER), ip)
+        if user is not None:
+            return user  # type: ignore[no-any-return]
         # A forged or outdated session token is ignored, not refused: the caller simply owns nothing yet.
         sid = request.app.state.sessions.verify(request.headers.get(SESSION_HEADER))
         return Identity(role="community", client=ip, session=f"widget:{sid}" if sid else None)

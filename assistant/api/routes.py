@@ -11,6 +11,7 @@ from typing import Annotated, Any
 
 import sqlalchemy as sa
 from fastapi import APIRouter, Body, Depends, Request, Response
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, StreamingResponse
 from starlette.concurrency import iterate_in_threadpool, run_in_threadpool
 
@@ -19,6 +20,7 @@ from assistant.api.auth import CurrentIdentity, is_admin, require, start_session
 from assistant.api.schemas import (
     ChatResponse,
     Escalation,
+    EscalationContact,
     EscalationCreate,
     FeedbackCreate,
     FeedbackOut,
@@ -30,8 +32,8 @@ from assistant.api.schemas import (
 from assistant.chat import Event
 from assistant.conversations import NotFound
 from assistant.errors import AnswerdeskError
-from assistant.escalation.handoff import request_human
-from assistant.escalation.queue import EscalationRecord, get_escalation, list_escalations
+from assistant.escalation.handoff import ContactError, contact_for, request_human
+from assistant.escalation.queue import EscalationRecord, get_escalation, list_escalations, set_contact
 from assistant.keys import Identity
 from assistant.services import Services
 from assistant.settings import Settings
@@ -94,7 +96,9 @@ def build_router(settings: Settings) -> APIRouter:
 
         Anonymous callers are community users and see public documents only; an API key can see more.
         A conversation belongs to who started it: an anonymous caller gets an `X-Answerdesk-Session`
-        response header and sends it back to continue the conversation, rate it or escalate it."""
+        response header and sends it back to continue the conversation, rate it or escalate it. The widget
+        of a signed-in reader sends their host site's signed token in `X-Answerdesk-User` instead (see
+        docs/widget.md); a bad token is ignored and the caller is community."""
         question, conversation_id = body.question, body.conversation_id  # type: ignore[attr-defined]
         traffic: Traffic = request.app.state.traffic
         traffic.limits.hit(identity)
@@ -143,8 +147,25 @@ def build_router(settings: Settings) -> APIRouter:
         comes back at once; delivery to Jira happens in the background (`status` says how far it got)."""
         request.app.state.traffic.limits.hit(identity)  # rate-limited like chat: each one makes a ticket
         cid = svc.conversations.ensure(body.conversation_id, owner=identity.owner, staff=identity.staff)
-        ref = request_human(svc.conversations, svc.queue, svc.routing, cid, identity, body.reason)
+        contact = _contact(identity, body.contact_email, body.notify)
+        ref = request_human(svc.conversations, svc.queue, svc.routing, cid, identity, body.reason, contact,
+                            body.notify)
         return _shown(svc, identity, _escalation(svc, ref.id))
+
+    @router.post("/v1/escalations/{escalation_id}/contact", response_model=Escalation, responses=ERRORS,
+                 tags=["escalations"], openapi_extra=OPTIONAL_KEY)
+    def escalation_contact(svc: Svc, identity: CurrentIdentity, escalation_id: str,
+                           body: EscalationContact) -> Escalation:
+        """Say where to be told of the answer, after the assistant escalated on its own (low confidence):
+        the contact and consent are stored with the escalation; its owner and staff may set them."""
+        row = _escalation(svc, escalation_id)
+        try:
+            svc.conversations.ensure(row.conversation_id, owner=identity.owner, staff=identity.staff)
+        except NotFound:
+            raise NotFound("escalation not found") from None
+        contact = _contact(identity, body.contact_email, body.notify)
+        set_contact(svc.store.engine, row.id, contact, body.notify and contact is not None)
+        return _shown(svc, identity, _escalation(svc, row.id))
 
     @router.get("/v1/escalations", response_model=list[Escalation], tags=["escalations"],
                 responses={**ERRORS, 403: {"model": Problem, "description": "Agents and admins only"}},
@@ -211,6 +232,15 @@ class Traffic:
     def __init__(self, settings: Settings) -> None:
         self.slots = PrioritySlots(settings.max_concurrent_answers, settings.priority_share, settings.answer_slot_wait)
         self.limits = Limits(settings.rate_limits, settings.stream_limits, settings.redis_url)
+
+
+def _contact(identity: Identity, given: str | None, notify: bool) -> str | None:
+    """The contact to store, or a 422 that names the field, like any other invalid body."""
+    try:
+        return contact_for(identity, given, notify)
+    except ContactError as exc:
+        raise RequestValidationError([{"type": "value_error", "loc": ("body", "contact_email"), "msg": str(exc),
+                                       "input": None}]) from None
 
 
 def _escalation(svc: Services, escalation_id: str) -> EscalationRecord:

@@ -7,6 +7,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, create_model
 
+from assistant.widget_identity import EMAIL
+
 ConversationId = Annotated[str, StringConstraints(pattern=r"^[0-9a-fA-F-]{36}$")]
 
 
@@ -72,8 +74,21 @@ def chat_request_model(max_chars: int) -> type[BaseModel]:
     )
 
 
-class EscalationCreate(BaseModel):
+# Deliberately plain (one @, a dotted domain, no spaces or brackets): enough to catch typos without
+# email-validator's DNS-era rules; the same shape the widget identity accepts.
+ContactEmail = Annotated[str, StringConstraints(strip_whitespace=True, max_length=254, pattern=EMAIL.pattern)]
+CONTACT = ("Where to tell the user of the answer. A signed-in widget user's verified address is used "
+           "whatever is given here (a different one is refused).")
+NOTIFY = "The user agreed to be e-mailed the answer at contact_email (their consent, default false)."
+
+
+class EscalationContact(BaseModel):
     model_config = ConfigDict(extra="forbid")
+    contact_email: ContactEmail | None = Field(None, description=CONTACT)
+    notify: bool = Field(False, description=NOTIFY)
+
+
+class EscalationCreate(EscalationContact):
     conversation_id: ConversationId
     reason: Annotated[str, StringConstraints(strip_whitespace=True, max_length=2000)] | None = None
 
@@ -92,6 +107,8 @@ class Escalation(BaseModel):
     tier: str | None = None
     priority: str | None = None
     labels: list[str] | None = None
+    contact_email: str | None = None
+    notify: bool = False
     status: str
     ticket_key: str | None
     ticket_url: str | None

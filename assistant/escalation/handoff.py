@@ -47,10 +47,12 @@ class Routing:
 
 
 def request_human(conversations: Conversations, queue: TicketQueue, routing: Routing, conversation_id: str,
-                  identity: Identity | None, reason: str | None = None) -> TicketRef:
+                  identity: Identity | None, reason: str | None = None, contact_email: str | None = None,
+                  notify: bool = False) -> TicketRef:
     """The user asks for a human (the API's POST /v1/escalations, Slack's button): the conversation so
     far goes to the support queue with the last answer's draft and sources, routed by who asked.
-    The caller has already checked that `identity` may act on this conversation."""
+    The caller has already checked that `identity` may act on this conversation, and the contact
+    (`contact_for`)."""
     past = conversations.messages(conversation_id)
     question = next((m.content for m in reversed(past) if m.role == "user"), "")
     answer = next((m for m in reversed(past) if m.role == "assistant"), None)
@@ -64,5 +66,23 @@ def request_human(conversations: Conversations, queue: TicketQueue, routing: Rou
         reasons=["user_requested"] + ([conversations.scrub(reason)] if reason else []),
         requested_by_user=True,
         message_id=answer.id if answer else None,
+        contact_email=contact_email,
+        notify=notify and contact_email is not None,
         **routing.fields(identity),
     ))
+
+
+class ContactError(ValueError):
+    """A contact the API refuses with 422; the message names the field."""
+
+
+def contact_for(identity: Identity | None, given: str | None, notify: bool) -> str | None:
+    """Whom to tell of the answer. A signed-in user's verified e-mail is theirs and cannot be swapped
+    for another (the widget shows it read-only); anyone else gives one, and must to be notified."""
+    verified = identity.email if identity else None
+    if verified and given and given.lower() != verified.lower():
+        raise ContactError("contact_email: you are signed in; answers go to your account's e-mail address")
+    contact = verified or given
+    if notify and not contact:
+        raise ContactError("contact_email: needed to be told of the answer (notify is true)")
+    return contact

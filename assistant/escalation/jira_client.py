@@ -13,6 +13,7 @@ who opens the ticket, `[~jdoe]` would notify jdoe)."""
 
 from __future__ import annotations
 
+import logging
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -22,6 +23,8 @@ from assistant.atlassian.clients import Credentials, jira_clients
 from assistant.atlassian.errors import AtlassianError
 from assistant.atlassian.errors import call as atlassian_call
 from assistant.errors import EscalationError
+
+log = logging.getLogger("answerdesk.escalations")
 
 SUMMARY_MAX = 255  # Jira refuses longer summaries (Cloud and Data Center alike)
 # 4xx answers a later attempt can succeed with: timeout, conflict, locked, too many requests.
@@ -104,12 +107,19 @@ class JiraClient:
         return str(issues[0]["key"]) if issues else None
 
     def create(self, project: str, summary: str, description: str, labels: list[str],
-               priority: str | None) -> str:
+               priority: str | None, contact: str | None = None) -> str:
+        """contact: the e-mail of a user who agreed to be told of the answer. In JSM the request is raised
+        on their behalf when they are a customer of the service desk (JSM then notifies them itself);
+        otherwise by the bot, with the contact in the description for the agent."""
         if self.jsm is not None:
-            values = {"summary": summary, "description": "A customer question the assistant escalated; the full "
-                      "context is in the internal comment.", "labels": labels}
+            text = "A customer question the assistant escalated; the full context is in the internal comment."
+            customer = self.customer(contact) if contact else None
+            if contact and customer is None:
+                text += f"\n\nContact: {contact} (asked to be told of the answer; not a customer of this service desk)"
+            values = {"summary": summary, "description": text, "labels": labels}
             created = self._call("request creation", self.desk.create_customer_request,
-                                 self.jsm.service_desk_id, self.jsm.request_type_id, values)
+                                 self.jsm.service_desk_id, self.jsm.request_type_id, values,
+                                 raise_on_behalf_of=customer)
             return str(created["issueKey"])  # the caller records the key, then posts the context comment
         fields: dict[str, Any] = {"project": {"key": project}, "summary": summary,
                                   "issuetype": {"name": self.issue_type}, "description": self.body(description),
@@ -118,6 +128,26 @@ class JiraClient:
             fields["priority"] = {"name": priority}
         created = self._call("issue creation", self.jira.create_issue, fields=fields)
         return str(created["key"])
+
+    def customer(self, email: str) -> str | None:
+        """The service desk customer with this e-mail, as raiseOnBehalfOf names them (Cloud: accountId; Data
+        Center: username), or None. JSM matches `query` against names and addresses by prefix: only an
+        exact address counts. A desk whose customers we may not list (403/404) has none we can use."""
+        assert self.jsm is not None
+        try:
+            page = self._call("customer lookup", self.desk.get_customers, self.jsm.service_desk_id,
+                              query=email, limit=50)
+        except JiraCallFailed as exc:
+            if not exc.permanent:
+                raise  # transient: the delivery retries, rather than raising it as the bot for good
+            log.warning("JSM customers of service desk %s cannot be listed (%s): requests are raised by the "
+                        "bot", self.jsm.service_desk_id, exc.status)
+            return None
+        for user in (page or {}).get("values") or []:
+            if str(user.get("emailAddress") or "").lower() == email.lower():
+                found = user.get("accountId") if self.cloud else user.get("name") or user.get("key")
+                return str(found) if found else None
+        return None
 
     def comment(self, key: str, text: str, internal: bool) -> None:
         if self.jsm is not None:

@@ -68,6 +68,9 @@ def describe(row: EscalationRecord, conversation_url: str | None) -> str:
     who = ", ".join(f"{k}: {v}" for k, v in (("role", row.role), ("tier", row.tier), ("org", row.org)) if v)
     if who:
         lines += [f"Asked by: {who}", ""]
+    if row.contact_email:
+        wants = "wants to be told of the answer by e-mail" if row.notify else "has not asked to be e-mailed"
+        lines += [f"Contact: {row.contact_email} ({wants})", ""]
     lines += ["Conversation:"] + [f"  {t['role']}: {t['content']}" for t in row.transcript] + [""]
     lines += ["Draft answer:", row.draft_answer or "(none)", ""]
     if row.sources:
@@ -196,7 +199,8 @@ class JiraQueue:
         labels = ["answerdesk", idempotency_label(row.id)] + list(row.labels or [])
         try:
             key = client.create(self.project, summary_line(row.summary or row.question),
-                                describe(row, self._conv_url(row)), sorted(set(labels)), row.priority)
+                                describe(row, self._conv_url(row)), sorted(set(labels)), row.priority,
+                                row.contact_email if row.notify else None)
         except JiraCallFailed as exc:
             if not exc.maybe_sent:  # it never reached Jira: nothing to wait for
                 self._record(token, row, create_sent_at=None)

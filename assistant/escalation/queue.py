@@ -37,8 +37,8 @@ class EscalationRequest:
     tier: str | None = None
     priority: str | None = None
     labels: list[str] = field(default_factory=list)
-    contact_email: str | None = None  # where to e-mail the answer, when `notify`
-    notify: bool = False
+    contact_email: str | None = None  # personal data: shown to staff and the owner, never logged
+    notify: bool = False  # the user agreed to be told of the answer at contact_email
 
 
 @dataclass
@@ -157,3 +157,10 @@ def get_escalation(engine: Engine, escalation_id: str) -> EscalationRecord | Non
     with engine.connect() as conn:
         row = conn.execute(sa.select(db.escalations).where(db.escalations.c.id == escalation_id)).first()
     return EscalationRecord.from_row(row._mapping) if row else None
+
+
+def set_contact(engine: Engine, escalation_id: str, contact_email: str | None, notify: bool) -> None:
+    """Store whom to tell of the answer. A delivery not yet made (or retried) reads it from the row."""
+    with engine.begin() as conn:
+        conn.execute(db.escalations.update().where(db.escalations.c.id == escalation_id)
+                     .values(contact_email=contact_email, notify=notify, updated_at=utcnow()))

@@ -32,6 +32,7 @@ from assistant.slack.client import web_client
 from assistant.slack.messages import HUMAN_ACTION, LINK_ACTION, answer_message, handoff_message, suggestion_message
 from assistant.slack.mrkdwn import SECTION_LIMIT, escape, from_slack, truncate
 from assistant.slack.store import PostedAnswer, SlackStore
+from assistant.widget_identity import EMAIL
 
 log = logging.getLogger("answerdesk.slack")
 
@@ -214,7 +215,7 @@ class SlackBot:
         try:
             svc = self.services
             ref = request_human(svc.conversations, svc.queue, svc.routing, answer.conversation_id, identity,
-                                self._where(channel, answer.thread_ts))
+                                self._where(channel, answer.thread_ts), self._email(user))
         except Exception as exc:
             log.exception("escalating Slack conversation %s failed", answer.conversation_id)
             self.store.release(f"human:{channel}:{ts}")  # let them try again
@@ -225,6 +226,20 @@ class SlackBot:
                                        self.services.routing.options(identity),
                                        user if user and USER_ID.match(user) else None)
         self._post(channel, answer.thread_ts, text, blocks)
+
+    def _email(self, user: str | None) -> str | None:
+        """The clicker's profile e-mail, for the agent and for telling them of the answer; None when Slack
+        does not give it (no users:read.email scope, a bot or guest, any error). Never logged."""
+        if not user or not USER_ID.match(user):
+            return None
+        try:
+            profile = (self.client.users_info(user=user).get("user") or {}).get("profile") or {}
+        except SlackClientError as exc:
+            error = exc.response.get("error") if isinstance(exc, SlackApiError) else type(exc).__name__
+            log.info("no e-mail from Slack users.info for an escalation: %s", error)
+            return None
+        email = profile.get("email")
+        return email if isinstance(email, str) and EMAIL.match(email) else None
 
     def _suggest(self, key: str, respond: Respond) -> None:
         try:

@@ -1,7 +1,8 @@
 /*! answerdesk chat widget (Apache-2.0)
  * <script src="https://HOST/widget.js" data-answerdesk-url="https://HOST" async></script>
  * Options (data-*): answerdesk-url, title, greeting, storage (session | local | none),
- * position (right | left), open. Whether an answer is shown as unsure is the server's decision
+ * position (right | left), open, user-token (a signed-in user's token from the host site's server;
+ * window.answerdeskIdentity = "TOKEN" works too, also set later). Whether an answer is shown as unsure is the server's decision
  * (its calibrated confidence against its threshold), never the page's.
  * Everything the server sends is untrusted: it becomes DOM nodes and text, never parsed HTML,
  * and only http(s) URLs become links. */
@@ -244,6 +245,10 @@ textarea{font:inherit;color:inherit;border:1px solid #8c959f;border-radius:8px;p
 .support .answer{border:1px solid #8c959f;background:#fff;border-radius:8px;padding:4px 12px;margin:6px 6px 0 0}
 .handoff{background:#e9f7ef;color:#1a5e33;padding:8px 10px;border-radius:8px}
 .handoff p{margin:0}.contact{margin:6px 0 0;padding-left:18px}.contact a{color:inherit;font-weight:600}
+.reach{display:flex;flex-direction:column;gap:6px;margin-top:8px;font-size:13px}
+.reach input[type=email]{font:inherit;border:1px solid #8c959f;border-radius:8px;padding:6px 8px}
+.reach input[readonly]{background:#f6f8fa;color:#57606a}
+.reach .go{align-self:flex-start;border:0;background:#0b57d0;color:#fff;border-radius:8px;padding:6px 12px}
 .ask{display:flex;gap:8px;padding:10px;border-top:1px solid #d0d7de}
 .ask textarea{flex:1;resize:none;min-height:42px;max-height:120px}
 .send{border:0;background:#0b57d0;color:#fff;border-radius:8px;width:44px;display:grid;place-items:center}
@@ -277,7 +282,7 @@ header :focus-visible,.user :focus-visible{outline-color:#fff}
     oninput: () => { input.style.height = "auto"; input.style.height = input.scrollHeight + 2 + "px"; },
   });
   const send = h("button", { class: "send", type: "submit", "aria-label": "Send question" }, icon("send"));
-  const human = h("button", { class: "link", type: "button", onclick: () => handoff() }, "Talk to a human");
+  const human = h("button", { class: "link", type: "button", onclick: () => offerHandoff() }, "Talk to a human");
   const panel = h("section", {
     class: "panel", id: "adk-panel", role: "dialog", "aria-modal": "false", "aria-labelledby": "adk-title", hidden: true,
   },
@@ -314,15 +319,16 @@ header :focus-visible,.user :focus-visible{outline-color:#fff}
   function redraw() {
     log.replaceChildren(h("p", { class: "note", text: GREETING }));
     for (const item of state.items) {
-      log.append(item.r === "u" ? userView(item.t) : item.r === "h" ? handoffView(item.id, item.opts)
+      log.append(item.r === "u" ? userView(item.t) : item.r === "h" ? handoffView(item.id, item.opts, item.to)
         : item.r === "s" ? supportView(item) : botView(item).node);
     }
     human.hidden = !state.cid;
   }
 
   const userView = (text) => h("div", { class: "msg user" }, h("p", { text }));
-  const handoffView = (id, opts) => h("div", { class: "note handoff", role: "status" },
+  const handoffView = (id, opts, to) => h("div", { class: "note handoff", role: "status" },
     h("p", null, "A person from the support team will follow up. Your reference: ", h("code", { text: id })),
+    to ? h("p", { class: "emailed", text: "We will email the answer to " + to + "." }) : null,
     optionsView(opts));
   // Other ways to reach a human, configured per plan (e.g. book a call): links the server chose.
   const contactUrl = (u) => (/^mailto:/i.test(String(u)) ? String(u) : safeUrl(u));
@@ -406,8 +412,16 @@ header :focus-visible,.user :focus-visible{outline-color:#fff}
         node.classList.toggle("unsure", unsure);
         const note = h("div", { class: "banner", role: "note" }, h("strong", { text: unsure ? "Not sure. " : "Passed on. " }),
           unsure ? "The documentation may not answer this. " : "");
-        if (bot.eid) note.append("The support team has it — reference ", h("code", { text: bot.eid }), ".", optionsView(bot.handoff));
-        else note.append(h("button", { class: "link", type: "button", onclick: () => handoff() }, "Talk to a human"));
+        if (bot.eid) {
+          note.append("The support team has it — reference ", h("code", { text: bot.eid }), ".", optionsView(bot.handoff));
+          if (bot.to) note.append(h("p", { class: "emailed", text: "We will email the answer to " + bot.to + "." }));
+          else note.append(contactForm("Email me the answer", async (body) => {
+            await post("/v1/escalations/" + encodeURIComponent(bot.eid) + "/contact", body);
+            bot.to = body.contact_email || null;
+            save();
+            return bot.to ? h("p", { class: "emailed", text: "We will email the answer to " + bot.to + "." }) : "";
+          }));
+        } else note.append(h("button", { class: "link", type: "button", onclick: () => offerHandoff() }, "Talk to a human"));
         node.prepend(note);
       }
       const sources = (bot.cites || []).filter((c) => safeUrl(c.url));
@@ -448,10 +462,78 @@ header :focus-visible,.user :focus-visible{outline-color:#fff}
   }
 
   const SESSION = "X-Answerdesk-Session";
+  const USER = "X-Answerdesk-User";
   function headers(accept) {
     const out = { "Content-Type": "application/json", Accept: accept };
     if (typeof state.sid === "string" && state.sid) out[SESSION] = state.sid;
+    const token = userToken();
+    if (token) out[USER] = token;
     return out;
+  }
+  // A signed-in user: the token the host site's server signed (see docs/widget.md). Only the server can
+  // check it; here it merely prefills the e-mail address at handoff, which the server takes from the
+  // verified token anyway (a bad token makes the visitor community, who types an address instead).
+  function userToken() {
+    const t = window.answerdeskIdentity;
+    const v = typeof t === "string" ? t : (t && typeof t.token === "string" ? t.token : cfg.userToken);
+    return typeof v === "string" && /^[\w-]+\.[\w-]+\.[\w-]+$/.test(v) && v.length <= 4096 ? v : "";
+  }
+  function signedEmail() {
+    try {
+      const part = userToken().split(".")[1].replace(/-/g, "+").replace(/_/g, "/");
+      const claims = JSON.parse(new TextDecoder().decode(Uint8Array.from(atob(part), (c) => c.charCodeAt(0))));
+      return typeof claims.email === "string" ? claims.email : "";
+    } catch (e) {
+      return "";
+    }
+  }
+
+  // "Email me the answer": an address (the signed-in user's, read-only) and an explicit consent box.
+  // Without the box ticked no address is sent. `send(body)` returns what replaces the form.
+  let forms = 0;
+  function contactForm(label, send) {
+    const id = "adk-mail-" + ++forms;
+    const known = signedEmail();
+    const mail = h("input", { id, type: "email", maxlength: "254", autocomplete: "email", placeholder: "you@example.com",
+      value: known || null, readonly: Boolean(known) });
+    const consent = h("input", { type: "checkbox", class: "consent" });
+    const go = h("button", { class: "go", type: "submit", text: label });
+    const status = h("p", { class: "note", role: "status" });
+    const form = h("form", { class: "reach", onsubmit: async (e) => {
+      e.preventDefault();
+      const to = mail.value.trim();
+      if (consent.checked && !mail.checkValidity()) { status.textContent = "Please enter a valid e-mail address."; mail.focus(); return; }
+      if (consent.checked && !to) { status.textContent = "Enter the address to email the answer to."; mail.focus(); return; }
+      go.disabled = true;
+      try {
+        form.replaceWith(await send(consent.checked ? { contact_email: to, notify: true } : {}));
+      } catch (err) {
+        status.textContent = err.message;
+      } finally {
+        go.disabled = false;
+      }
+    } },
+    h("label", { for: id, text: "Email me the answer" }), mail,
+    h("label", null, consent, " Yes, email me when the support team answers. My address is used for this request only."),
+    go, status);
+    return form;
+  }
+
+  function offerHandoff() {
+    if (!state.cid || root.querySelector("form.handoff-offer")) return;
+    const form = contactForm("Send to the support team", async (body) => {
+      const esc = await post("/v1/escalations", { conversation_id: state.cid, ...body });
+      const item = { r: "h", id: esc.id, opts: esc.handoff, to: body.contact_email || null };
+      state.items.push(item);
+      save();
+      box.replaceWith(handoffView(item.id, item.opts, item.to)); // the offer becomes the reference
+      return "";
+    });
+    form.classList.add("handoff-offer");
+    const box = h("div", { class: "note handoff" }, h("p", { text: "A person from the support team can take it from here." }), form);
+    log.append(box);
+    log.scrollTop = log.scrollHeight;
+    form.querySelector(form.querySelector("input[readonly]") ? ".consent" : "input[type=email]").focus();
   }
   function keepSession(res) {
     const sid = res.headers.get(SESSION);
@@ -478,25 +560,15 @@ header :focus-visible,.user :focus-visible{outline-color:#fff}
     }
   }
 
-  async function handoff() {
-    if (!state.cid) return;
-    human.disabled = true;
-    try {
-      const esc = await post("/v1/escalations", { conversation_id: state.cid });
-      state.items.push({ r: "h", id: esc.id, opts: esc.handoff });
-      save();
-      log.append(handoffView(esc.id, esc.handoff));
-      log.scrollTop = log.scrollHeight;
-    } catch (err) {
-      log.append(errorView(err));
-    } finally {
-      human.disabled = false;
-    }
-  }
-
   async function problem(res) {
     let detail = "";
-    try { const body = await res.json(); detail = typeof body.detail === "string" ? body.detail : ""; } catch (e) { /* not JSON */ }
+    let fields = [];
+    try {
+      const body = await res.json();
+      detail = typeof body.detail === "string" ? body.detail : "";
+      if (Array.isArray(body.detail)) fields = body.detail.map((d) => String((d.loc || []).slice(-1)[0]));
+    } catch (e) { /* not JSON */ }
+    if (res.status === 422 && fields.includes("contact_email")) return "Please check the e-mail address.";
     if (res.status === 422) return "Please ask a question of at most 4000 characters.";
     if (res.status === 429) {
       const wait = parseInt(res.headers.get("Retry-After") || "", 10);

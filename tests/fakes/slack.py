@@ -68,6 +68,8 @@ class FakeSlack:
         self.errors: dict[str, list[str]] = {}  # method -> error codes to answer next, one per call
         self.rate_limited: dict[str, int] = {}  # method -> how many calls to answer with 429
         self.retry_after = 1
+        # users.info: user id -> profile e-mail; None: the app lacks users:read.email, so Slack leaves it out.
+        self.users: dict[str, str | None] = {}
         self._ts = itertools.count(1)
         self._lock = threading.Lock()
         self._server: ThreadingHTTPServer | None = None
@@ -210,6 +212,16 @@ class FakeSlack:
         if not body.get("text") and not body.get("blocks"):
             return {"ok": False, "error": "no_text"}
         return {"ok": True, "message_ts": self.next_ts()}
+
+    def _users_info(self, body: dict[str, Any]) -> dict[str, Any]:
+        user = str(body.get("user", ""))
+        if user not in self.users:
+            return {"ok": False, "error": "user_not_found"}
+        profile: dict[str, Any] = {"real_name": user, "display_name": user}
+        if self.users[user] is not None:
+            profile["email"] = self.users[user]
+        return {"ok": True, "user": {"id": user, "team_id": TEAM_ID, "name": user.lower(), "is_bot": False,
+                                     "profile": profile}}
 
     def _chat_getPermalink(self, body: dict[str, Any]) -> dict[str, Any]:  # noqa: N802
         channel, ts = str(body.get("channel", "")), str(body.get("message_ts", ""))

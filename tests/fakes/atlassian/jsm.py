@@ -21,6 +21,7 @@ class JsmApi(Api):
             ("GET", r"/rest/servicedeskapi/request/(?P<key>[^/]+)", self.jsm_request),
             ("GET", r"/rest/servicedeskapi/request/(?P<key>[^/]+)/comment", self.jsm_comments),
             ("POST", r"/rest/servicedeskapi/request/(?P<key>[^/]+)/comment", self.jsm_add_comment),
+            ("GET", r"/rest/servicedeskapi/servicedesk/(?P<desk>[^/]+)/customer", self.jsm_customers),
         ]
 
     @staticmethod
@@ -34,8 +35,28 @@ class JsmApi(Api):
         if self.f.cloud:
             out["accountId"] = person.account_id
         else:
-            out.update(key=person.account_id, name=person.email.split("@")[0])
+            out.update(key=person.account_id, name=self._username(person))
         return out
+
+    @staticmethod
+    def _username(person: Person) -> str:
+        return person.username or person.email.split("@")[0]
+
+    def jsm_customers(self, desk: str, query: dict[str, str], **_: Any) -> Answer:
+        """getCustomers: `query` matches the start of a customer's display name (or of a word in it), name or
+        e-mail address, case-insensitively, as JSM does; paged by start/limit."""
+        if desk not in self.f.service_desks:
+            return 404, {"errorMessage": "The service desk does not exist.",
+                         "i18nErrorMessage": {"i18nKey": "sd.servicedesk.error.notfound", "parameters": []}}, {}
+        q = query.get("query", "").lower()
+        found = [p for p in self.f.customers.get(desk, []) if not q or any(
+            w.startswith(q) for w in [p.email.lower(), self._username(p).lower(), p.display_name.lower(),
+                                      *p.display_name.lower().split()])]
+        start, limit = int(query.get("start", 0)), max(1, min(int(query.get("limit", 50)), 50))
+        window = found[start:start + limit]
+        return 200, {"_expands": [], "size": len(window), "start": start, "limit": limit,
+                     "isLastPage": start + limit >= len(found), "values": [self._sd_user(p) for p in window],
+                     "_links": {"base": f"{self.f.url}/rest/servicedeskapi", "context": ""}}, {}
 
     def _request_json(self, issue: Issue) -> dict[str, Any]:
         desk = next((d for d, p in self.f.service_desks.items() if p == issue.project), "1")
@@ -74,8 +95,15 @@ class JsmApi(Api):
                          "i18nErrorMessage": {"i18nKey": "sd.request.create.error", "parameters": []}}, {}
         reporter = DEFAULT_PERSON
         if body.get("raiseOnBehalfOf"):
-            email = str(body["raiseOnBehalfOf"])
-            reporter = Person(email.split("@")[0].replace(".", " ").title(), email, f"qm:{email}")
+            # Cloud names the customer by accountId, Data Center by username; anyone else is refused.
+            who = str(body["raiseOnBehalfOf"])
+            found = next((p for p in self.f.customers.get(str(body.get("serviceDeskId")), [])
+                          if who == (p.account_id if self.f.cloud else self._username(p))), None)
+            if found is None:
+                return 400, {"errorMessage": f"The user '{who}' does not exist or is not a customer of this "
+                                             "service desk.",
+                             "i18nErrorMessage": {"i18nKey": "sd.request.create.error", "parameters": []}}, {}
+            reporter = found
         key = self.f.add_issue(project, values["summary"], str(values.get("description", "")), reporter=reporter,
                                resolution=None, jsm=True, labels=values.get("labels"))  # a field of the request type
         return 201, self._request_json(self.f.issues[key]), {}

@@ -46,6 +46,7 @@ class Person:
     display_name: str
     email: str
     account_id: str
+    username: str = ""  # Data Center's unique name; "" = the address's local part
 
 
 @dataclass
@@ -91,6 +92,7 @@ class Site:
         self.pages: dict[str, Page] = {}
         self.issues: dict[str, Issue] = {}
         self.service_desks: dict[str, str] = {"1": "SUP"}  # serviceDeskId -> project key
+        self.customers: dict[str, list[Person]] = {}  # serviceDeskId -> its customers (add_customer)
         self.unindexed: set[str] = set()  # page ids the (asynchronous) search index has not caught up with
         self.search_lag = 0.0  # seconds before JQL search sees a new issue (Jira indexes asynchronously)
         self.log: list[tuple[str, str, dict[str, str], int]] = []  # method, path, query, status
@@ -164,6 +166,15 @@ class Site:
                           list(labels or []))
             self.issues[issue.key] = issue
             return issue.key
+
+    def add_customer(self, email: str, display_name: str, desk: str = "1") -> Person:
+        """A customer of a service desk; its account id looks like Cloud's ("qm:..." for portal-only
+        customers), and on Data Center its username is its address, as for customers who signed up on
+        the portal."""
+        with self.lock:
+            person = Person(display_name, email, f"qm:{self.next_id()}:{email.split('@')[0]}", username=email)
+            self.customers.setdefault(desk, []).append(person)
+            return person
 
     def add_comment(self, key: str, body: str, *, public: bool = True, visibility: dict[str, str] | None = None,
                     author: Person | None = None) -> str:
