@@ -118,6 +118,7 @@ def summary(engine: Engine, period: Period, embedder: Embedder | None = None, to
             **latency(engine, period),
         },
         "per_day": days,
+        "escalations": resolution(engine, period),
         "gaps": coverage_gaps(engine, period, embedder, top, similarity) if embedder is not None else [],
         "sources": top_sources(citations, top=top),
     }
@@ -138,6 +139,56 @@ def latency(engine: Engine, period: Period) -> dict[str, float | None]:
                 m.role == "assistant", col.is_not(None), m.created_at >= period.since, m.created_at <= period.until))]
         out[key] = round(statistics.median(values), 1) if values else None
     return out
+
+
+def _channel(owner: str | None) -> str:
+    """Where a conversation took place, from who owns it (Identity.owner): the widget, Slack, an API
+    key's client, or the local operator (CLI; also rows from before owners were recorded)."""
+    kind = (owner or "").split(":", 1)[0]
+    return {"widget": "widget", "slack": "slack", "key": "api"}.get(kind, "operator")
+
+
+def _median_seconds(pairs: list[tuple[datetime, datetime | None]]) -> float | None:
+    values = [(end - start).total_seconds() for start, end in pairs if end is not None and end >= start]
+    return round(statistics.median(values), 1) if values else None
+
+
+def resolution(engine: Engine, period: Period) -> dict[str, Any]:
+    """What happened to the escalations opened in the period: how many were resolved (overall, per tier
+    and per channel), how long until a human first answered and until resolution (medians, seconds;
+    over the escalations that got there), and the askers' ratings. Rows are few (one per handoff), so
+    they are grouped here, the same on every backend."""
+    e, c = db.escalations.c, db.conversations.c
+    q = (sa.select(e.tier, e.role, c.owner, e.created_at, e.first_response_at, e.resolved_at, e.rating)
+         .select_from(db.escalations.join(db.conversations, c.id == e.conversation_id))
+         .where(e.created_at >= period.since, e.created_at <= period.until))
+    with engine.connect() as conn:
+        rows = conn.execute(q).all()
+    groups: dict[str, dict[str, dict[str, Any]]] = {"tier": {}, "channel": {}}
+    for r in rows:
+        plan = r.tier or ("free" if r.role == "customer" else r.role or "operator")
+        for kind, name in (("tier", plan), ("channel", _channel(r.owner))):
+            g = groups[kind].setdefault(name, {kind: name, "escalations": 0, "resolved": 0, "rated_yes": 0,
+                                               "rated_no": 0})
+            g["escalations"] += 1
+            g["resolved"] += r.resolved_at is not None
+            g["rated_yes"] += r.rating == "yes"
+            g["rated_no"] += r.rating == "no"
+    for by in groups.values():
+        for g in by.values():
+            g["resolution_rate"] = _ratio(g["resolved"], g["escalations"])
+    resolved = sum(r.resolved_at is not None for r in rows)
+    return {
+        "total": len(rows),
+        "resolved": resolved,
+        "resolution_rate": _ratio(resolved, len(rows)),
+        "median_seconds_to_first_response": _median_seconds([(r.created_at, r.first_response_at) for r in rows]),
+        "median_seconds_to_resolution": _median_seconds([(r.created_at, r.resolved_at) for r in rows]),
+        "ratings": {"yes": sum(r.rating == "yes" for r in rows), "no": sum(r.rating == "no" for r in rows),
+                    "unrated_resolved": sum(r.resolved_at is not None and r.rating is None for r in rows)},
+        "by_tier": sorted(groups["tier"].values(), key=lambda g: (-g["escalations"], g["tier"])),
+        "by_channel": sorted(groups["channel"].values(), key=lambda g: (-g["escalations"], g["channel"])),
+    }
 
 
 def coverage_gaps(engine: Engine, period: Period, embedder: Embedder, top: int = 10,
@@ -239,6 +290,8 @@ CSV_TABLES = {
     "days": ("per_day", ["day", "questions", "answered", "escalated", "up", "down"]),
     "gaps": ("gaps", ["question", "count", "escalated", "thumbs_down", "last_asked", "examples", "comments"]),
     "sources": ("sources", ["title", "url", "citations", "top_section"]),
+    "tiers": ("by_tier", ["tier", "escalations", "resolved", "resolution_rate", "rated_yes", "rated_no"]),
+    "channels": ("by_channel", ["channel", "escalations", "resolved", "resolution_rate", "rated_yes", "rated_no"]),
 }
 
 
@@ -248,7 +301,7 @@ def to_csv(report: dict[str, Any], table: str) -> str:
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\r\n")
     writer.writerow(columns)
-    for row in report[key]:
+    for row in report[key] if key in report else report["escalations"][key]:
         writer.writerow([_cell(row.get(c)) for c in columns])
     return out.getvalue()
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -100,13 +101,14 @@ class Conversations:
             conn.execute(db.messages.insert(), [
                 {"id": str(uuid.uuid4()), "conversation_id": conversation_id, "seq": seq + 1, "role": "user",
                  "content": question, "search_query": search_query, "citations": None, "confidence": None,
-                 "flags": None, "answerer": None, "latency_ms": None, "first_token_ms": None, "created_at": now},
+                 "flags": None, "answerer": None, "latency_ms": None, "first_token_ms": None, "checks": None,
+                 "created_at": now},
                 {"id": message_id, "conversation_id": conversation_id, "seq": seq + 2, "role": "assistant",
                  "content": answer.answer, "search_query": None,
                  "citations": [c.to_dict() for c in answer.citations],
                  "confidence": answer.confidence, "flags": answer.flags, "answerer": answer.answerer,
                  "latency_ms": timings.get("latency_ms"), "first_token_ms": timings.get("first_token_ms"),
-                 "created_at": now},
+                 "checks": dataclasses.asdict(answer.checks), "created_at": now},
             ])
             conn.execute(db.conversations.update().where(db.conversations.c.id == conversation_id)
                          .values(updated_at=now))

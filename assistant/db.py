@@ -180,6 +180,9 @@ messages = sa.Table(
     sa.Column("answerer", sa.String(40)),
     sa.Column("latency_ms", sa.Integer),  # question received -> answer complete
     sa.Column("first_token_ms", sa.Integer),  # question received -> first text streamed
+    # How the answer was checked (results.Checks: the confidence model's signals, reasons, support):
+    # the staff page shows why an answer was (not) trusted. NULL for rows written before.
+    sa.Column("checks", sa.JSON),
     sa.Column("created_at", UTCDateTime(), nullable=False),
     sa.Index("ix_messages_role_created", "role", "created_at"),
 )
@@ -234,6 +237,12 @@ escalations = sa.Table(
     # the conversation's ticket to post) | commented.
     sa.Column("delivery_step", sa.String(20)),
     sa.Column("create_sent_at", UTCDateTime()),  # a create went out and got no answer: it may exist
+    sa.Column("routing", sa.JSON),  # what the routing rules chose at delivery (rule, assignee, components...)
+    # Closing the loop (filled from Jira as the ticket moves; analytics read them): when a human first
+    # answered publicly, when the ticket was resolved, and the asker's rating of it ("yes" | "no").
+    sa.Column("first_response_at", UTCDateTime()),
+    sa.Column("resolved_at", UTCDateTime()),
+    sa.Column("rating", sa.String(10)),
     sa.Column("created_at", UTCDateTime(), nullable=False),
     sa.Column("updated_at", UTCDateTime(), nullable=False),
 )
@@ -317,4 +326,18 @@ slack_deliveries = sa.Table(
     metadata,
     sa.Column("key", sa.String(300), primary_key=True),
     sa.Column("created_at", UTCDateTime(), nullable=False, index=True),
+)
+
+
+# Agent assist posted on a ticket (escalation tickets at delivery, tickets made in Jira by the webhook):
+# the primary key makes one claim win, `posted_at` says it is done, so a retry never posts twice.
+assist_posts = sa.Table(
+    "assist_posts",
+    metadata,
+    sa.Column("ticket_key", sa.String(100), primary_key=True),
+    sa.Column("claimed_until", UTCDateTime()),  # a poster's lease; an expired one may be taken over
+    sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("last_error", sa.Text),
+    sa.Column("posted_at", UTCDateTime()),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
 )

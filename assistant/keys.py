@@ -99,6 +99,13 @@ class Keys:
             conn.execute(db.api_keys.update().where(k.id == row.id).values(last_used_at=utcnow()))
         return Identity(role=row.role, key_id=row.id, org=row.org, tier=row.tier)
 
+    def by_id(self, key_id: str) -> Identity | None:
+        """The identity of a key still active, by its id (a staff page session names the key, never holds it)."""
+        k = db.api_keys.c
+        with self.engine.connect() as conn:
+            row = conn.execute(sa.select(db.api_keys).where(k.id == key_id, k.revoked_at.is_(None))).first()
+        return Identity(role=row.role, key_id=row.id, org=row.org, tier=row.tier) if row else None
+
     def list(self) -> list[dict[str, Any]]:
         with self.engine.connect() as conn:
             rows = conn.execute(sa.select(db.api_keys).order_by(db.api_keys.c.created_at)).all()

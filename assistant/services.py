@@ -14,9 +14,11 @@ from assistant.conversations import Conversations
 from assistant.db import create_engine
 from assistant.embeddings import Embedder, load_embedder
 from assistant.escalation.agent import AgentAssist
+from assistant.escalation.assist_posts import AssistPoster
 from assistant.escalation.factory import build_jira_client, build_queue, jira_client_factory
 from assistant.escalation.handoff import Routing
 from assistant.escalation.jira_client import JiraClient
+from assistant.escalation.jira_queue import JiraQueue
 from assistant.escalation.queue import TicketQueue
 from assistant.index.keyword import KeywordIndex
 from assistant.index.vector import ChromaIndex
@@ -84,7 +86,19 @@ class Services:
 
     @cached_property
     def queue(self) -> TicketQueue:
-        return build_queue(self.settings, self.store.engine)
+        queue = build_queue(self.settings, self.store.engine)
+        if isinstance(queue, JiraQueue) and self.settings.assist_on_new_tickets:
+            queue.assist = self.assist_poster  # suggested reply on each new ticket, once
+        return queue
+
+    @cached_property
+    def assist_poster(self) -> AssistPoster:
+        return AssistPoster(self.store.engine, lambda: self.agent_assist)
+
+    def post_assist(self, ticket_key: str) -> bool:
+        """Post agent assist's suggested reply on a ticket as an internal comment, once ever (the Jira
+        `issue_created` webhook calls this for tickets made in Jira). True when posted by this call."""
+        return self.assist_poster.post(ticket_key)
 
     @cached_property
     def replies(self) -> ReplyOutbox:

@@ -12,6 +12,7 @@ import hashlib
 import hmac
 import logging
 import secrets
+import time
 
 from assistant.settings import Settings
 
@@ -19,6 +20,8 @@ log = logging.getLogger("answerdesk.sessions")
 
 HEADER = "X-Answerdesk-Session"
 _TAG = b"answerdesk-session-v1:"
+_STAFF_TAG = b"answerdesk-staff-v1:"  # a widget session token can never pass as a staff one
+STAFF_TTL = 8 * 3600  # a working day; then the agent signs in again
 
 
 class Sessions:
@@ -45,6 +48,22 @@ class Sessions:
         sid, signature = token.split(".")
         return sid if sid and hmac.compare_digest(signature, self._sign(sid)) else None
 
-    def _sign(self, sid: str) -> str:
-        digest = hmac.new(self._secret, _TAG + sid.encode(), hashlib.sha256).digest()
+    def staff_token(self, key_id: str, ttl: int = STAFF_TTL) -> str:
+        """The staff page's cookie: which agent/admin key signed in, until when. It names the key (which
+        is re-checked, so revoking the key ends the session) and never holds it."""
+        body = f"{key_id}.{int(time.time()) + ttl}"
+        return f"{body}.{self._sign(body, _STAFF_TAG)}"
+
+    def verify_staff(self, token: str | None) -> str | None:
+        """The key id of a valid, unexpired staff token; None for a missing, forged or expired one."""
+        if not token or token.count(".") != 2 or len(token) > 200:
+            return None
+        key_id, expires, signature = token.split(".")
+        body = f"{key_id}.{expires}"
+        if not (expires.isdigit() and hmac.compare_digest(signature, self._sign(body, _STAFF_TAG))):
+            return None
+        return key_id if int(expires) > time.time() else None
+
+    def _sign(self, sid: str, tag: bytes = _TAG) -> str:
+        digest = hmac.new(self._secret, tag + sid.encode(), hashlib.sha256).digest()
         return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()

@@ -173,6 +173,11 @@ class Settings(BaseSettings):
     # Ways to reach a human offered with every handoff, by plan (as escalation_priorities; "default" for the
     # rest), shown in the API response, the widget and Slack. JSON in the environment.
     handoff_options: dict[str, list[HandoffOption]] = {}
+    # Routing rules (JSON list; or the sources file's `routing` section): tier, org and topic -> Jira
+    # assignee, components, priority, JSM request type. Checked when the queue is built (escalation/routing.py).
+    routing_rules: str = ""
+    # Post agent assist's suggested reply as an internal comment on every ticket an escalation creates.
+    assist_on_new_tickets: bool = True
 
     # Traffic: answers computed at once, and limits per plan (customer tier, or community/agent/admin).
     max_concurrent_answers: int = Field(4, ge=1, le=256)

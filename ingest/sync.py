@@ -5,15 +5,15 @@ Secrets never live in the file: credentials come from ANSWERDESK_* environment v
 
 from __future__ import annotations
 
-import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import ValidationError
 
+from assistant.config_file import read_config_file
 from assistant.errors import AnswerdeskError, ConfigError
+from assistant.escalation.routing import parse_rules
 from assistant.services import Services
 from ingest.connectors import SOURCE_ADAPTER, AnySource, DocsSource, run_source, validation_problems
 from ingest.pipeline import IngestStats
@@ -28,28 +28,6 @@ _ENV_HINT = {
 
 
 # --- reading the file ----------------------------------------------------------------------
-
-def _read(path: Path) -> dict[str, Any]:
-    if not path.is_file():
-        raise ConfigError(f"No sources file at {path}. Create it (see docs/sites-and-sync.md) or pass --config FILE.")
-    suffix = path.suffix.lower()
-    try:
-        if suffix == ".toml":
-            data = tomllib.loads(path.read_text(encoding="utf-8"))
-        elif suffix in (".yaml", ".yml"):
-            data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-        else:
-            raise ConfigError(f"{path}: the sources file must end in .toml, .yaml or .yml")
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path} is not valid TOML: {exc}") from None
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path} is not valid YAML: {' '.join(str(exc).split())}") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"Cannot read {path}: {exc}") from None
-    if not isinstance(data, dict):
-        raise ConfigError(f"{path}: expected a mapping with a list of sources at the top level")
-    return data
-
 
 def _secret_keys(value: Any, where: str = "") -> list[str]:
     if isinstance(value, dict):
@@ -73,8 +51,9 @@ def _label(raw: Any, i: int) -> str:
 def load_sources(path: Path) -> list[AnySource]:
     """Read and check the whole file first: one bad source stops the run before anything is indexed,
     with every problem named by source and field."""
-    data = _read(path)
-    unknown = sorted(set(data) - {"source", "sources"})
+    data = read_config_file(path)
+    parse_rules(data.get("routing"), f"{path} (routing)")  # checked here too: `sync` reports it
+    unknown = sorted(set(data) - {"source", "sources", "routing"})
     if unknown or ("source" in data) == ("sources" in data):
         raise ConfigError(f"{path}: expected one list of sources ([[source]] tables in TOML, `sources:` in YAML)"
                           + (f"; unknown top-level key(s): {', '.join(unknown)}" if unknown else ""))

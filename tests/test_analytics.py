@@ -203,3 +203,64 @@ def test_day_buckets_are_utc_calendar_days(engine: Engine) -> None:
     assert [(d["day"], d["questions"]) for d in report["per_day"]] == [("2026-03-01", 1), ("2026-03-02", 1)]
     with engine.connect() as conn:  # and nothing outside the period leaks in
         assert conn.execute(sa.select(sa.func.count()).select_from(db.messages)).scalar_one() == 4
+
+
+def seed_escalation(engine: Engine, owner: str | None, tier: str | None, role: str, created: datetime,
+                    first_response: timedelta | None = None, resolved: timedelta | None = None,
+                    rating: str | None = None) -> None:
+    """An escalation row as the queue records it, with the fields the Jira side fills as the ticket moves."""
+    cid = Conversations(engine).ensure(None, owner=owner)
+    ref = LocalQueue(engine).open(EscalationRequest(conversation_id=cid, question="q", transcript=[], draft_answer="",
+                                                    sources=[], confidence=0.1, reasons=["low_confidence"],
+                                                    role=role, tier=tier))
+    with engine.begin() as conn:
+        conn.execute(db.escalations.update().where(db.escalations.c.id == ref.id).values(
+            created_at=created, first_response_at=created + first_response if first_response else None,
+            resolved_at=created + resolved if resolved else None, rating=rating))
+
+
+def test_resolution_per_tier_and_channel_times_and_ratings(engine: Engine) -> None:
+    day = NOW - timedelta(days=1)
+    h = timedelta(hours=1)
+    seed_escalation(engine, "widget:s1", "paid", "customer", day, first_response=h, resolved=4 * h, rating="yes")
+    seed_escalation(engine, "key:k1", "paid", "customer", day, first_response=3 * h, resolved=10 * h, rating="no")
+    seed_escalation(engine, "key:k1", "paid", "customer", day)  # nobody answered yet
+    seed_escalation(engine, "slack:T1/C1", None, "community", day, first_response=2 * h, resolved=2 * h)
+    seed_escalation(engine, "widget:s2", None, "community", day, first_response=5 * h)
+    seed_escalation(engine, None, None, "customer", day - timedelta(days=30), resolved=h, rating="yes")  # too old
+
+    esc = analytics.summary(engine, Period.last(7))["escalations"]
+
+    assert (esc["total"], esc["resolved"], esc["resolution_rate"]) == (5, 3, 0.6)
+    assert esc["median_seconds_to_first_response"] == 2.5 * 3600  # 1h, 2h, 3h, 5h
+    assert esc["median_seconds_to_resolution"] == 4 * 3600  # 2h, 4h, 10h
+    assert esc["ratings"] == {"yes": 1, "no": 1, "unrated_resolved": 1}
+    tiers = {g["tier"]: g for g in esc["by_tier"]}
+    assert tiers["paid"] == {"tier": "paid", "escalations": 3, "resolved": 2, "rated_yes": 1, "rated_no": 1,
+                             "resolution_rate": 0.6667}
+    assert (tiers["community"]["escalations"], tiers["community"]["resolution_rate"]) == (2, 0.5)
+    channels = {g["channel"]: (g["escalations"], g["resolved"]) for g in esc["by_channel"]}
+    assert channels == {"widget": (2, 1), "api": (2, 1), "slack": (1, 1)}
+    assert analytics.to_csv({"escalations": esc}, "tiers").splitlines()[1] == "paid,3,2,0.6667,1,1"
+
+
+def test_resolution_of_an_empty_period(engine: Engine) -> None:
+    esc = analytics.resolution(engine, Period.last(3))
+    assert esc["total"] == 0 and esc["resolution_rate"] is None and esc["median_seconds_to_resolution"] is None
+    assert esc["by_tier"] == [] and esc["by_channel"] == []
+
+
+def test_analytics_api_reports_resolution(client: TestClient, services: Services) -> None:
+    engine = services.store.engine
+    seed_escalation(engine, "widget:s1", "paid", "customer", NOW - timedelta(hours=5),
+                    first_response=timedelta(minutes=30), resolved=timedelta(hours=2), rating="yes")
+    admin, _ = services.keys.create("admin")
+    r = client.get("/v1/analytics?days=7", headers={"X-API-Key": admin})
+    assert r.status_code == 200, r.text
+    esc = r.json()["escalations"]
+    assert esc["resolution_rate"] == 1.0 and esc["median_seconds_to_first_response"] == 1800
+    assert esc["by_channel"] == [{"tier": None, "channel": "widget", "escalations": 1, "resolved": 1,
+                                  "resolution_rate": 1.0, "rated_yes": 1, "rated_no": 0}]
+    csv_text = client.get("/v1/analytics?format=csv&table=channels", headers={"X-API-Key": admin}).text
+    assert csv_text.splitlines() == ["channel,escalations,resolved,resolution_rate,rated_yes,rated_no",
+                                     "widget,1,1,1.0,1,0"]

@@ -72,7 +72,7 @@ def test_escalation_becomes_a_ticket_with_the_whole_context(docs_services: Servi
     text = adf_to_text(issue.description) if isinstance(issue.description, dict) else str(issue.description)
     assert issue.summary == OFF_TOPIC
     for expected in ("How do I install answerdesk?", "Draft answer:", "Confidence:", "Why:", "tier: paid",
-                     "org: acme", f"https://help.example/v1/conversations/{first['conversation_id']}"):
+                     "org: acme", f"https://help.example/staff/conversations/{first['conversation_id']}"):
         assert expected in text, expected
     assert "answerdesk" in issue.labels and "sla-paid" in issue.labels
 

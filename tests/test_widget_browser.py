@@ -13,6 +13,7 @@ import re
 import statistics
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
@@ -28,6 +29,7 @@ from assistant.settings import Settings
 from tests.browser import chromium, with_web_routes
 from tests.conftest import ROOT, free_port, index_docs
 from tests.servers import serve, serve_handler, shut
+from tests.test_analytics import seed_escalation
 
 BUBBLE = "Ask a question about these docs"
 HOSTILE = """---
@@ -223,6 +225,10 @@ def test_feedback_shows_up_in_analytics(page: Any, site: Site) -> None:
     gap = next(g for g in body["gaps"] if question in g["examples"])
     assert gap["thumbs_down"] >= 1 and "Show a JavaScript example please" in gap["comments"]
 
+    # A widget escalation a human answered and resolved, rated "solved" (the Jira side fills these fields).
+    seed_escalation(site.services.store.engine, "widget:browser", "paid", "customer",
+                    datetime.now(UTC) - timedelta(hours=3), first_response=timedelta(minutes=20),
+                    resolved=timedelta(hours=1), rating="yes")
     admin = page.context.new_page()
     admin.set_viewport_size({"width": 1280, "height": 1000})
     admin.goto(site.url + "/admin/analytics")
@@ -235,6 +241,8 @@ def test_feedback_shows_up_in_analytics(page: Any, site: Site) -> None:
     expect(admin.locator("#chart-gaps")).to_contain_text(question)
     expect(admin.locator("#k-questions")).to_have_text(str(body["totals"]["questions"]))
     assert admin.locator("#chart-days svg rect").count() >= 1 and admin.locator("#chart-feedback svg rect").count() >= 1
+    expect(admin.locator("#esc-summary")).to_contain_text("median time to first human answer")
+    expect(admin.locator("#esc-channel")).to_contain_text("widget")  # the widget's own escalations, by channel
     admin.screenshot(path="/tmp/widget-analytics.png", full_page=True)
     with admin.expect_download() as download:
         admin.get_by_role("button", name="coverage gaps").click()

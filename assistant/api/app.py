@@ -21,6 +21,7 @@ from assistant.api.agent import router as agent_router
 from assistant.api.auth import is_admin, trusted_networks
 from assistant.api.replies import router as replies_router
 from assistant.api.routes import Traffic, build_router, problem, unavailable_detail
+from assistant.api.staff import router as staff_router
 from assistant.api.web import router as web_router
 from assistant.conversations import NotFound
 from assistant.errors import AnswerdeskError, EmbeddingError, EscalationError, RetrievalError
@@ -143,6 +144,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     app.include_router(agent_router)
     app.include_router(replies_router)
     app.include_router(web_router)
+    app.include_router(staff_router)
     app.include_router(slack_router)
 
     @app.exception_handler(RateLimited)

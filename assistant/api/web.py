@@ -193,6 +193,36 @@ class Totals(BaseModel):
     median_first_token_ms: float | None
 
 
+class ResolutionGroup(BaseModel):
+    tier: str | None = None
+    channel: str | None = None  # widget | slack | api | operator
+    escalations: int
+    resolved: int
+    resolution_rate: float | None
+    rated_yes: int
+    rated_no: int
+
+
+class Ratings(BaseModel):
+    yes: int
+    no: int
+    unrated_resolved: int
+
+
+class Resolution(BaseModel):
+    """Escalations opened in the period and what became of them (resolved_at, first_response_at and
+    rating are filled as the ticket moves in Jira)."""
+
+    total: int
+    resolved: int
+    resolution_rate: float | None
+    median_seconds_to_first_response: float | None
+    median_seconds_to_resolution: float | None
+    ratings: Ratings
+    by_tier: list[ResolutionGroup]
+    by_channel: list[ResolutionGroup]
+
+
 class AnalyticsPeriod(BaseModel):
     since: datetime
     until: datetime
@@ -203,6 +233,7 @@ class Analytics(BaseModel):
     period: AnalyticsPeriod
     totals: Totals
     per_day: list[DayRow]
+    escalations: Resolution
     gaps: list[Gap]
     sources: list[CitedSource]
 
@@ -230,11 +261,13 @@ def analytics_report(
     response: Response,
     days: Annotated[int, Query(ge=1, le=366, description="The last N days, today included (UTC).")] = 30,
     fmt: Annotated[Literal["json", "csv"], Query(alias="format")] = "json",
-    table: Annotated[Literal["days", "gaps", "sources"], Query(description="With format=csv: which table.")] = "days",
+    table: Annotated[Literal["days", "gaps", "sources", "tiers", "channels"],
+                     Query(description="With format=csv: which table.")] = "days",
     similarity: Annotated[float, Query(ge=0.3, le=0.95, description="Cosine similarity at which questions are "
                                        "grouped into one coverage gap; lower groups more.")] = analytics.GAP_SIMILARITY,
 ) -> Any:
-    """Questions per day, deflection, feedback, latency, coverage gaps and the sources cited most (admin)."""
+    """Questions per day, deflection, feedback, latency, escalations' resolution (per tier and channel, time
+    to first human answer and to resolution, ratings), coverage gaps and the sources cited most (admin)."""
     needs_gaps = fmt == "json" or table == "gaps"
     report = analytics.summary(svc.store.engine, analytics.Period.last(days),
                                svc.embedder if needs_gaps else None, similarity=similarity)

@@ -19,6 +19,11 @@ NOT_CONFIGURED = ("Jira is not configured: set ANSWERDESK_JIRA_URL, ANSWERDESK_J
                   "ANSWERDESK_JIRA_TOKEN to use agent assist.")
 
 
+def assist_marker(ticket_key: str) -> str:
+    """The last line of a posted suggestion: how a retry recognises that it is on the ticket already."""
+    return f"answerdesk assist: {ticket_key}"
+
+
 @dataclass
 class SimilarTicket:
     key: str
@@ -54,6 +59,7 @@ class Suggestion:
             lines.append("Similar resolved tickets:")
             lines += [f"{t.heading()} ({t.resolution or 'resolved'}) - {t.url}" for t in self.similar_tickets]
         lines.append(f"Confidence: {self.confidence:.2f}")
+        lines.append(assist_marker(self.ticket_key))
         return "\n".join(lines)
 
 
@@ -83,13 +89,16 @@ class AgentAssist:
                  jira: Callable[[], JiraClient] | None) -> None:
         self.assistant, self.store, self.retriever, self.jira = assistant, store, retriever, jira
 
-    def suggest(self, ticket_key: str, post: bool = False) -> Suggestion:
+    def suggest(self, ticket_key: str, post: bool = False, question: str | None = None) -> Suggestion:
+        """`question`: what to answer when the caller knows it (an escalation's own question); else the
+        ticket's summary, description and the customer's public comments."""
         if self.jira is None:
             raise EscalationError(NOT_CONFIGURED)
         client = self.jira()
         issue = client.issue(ticket_key)
-        customer_said = "\n\n".join(c["body"] for c in issue["comments"] if c["public"])[-1500:]
-        question = "\n\n".join(x for x in (issue["summary"], issue["description"][:1500], customer_said) if x)
+        if question is None:
+            customer_said = "\n\n".join(c["body"] for c in issue["comments"] if c["public"])[-1500:]
+            question = "\n\n".join(x for x in (issue["summary"], issue["description"][:1500], customer_said) if x)
         draft = self.assistant.draft(question, where=None)
         result = Suggestion(
             ticket_key=ticket_key, summary=issue["summary"], draft=draft.answer,

@@ -11,6 +11,7 @@ from assistant.atlassian.clients import Credentials
 from assistant.errors import ConfigError
 from assistant.escalation.jira_client import JiraClient, JsmTarget
 from assistant.escalation.queue import LocalQueue, TicketQueue
+from assistant.escalation.routing import Router, load_rules
 from assistant.settings import Settings
 
 
@@ -46,6 +47,9 @@ def build_queue(settings: Settings, engine: Engine) -> TicketQueue:
         raise ConfigError("ANSWERDESK_ESCALATION=jira needs ANSWERDESK_JIRA_PROJECT (or a JSM service desk: "
                           "ANSWERDESK_JSM_SERVICE_DESK_ID and ANSWERDESK_JSM_REQUEST_TYPE_ID).")
     build_jira_client(s)  # fail at start on missing credentials, not at the first escalation
+    router = Router(load_rules(s.routing_rules, s.sources_file), engine)  # and on a bad rule
+    # The ticket links to the staff page (agents sign in with their key), not to an API route.
     return JiraQueue(engine, lambda: build_jira_client(s), s.jira_project or "",
-                     f"{s.public_url.rstrip('/')}/v1/conversations" if s.public_url else None,
-                     timeout=s.jira_timeout, settle=s.jira_search_settle, status_refresh=s.jira_status_refresh)
+                     f"{s.public_url.rstrip('/')}/staff/conversations" if s.public_url else None,
+                     timeout=s.jira_timeout, settle=s.jira_search_settle, status_refresh=s.jira_status_refresh,
+                     router=router)

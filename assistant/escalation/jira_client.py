@@ -23,6 +23,7 @@ from assistant.atlassian.clients import Credentials, jira_clients
 from assistant.atlassian.errors import AtlassianError
 from assistant.atlassian.errors import call as atlassian_call
 from assistant.errors import EscalationError
+from assistant.escalation.routing import Route
 
 log = logging.getLogger("answerdesk.escalations")
 
@@ -107,24 +108,27 @@ class JiraClient:
         return str(issues[0]["key"]) if issues else None
 
     def create(self, project: str, summary: str, description: str, labels: list[str],
-               priority: str | None, contact: str | None = None) -> str:
+               priority: str | None, contact: str | None = None, route: Route | None = None) -> str:
         """contact: the e-mail of a user who agreed to be told of the answer. In JSM the request is raised
         on their behalf when they are a customer of the service desk (JSM then notifies them itself);
-        otherwise by the bot, with the contact in the description for the agent."""
+        otherwise by the bot, with the contact in the description for the agent. route: the routing
+        rule's assignee, components, priority and request type."""
+        route = route or Route()
         if self.jsm is not None:
             text = "A customer question the assistant escalated; the full context is in the internal comment."
             customer = self.customer(contact) if contact else None
             if contact and customer is None:
                 text += f"\n\nContact: {contact} (asked to be told of the answer; not a customer of this service desk)"
             values = {"summary": summary, "description": text, "labels": labels}
+            # Assignee, components and priority are rarely fields of a request type: `route_issue` sets them.
             created = self._call("request creation", self.desk.create_customer_request,
-                                 self.jsm.service_desk_id, self.jsm.request_type_id, values,
+                                 self.jsm.service_desk_id, route.request_type or self.jsm.request_type_id, values,
                                  raise_on_behalf_of=customer)
             return str(created["issueKey"])  # the caller records the key, then posts the context comment
         fields: dict[str, Any] = {"project": {"key": project}, "summary": summary,
                                   "issuetype": {"name": self.issue_type}, "description": self.body(description),
-                                  "labels": labels}
-        if priority:
+                                  "labels": labels, **self.route_fields(route)}
+        if priority and "priority" not in fields:
             fields["priority"] = {"name": priority}
         created = self._call("issue creation", self.jira.create_issue, fields=fields)
         return str(created["key"])
@@ -148,6 +152,25 @@ class JiraClient:
                 found = user.get("accountId") if self.cloud else user.get("name") or user.get("key")
                 return str(found) if found else None
         return None
+
+    def route_fields(self, route: Route) -> dict[str, Any]:
+        """Jira's fields for a route. Cloud names users by accountId only (usernames were removed for
+        privacy); Data Center by username. No assignee field at all: the project's default assignee."""
+        fields: dict[str, Any] = {}
+        if route.assignee:
+            fields["assignee"] = {"accountId": route.assignee} if self.cloud else {"name": route.assignee}
+        if route.components:
+            fields["components"] = [{"name": c} for c in route.components]
+        if route.priority:
+            fields["priority"] = {"name": route.priority}
+        return fields
+
+    def route_issue(self, key: str, route: Route) -> None:
+        """Set a route's assignee, components and priority on an existing issue (a JSM request); editing
+        to the same values again is harmless, so a retried delivery may repeat it."""
+        fields = self.route_fields(route)
+        if fields:
+            self._call("routing", self.jira.put, f"rest/api/{self.v}/issue/{key}", data={"fields": fields})
 
     def comment(self, key: str, text: str, internal: bool) -> None:
         if self.jsm is not None:

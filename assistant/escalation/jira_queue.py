@@ -33,8 +33,10 @@ from sqlalchemy.engine import Engine
 
 from assistant import db
 from assistant.errors import EscalationError
+from assistant.escalation.assist_posts import AssistPoster
 from assistant.escalation.jira_client import JiraCallFailed, JiraClient, summary_line
 from assistant.escalation.queue import EscalationRecord, EscalationRequest, LocalQueue, TicketRef, get_escalation
+from assistant.escalation.routing import Route, Router
 from assistant.store import utcnow
 
 log = logging.getLogger("answerdesk.escalations")
@@ -109,8 +111,12 @@ class JiraQueue:
 
     def __init__(self, engine: Engine, client_factory: Callable[[], JiraClient], project: str,
                  conversation_url: str | None = None, deliver_now: bool = True, timeout: float = 20,
-                 settle: float = 120, status_refresh: float = 300) -> None:
+                 settle: float = 120, status_refresh: float = 300, router: Router | None = None) -> None:
         self.engine = engine
+        self.router = router or Router([])
+        # Agent assist on each new ticket, once delivered; set by the composition root (it needs the
+        # model). Its failures are its own to record and retry: they never fail a delivery.
+        self.assist: AssistPoster | None = None
         self.client_factory = client_factory
         self.project = project
         self.conversation_url = conversation_url
@@ -148,6 +154,8 @@ class JiraQueue:
         with self.engine.connect() as conn:
             ids = list(conn.execute(q).scalars())
         done = sum(self.deliver(i) for i in ids)
+        if self.assist is not None:
+            self.assist.post_pending()  # posts that failed, or were cut short by a restart
         return {"due": len(ids), "delivered": done}
 
     def deliver(self, escalation_id: str) -> bool:
@@ -161,6 +169,8 @@ class JiraQueue:
             fresh = row.ticket_key is None
             if fresh:
                 self._open_ticket(client, row, token)
+            if row.delivery_step == "created_jsm" and self._route(row).assigns:
+                client.route_issue(_ticket(row), self._route(row))  # the same values again on a retry: harmless
             if row.delivery_step in ("created_jsm", "reescalated"):
                 self._post_context(client, row, token, check_first=not fresh or row.attempts > 1)
             key = _ticket(row)
@@ -178,13 +188,15 @@ class JiraQueue:
                      jira_status=status, status_checked_at=utcnow(), delivered_at=utcnow(), delivery_step=None,
                      claimed_until=None, claimed_by=None, last_error=None)
         log.info("escalation %s delivered as %s", escalation_id, key)
+        if self.assist is not None and row.routing is not None:  # a ticket this escalation made, not a re-escalation
+            self.assist.post(key)
         return True
 
     def _open_ticket(self, client: JiraClient, row: EscalationRecord, token: str) -> None:
         """Step 2 (and 1): find or make the ticket, and store its key before anything else happens."""
         key = client.find_by_label(idempotency_label(row.id))
         if key is not None:  # made by an earlier attempt whose answer was lost
-            self._record(token, row, ticket_key=key, create_sent_at=None,
+            self._record(token, row, ticket_key=key, create_sent_at=None, routing=self._route(row).model_dump(),
                          delivery_step="created_jsm" if client.jsm else "created")
             return
         key = self._ticket_of_conversation(row)
@@ -195,18 +207,26 @@ class JiraQueue:
         if sent is not None and utcnow() < sent + self.settle:
             raise Waiting("an earlier create got no answer; waiting for Jira's search to show its ticket "
                           "before creating another", sent + self.settle)
-        self._record(token, row, create_sent_at=utcnow())  # recorded before it goes out
+        route = self._route(row)
+        self._record(token, row, create_sent_at=utcnow(), routing=route.model_dump())  # recorded before it goes out
         labels = ["answerdesk", idempotency_label(row.id)] + list(row.labels or [])
         try:
             key = client.create(self.project, summary_line(row.summary or row.question),
                                 describe(row, self._conv_url(row)), sorted(set(labels)), row.priority,
-                                row.contact_email if row.notify else None)
+                                row.contact_email if row.notify else None, route)
         except JiraCallFailed as exc:
             if not exc.maybe_sent:  # it never reached Jira: nothing to wait for
                 self._record(token, row, create_sent_at=None)
             raise
         self._record(token, row, ticket_key=key, create_sent_at=None,
                      delivery_step="created_jsm" if client.jsm else "created")
+
+    def _route(self, row: EscalationRecord) -> Route:
+        """The route chosen when the ticket was first attempted (rules may change between retries: one
+        ticket keeps one route), else the rules applied now."""
+        if row.routing is not None:
+            return Route.model_validate(row.routing)
+        return self.router.route(row.role, row.tier, row.org, row.sources)
 
     def _post_context(self, client: JiraClient, row: EscalationRecord, token: str, check_first: bool) -> None:
         """Step 3: the context as an internal comment, once."""

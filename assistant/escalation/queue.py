@@ -73,6 +73,10 @@ class EscalationRecord(EscalationRequest):
     summary: str | None = None
     delivery_step: str | None = None
     create_sent_at: datetime | None = None
+    routing: dict[str, Any] | None = None
+    first_response_at: datetime | None = None
+    resolved_at: datetime | None = None
+    rating: str | None = None
 
     @classmethod
     def from_row(cls, row: Mapping[Any, Any]) -> EscalationRecord:
@@ -81,8 +85,9 @@ class EscalationRecord(EscalationRequest):
 
 
 def escalation_sources(citations: list[dict[str, Any]] | None) -> list[dict[str, Any]]:
-    """What an escalation keeps of an answer's citations: enough for an agent to open each one."""
-    return [{k: c.get(k) for k in ("n", "title", "url", "score")} for c in citations or []]
+    """What an escalation keeps of an answer's citations: enough for an agent to open each one, and the
+    source and document that routing rules match topics on."""
+    return [{k: c.get(k) for k in ("n", "title", "url", "score", "source", "doc_id")} for c in citations or []]
 
 
 class TicketQueue(Protocol):

@@ -35,6 +35,8 @@ ALLOWED = [
             "atlassian-python-api sends the transition id as a number; the document says string (NOTES.md)"),
     Allowed(r"^POST /rest/api/[23]/issue/[^/]+/transitions$", r"^status 204: MissingData",
             "the document gives 204 No Content a JSON body; Jira (and this fake) answer 204 with no body"),
+    Allowed(r"^PUT /rest/api/[23]/issue/[^/]+$", r"^status 204: MissingData",
+            "the document gives editIssue's 204 No Content a JSON body; Jira answers 204 with no body"),
     Allowed(r"^GET /rest/servicedeskapi/request/[^/]+/comment$", r"^query parameter (public|internal)='(True|False)'",
             "atlassian-python-api sends capitalised booleans public=True&internal=True (NOTES.md)"),
     Allowed(r"^GET /rest/api/[23]/search$", r"^undocumented status 410$",

@@ -17,7 +17,7 @@ from tests.fakes.atlassian.queries import (
     encode_token,
     query_filter,
 )
-from tests.fakes.atlassian.state import DEFAULT_PERSON, ORG_FIELD, Comment, Issue, Person, jira_time
+from tests.fakes.atlassian.state import DEFAULT_PERSON, ORG_FIELD, PRIORITIES, Comment, Issue, Person, jira_time
 
 
 def summary_error(summary: Any) -> str | None:
@@ -48,6 +48,7 @@ class JiraApi(Api):
             ("GET", r"/rest/api/(?P<v>[23])/issue/(?P<key>[^/]+)", self.issue),
             ("GET", r"/rest/api/(?P<v>[23])/issue/(?P<key>[^/]+)/comment", self.comments),
             ("POST", r"/rest/api/(?P<v>[23])/issue/(?P<key>[^/]+)/comment", self.add_comment),
+            ("PUT", r"/rest/api/(?P<v>[23])/issue/(?P<key>[^/]+)", self.edit_issue),
             ("POST", r"/rest/api/(?P<v>[23])/issue", self.create_issue),
             ("GET", r"/rest/api/(?P<v>[23])/issue/(?P<key>[^/]+)/transitions", self.transitions),
             ("POST", r"/rest/api/(?P<v>[23])/issue/(?P<key>[^/]+)/transitions", self.transition),
@@ -96,6 +97,8 @@ class JiraApi(Api):
             "issuetype": {"name": "Service Request" if issue.jsm else "Bug"},
             "reporter": self._jira_user(issue.reporter), "assignee": self._jira_user(issue.assignee),
             "labels": list(issue.labels),
+            "components": [{"name": c, "self": f"{self.f.url}/rest/api/2/component/{c}"} for c in issue.components],
+            "priority": {"name": issue.priority} if issue.priority else None,
             "comment": {"comments": comments, "maxResults": len(comments), "total": len(comments), "startAt": 0},
             ORG_FIELD: [{"id": str(i + 1), "name": n} for i, n in enumerate(issue.organizations)] or None,
         }
@@ -233,12 +236,67 @@ class JiraApi(Api):
         wrong = body_problem(description, v) if description is not None else None
         if wrong:
             errors["description"] = wrong
+        changes = self._routed_fields(str(project), fields, errors)
         if errors:
             return 400, {"errorMessages": [], "errors": errors}, {}
         key = self.f.add_issue(str(project), fields["summary"], adf.plain_text(description or "").strip(),
                                resolution=None, labels=fields.get("labels"))
         issue = self.f.issues[key]
+        for name, value in changes.items():
+            setattr(issue, name, value)
         return 201, {"id": issue.id, "key": key, "self": f"{self.f.url}/rest/api/{v}/issue/{issue.id}"}, {}
+
+    def edit_issue(self, key: str, body: Any, **_: Any) -> Answer:
+        """PUT /issue/{key}: only the fields routing sets (assignee, components, priority) are supported."""
+        issue = self._issue_or_404(key)
+        if isinstance(issue, tuple):
+            return issue
+        fields = (body or {}).get("fields") or {}
+        errors: dict[str, str] = {}
+        unsupported = sorted(set(fields) - {"assignee", "components", "priority"})
+        if unsupported:
+            errors[unsupported[0]] = f"Field '{unsupported[0]}' cannot be set by this fake."
+        changes = self._routed_fields(issue.project, fields, errors)
+        if errors:
+            return 400, {"errorMessages": [], "errors": errors}, {}
+        for name, value in changes.items():
+            setattr(issue, name, value)
+        issue.updated = datetime.now(UTC)
+        return 204, b"", {}
+
+    def _routed_fields(self, project: str, fields: dict[str, Any], errors: dict[str, str]) -> dict[str, Any]:
+        """Assignee, components and priority checked as Jira checks them (messages close to Jira's):
+        Cloud names a user only by accountId (usernames were removed for privacy), Data Center by name;
+        components and priorities must exist. Returns the Issue attributes to set."""
+        changes: dict[str, Any] = {}
+        if fields.get("assignee") is not None:
+            value = fields["assignee"] if isinstance(fields["assignee"], dict) else {}
+            if self.f.cloud:
+                if "accountId" not in value:
+                    errors["assignee"] = "Specify the user by accountId: 'name' and 'key' are not supported on Cloud."
+                person = next((p for p in self.f.people if p.account_id == value.get("accountId")), None)
+                shown = value.get("accountId")
+            else:
+                if "name" not in value:
+                    errors["assignee"] = "Specify the user by name."
+                person = next((p for p in self.f.people if p.email.split("@")[0] == value.get("name")), None)
+                shown = value.get("name")
+            if person is None:
+                errors.setdefault("assignee", f"User '{shown}' does not exist.")
+            changes["assignee"] = person
+        if "components" in fields:
+            names = [str((c or {}).get("name")) for c in fields.get("components") or []]
+            known = self.f.components.get(project, set())
+            bad = [n for n in names if n not in known]
+            if bad:
+                errors["components"] = f"Component name '{bad[0]}' is not valid"
+            changes["components"] = names
+        if fields.get("priority") is not None:
+            name = (fields["priority"] or {}).get("name")
+            if name not in PRIORITIES:
+                errors["priority"] = f"Priority name '{name}' is not valid"
+            changes["priority"] = name
+        return changes
 
     _TRANSITIONS = {"11": ("Reopen", None), "31": ("Done", "Done")}
 

@@ -63,7 +63,8 @@ class JsmApi(Api):
         return {
             "_expands": ["participant", "status", "sla", "requestType", "serviceDesk", "attachment", "action",
                          "comment"],
-            "issueId": issue.id, "issueKey": issue.key, "requestTypeId": "10", "serviceDeskId": desk,
+            "issueId": issue.id, "issueKey": issue.key, "requestTypeId": issue.request_type or "10",
+            "serviceDeskId": desk,
             "summary": issue.summary, "createdDate": self._date(issue.created),
             "reporter": self._sd_user(issue.reporter),
             "requestFieldValues": [{"fieldId": "summary", "label": "Summary", "value": issue.summary},
@@ -90,6 +91,9 @@ class JsmApi(Api):
         project = self.f.service_desks.get(str(body.get("serviceDeskId")))
         values = body.get("requestFieldValues") or {}
         bad_summary = summary_error(values.get("summary"))
+        request_type = str(body.get("requestTypeId"))
+        if project is not None and request_type not in self.f.request_types.get(str(body.get("serviceDeskId")), set()):
+            bad_summary = bad_summary or "The request type does not exist or you do not have permission to use it."
         if project is None or bad_summary:
             return 400, {"errorMessage": bad_summary or "The service desk does not exist.",
                          "i18nErrorMessage": {"i18nKey": "sd.request.create.error", "parameters": []}}, {}
@@ -106,6 +110,7 @@ class JsmApi(Api):
             reporter = found
         key = self.f.add_issue(project, values["summary"], str(values.get("description", "")), reporter=reporter,
                                resolution=None, jsm=True, labels=values.get("labels"))  # a field of the request type
+        self.f.issues[key].request_type = request_type
         return 201, self._request_json(self.f.issues[key]), {}
 
     def jsm_list(self, query: dict[str, str], **_: Any) -> Answer:

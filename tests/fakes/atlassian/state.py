@@ -73,12 +73,20 @@ class Issue:
     organizations: list[str] = field(default_factory=list)
     labels: list[str] = field(default_factory=list)
     comments: list[Comment] = field(default_factory=list)
+    components: list[str] = field(default_factory=list)
+    priority: str | None = None
+    request_type: str | None = None  # JSM requests: the request type id they were raised with
     created: datetime = field(default_factory=lambda: datetime.now(UTC))
     updated: datetime = field(default_factory=lambda: datetime.now(UTC))
 
 
 DEFAULT_PERSON = Person("Sam Agent", "sam.agent@vendor.example", "5b10ac8d82e05b22cc7d4ef5")
 ORG_FIELD = "customfield_10002"  # JSM "Organizations"
+# People an issue can be assigned to: Cloud knows them by accountId, Data Center by username (the
+# e-mail's local part here, as `_jira_user` shows them).
+PEOPLE = [DEFAULT_PERSON, Person("Dana Billing", "dana.billing@vendor.example", "712020:5c1a0e2b-billing"),
+          Person("Ivo Install", "ivo.install@vendor.example", "712020:93d4f7aa-install")]
+PRIORITIES = ("Highest", "High", "Medium", "Low", "Lowest")
 
 
 class Site:
@@ -93,6 +101,9 @@ class Site:
         self.issues: dict[str, Issue] = {}
         self.service_desks: dict[str, str] = {"1": "SUP"}  # serviceDeskId -> project key
         self.customers: dict[str, list[Person]] = {}  # serviceDeskId -> its customers (add_customer)
+        self.request_types: dict[str, set[str]] = {"1": {"10", "11", "12"}}  # serviceDeskId -> request type ids
+        self.components: dict[str, set[str]] = {"SUP": {"Billing", "Install", "Security"}}  # project -> names
+        self.people = list(PEOPLE)
         self.unindexed: set[str] = set()  # page ids the (asynchronous) search index has not caught up with
         self.search_lag = 0.0  # seconds before JQL search sees a new issue (Jira indexes asynchronously)
         self.log: list[tuple[str, str, dict[str, str], int]] = []  # method, path, query, status
