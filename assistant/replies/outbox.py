@@ -68,6 +68,7 @@ class ReplyOutbox:
             if not escalations:
                 continue
             first = escalations[0]  # the conversation's (later escalations of it reuse this ticket)
+            self._timeline(event)
             targets: list[tuple[str, EscalationRecord]] = [("widget", first)]
             if "slack" in self.channels and self._in_slack(first.conversation_id):
                 targets.append(("slack", first))
@@ -82,6 +83,17 @@ class ReplyOutbox:
         if added:
             self.wake.set()
         return added
+
+    def _timeline(self, event: TicketEvent) -> None:
+        """The escalation's first human answer and resolution times, which analytics reads: the
+        first event of each kind sets them, replays and later comments leave them."""
+        column = {"comment": "first_response_at", "resolved": "resolved_at"}.get(event.kind)
+        if column is None:
+            return
+        e = db.escalations.c
+        with self.engine.begin() as conn:
+            conn.execute(db.escalations.update().where(e.ticket_key == event.ticket_key, e[column].is_(None))
+                         .values({column: event.at or utcnow()}))
 
     def _add(self, event: TicketEvent, channel: str, escalation: EscalationRecord) -> int:
         now = utcnow()

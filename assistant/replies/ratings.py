@@ -70,7 +70,9 @@ def rate(engine: Engine, escalation_id: str, solved: bool, channel: str) -> None
     """Store (or replace) the answer for one escalation."""
     r = db.resolution_ratings.c
     now = utcnow()
-    with engine.begin() as conn:
+    with engine.begin() as conn:  # the escalation carries the latest answer too: analytics reads it there
+        conn.execute(db.escalations.update().where(db.escalations.c.id == escalation_id)
+                     .values(rating="yes" if solved else "no"))
         changed = conn.execute(db.resolution_ratings.update().where(r.escalation_id == escalation_id)
                                .values(solved=solved, channel=channel, updated_at=now))
         if changed.rowcount:
