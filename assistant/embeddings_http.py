@@ -38,14 +38,15 @@ def api_base(url: str) -> str:
 
 class ServerEmbedder:
     """Satisfies the `Embedder` protocol over HTTP. Requests go out in batches of `batch_size` texts,
-    `parallel` at a time (servers batch across requests themselves); each one is bounded by `timeout`
+    `parallel` at a time (enough to keep a server busy while the next request travels; more only
+    queues at the server and eats into each request's timeout); each one is bounded by `timeout`
     and retried with exponential backoff by the SDK on connection errors, 408/409/429 and 5xx. A server
     that refuses a batch as too large (413, or 422 as TEI's client batch limit) gets it in halves."""
 
     dtype = "server"
 
-    def __init__(self, url: str, model: str = "", api_key: str = "", timeout: float = 30.0,
-                 max_retries: int = 2, batch_size: int = 64, parallel: int = 4) -> None:
+    def __init__(self, url: str, model: str = "", api_key: str = "", timeout: float = 60.0,
+                 max_retries: int = 2, batch_size: int = 64, parallel: int = 2) -> None:
         try:
             import openai
         except ImportError as exc:  # pragma: no cover - a hard dependency
@@ -80,7 +81,7 @@ class ServerEmbedder:
 
     def ping(self) -> None:
         """Raise EmbeddingError unless the server embeds a short text within the probe timeout."""
-        self._request([PROBE_TEXT], self._model, timeout=PROBE_SECONDS)
+        self._request([PROBE_TEXT], self._model, timeout=PROBE_SECONDS, retry=False)  # /readyz answers promptly
 
     def count_tokens(self, text: str) -> int:
         return len(text.split())  # the server owns the tokenizer; words are a close, cheap estimate
@@ -89,24 +90,27 @@ class ServerEmbedder:
         try:
             return self._request(texts, self._model)[0]
         except _TooLarge:
-            if len(texts) == 1:
-                raise EmbeddingError(f"The embedding server at {self.url} refused a single text as too large; "
-                                     "lower ANSWERDESK_CHUNK_SIZE or raise the server's token limit.") from None
             with self._shrink:  # later batches go out smaller from the start
                 self.batch_size = max(1, min(self.batch_size, len(texts) // 2))
             half = len(texts) // 2
             return np.vstack([self._embed_batch(texts[:half]), self._embed_batch(texts[half:])])
 
-    def _request(self, texts: list[str], model: str, timeout: float | None = None) -> tuple[np.ndarray, str]:
+    def _request(self, texts: list[str], model: str, timeout: float | None = None,
+                 retry: bool = True) -> tuple[np.ndarray, str]:
         """One POST /embeddings: (normalised float32 rows in input order, the model the server names)."""
         openai = self._openai
         options: dict[str, Any] = {} if timeout is None else {"timeout": timeout}
+        client = self._client if retry else self._client.with_options(max_retries=0)
         try:
             # float, not the SDK's default base64: not every compatible server speaks base64.
-            response = self._client.embeddings.create(input=texts, model=model, encoding_format="float", **options)
+            response = client.embeddings.create(input=texts, model=model, encoding_format="float", **options)
         except openai.APIStatusError as exc:
             if exc.status_code in (413, 422) and len(texts) > 1:
                 raise _TooLarge from None
+            if exc.status_code in (413, 422):
+                raise EmbeddingError(f"The embedding server at {self.url} refused a text ({exc.status_code}: "
+                                     f"{_short(exc.message)}); for a text too long, run TEI with --auto-truncate "
+                                     "or lower ANSWERDESK_CHUNK_SIZE.") from None
             raise EmbeddingError(f"The embedding server at {self.url} answered {exc.status_code}: "
                                  f"{_short(exc.message)}. Check ANSWERDESK_EMBEDDING_URL and the server's log."
                                  ) from None

@@ -81,7 +81,7 @@ class Settings(BaseSettings):
     # and queries embed there instead of loading the model in this process (docs/scaling.md).
     embedding_url: str = ""
     embedding_api_key: SecretStr | None = None  # for servers that check one (vLLM --api-key, OpenAI)
-    embedding_timeout: float = Field(30.0, gt=0, le=600)  # seconds per request to the embedding server
+    embedding_timeout: float = Field(60.0, gt=0, le=600)  # seconds per request to the embedding server
     embedding_max_retries: int = Field(2, ge=0, le=10)  # retries with backoff on connection errors, 429, 5xx
 
     chunk_size: int = Field(1200, ge=200, le=20000)

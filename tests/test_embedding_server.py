@@ -175,6 +175,21 @@ def test_a_server_going_down_after_start_fails_requests_with_503(tmp_path: Path,
         http.stop()
 
 
+def test_a_text_the_server_refuses_is_named_not_retried_forever(server_model: Any) -> None:
+    """TEI without --auto-truncate refuses long inputs with 413: halving the batch cannot help a single text."""
+    fake = EmbeddingServer(server_model, max_words=50)
+    http = AsgiServer(fake.app, name="embedding server without auto-truncate")
+    try:
+        remote = ServerEmbedder(http.start())
+        short = ["a short text", "another short one"]
+        with pytest.raises(EmbeddingError, match=r"refused a text \(413: .*--auto-truncate"):
+            remote.embed(short + ["word " * 80] + short)
+        assert remote.embed(short).shape == (2, 384)  # the server still serves what it accepts
+        assert len(fake.requests) < 12  # halved down to the one text, then stopped
+    finally:
+        http.stop()
+
+
 def _one_doc(tmp_path: Path) -> Path:
     folder = tmp_path / "one"
     folder.mkdir()

@@ -29,9 +29,10 @@ class EmbeddingRequest(BaseModel):
 
 
 class EmbeddingServer:
-    def __init__(self, model: Any, max_batch: int = 32, model_id: str = MODEL_ID) -> None:
-        # model: a loaded sentence_transformers.SentenceTransformer
-        self.model, self.max_batch, self.model_id = model, max_batch, model_id
+    def __init__(self, model: Any, max_batch: int = 32, model_id: str = MODEL_ID, max_words: int | None = None) -> None:
+        # model: a loaded sentence_transformers.SentenceTransformer. max_words: refuse longer inputs, as TEI
+        # does without --auto-truncate (words stand in for its tokens).
+        self.model, self.max_batch, self.model_id, self.max_words = model, max_batch, model_id, max_words
         self.requests: list[dict[str, Any]] = []
         self._lock = threading.Lock()  # one encode at a time, as one model instance on one device
         self.app = FastAPI()
@@ -43,6 +44,9 @@ class EmbeddingServer:
         if len(texts) > self.max_batch:
             return JSONResponse({"error": f"batch size {len(texts)} > maximum allowed batch size {self.max_batch}",
                                  "error_type": "validation"}, status_code=413)
+        if self.max_words and any(len(t.split()) > self.max_words for t in texts):
+            return JSONResponse({"error": f"Input validation error: inputs must have less than {self.max_words} "
+                                 "tokens", "error_type": "validation"}, status_code=413)
         if body.encoding_format != "float":
             return JSONResponse({"error": "only float is served here", "error_type": "validation"}, status_code=422)
         with self._lock:
