@@ -46,8 +46,8 @@ def server_model() -> Any:
 
 @pytest.fixture(scope="module")
 def in_process() -> SentenceTransformerEmbedder:
-    """The in-process embedder at full precision. (`auto` picks bfloat16 on CPUs with native support, whose
-    rounding alone moves vectors to a cosine of about 0.998 against float32, whichever side computes them.)"""
+    """The in-process embedder at full precision, as the server runs. (`auto` picks bfloat16 on CPUs with native
+    support; its vectors are normalised in bfloat16, so their norms are off by up to 0.3%.)"""
     return SentenceTransformerEmbedder(bundled_model_path(), dtype="float32")
 
 
@@ -80,9 +80,11 @@ def test_vectors_from_the_server_match_the_in_process_model(
     np.testing.assert_allclose(np.linalg.norm(got, axis=1), 1.0, atol=1e-5)  # normalised here, not by the server
     cosines = np.sum(got * want, axis=1)
     assert cosines.min() >= 0.999, cosines.min()
-    # Against the default in-process embedder too (bfloat16 where the CPU has it): close enough to search
-    # one's collection with the other's questions.
-    assert np.sum(got * embedder.embed(TEXTS), axis=1).min() >= 0.99
+    # Against the default in-process embedder too (bfloat16 where the CPU has it): the same directions, so one's
+    # collection can be searched with the other's questions (Chroma compares directions, not lengths).
+    default = embedder.embed(TEXTS)
+    default /= np.linalg.norm(default, axis=1, keepdims=True)
+    assert np.sum(got * default, axis=1).min() >= 0.999
     # The server's 413 for 64 texts halved the batch: every request after that fits its limit of 32.
     sizes = [r["texts"] for r in fake.requests[before:]]
     assert max(sizes) == 64 and sizes.count(64) <= 2 and all(s <= 32 for s in sizes[sizes.index(32):])
