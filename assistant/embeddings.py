@@ -13,15 +13,12 @@ import threading
 import time
 from concurrent.futures import Future
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, Protocol
+from typing import Any, Literal, Protocol
 
 import numpy as np
 
 from assistant.bytecache import ByteLRU
 from assistant.errors import EmbeddingError
-
-if TYPE_CHECKING:
-    from assistant.settings import Settings
 
 Kind = Literal["query", "document"]
 
@@ -44,10 +41,19 @@ def cpu_supports_bf16() -> bool:
     return "avx512_bf16" in flags or "amx_bf16" in flags
 
 
-class SentenceTransformerEmbedder:
-    """sentence-transformers on the CPU, loaded from a local folder with the hub switched off."""
+def pick_device(setting: str = "") -> str:
+    """The setting when given, else the GPU when torch has one (ingesting a large corpus on a CPU takes hours)."""
+    if setting:
+        return setting
+    import torch
 
-    def __init__(self, model: str, dtype: str = "auto", batch_size: int = 64) -> None:
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+class SentenceTransformerEmbedder:
+    """sentence-transformers on the CPU or a GPU, loaded from a local folder with the hub switched off."""
+
+    def __init__(self, model: str, dtype: str = "auto", batch_size: int = 64, device: str = "") -> None:
         # Never reach for the network: an air-gapped install must behave the same as this one.
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -59,11 +65,15 @@ class SentenceTransformerEmbedder:
         except ImportError as exc:  # pragma: no cover
             raise EmbeddingError(f"sentence-transformers is not installed: {exc}") from exc
         transformers.utils.logging.disable_progress_bar()
-        self.dtype = "bfloat16" if dtype == "bfloat16" or (dtype == "auto" and cpu_supports_bf16()) else "float32"
+        self.device = pick_device(device)
+        # "auto" picks bf16 only for a CPU with native bf16 instructions; a GPU keeps float32 unless asked.
+        on_cpu = self.device == "cpu"
+        bf16 = dtype == "bfloat16" or (dtype == "auto" and on_cpu and cpu_supports_bf16())
+        self.dtype = "bfloat16" if bf16 else "float32"
         torch_dtype = torch.bfloat16 if self.dtype == "bfloat16" else torch.float32
         try:
             self._model = SentenceTransformer(
-                model, device="cpu", model_kwargs={"torch_dtype": torch_dtype}
+                model, device=self.device, model_kwargs={"torch_dtype": torch_dtype}
             )
         except Exception as exc:  # vendor raises OSError, ValueError, HF errors...
             raise EmbeddingError(
@@ -185,9 +195,3 @@ class QueryBatcher:
                     future.set_exception(exc)
             if not isinstance(exc, Exception):
                 raise
-
-
-def load_embedder(settings: Settings) -> QueryBatcher:
-    return QueryBatcher(SentenceTransformerEmbedder(
-        settings.embedding_model, settings.embedding_dtype, settings.embedding_batch_size
-    ))

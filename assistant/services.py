@@ -12,7 +12,8 @@ from assistant.answering.types import Answerer
 from assistant.chat import Assistant
 from assistant.conversations import Conversations
 from assistant.db import create_engine
-from assistant.embeddings import Embedder, load_embedder
+from assistant.embedders import load_embedder
+from assistant.embeddings import Embedder
 from assistant.escalation.agent import AgentAssist
 from assistant.escalation.assist_posts import AssistPoster
 from assistant.escalation.factory import build_jira_client, build_queue, jira_client_factory

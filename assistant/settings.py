@@ -78,7 +78,15 @@ class Settings(BaseSettings):
 
     embedding_model: str = Field(default_factory=bundled_model_path, min_length=1)
     embedding_dtype: Literal["auto", "float32", "bfloat16"] = "auto"
-    embedding_batch_size: int = Field(64, ge=1, le=4096)
+    embedding_batch_size: int = Field(64, ge=1, le=4096)  # texts per model call, or per request to a server
+    # Where the in-process model runs: empty = "cuda" when torch sees a GPU, else "cpu".
+    embedding_device: str = Field("", pattern=r"^(|cpu|cuda(:[0-9]+)?|mps)$")
+    # An OpenAI-compatible embedding server (text-embeddings-inference, vLLM, Infinity): when set, ingestion
+    # and queries embed there instead of loading the model in this process (docs/scaling.md).
+    embedding_url: str = ""
+    embedding_api_key: SecretStr | None = None  # for servers that check one (vLLM --api-key, OpenAI)
+    embedding_timeout: float = Field(60.0, gt=0, le=600)  # seconds per request to the embedding server
+    embedding_max_retries: int = Field(2, ge=0, le=10)  # retries with backoff on connection errors, 429, 5xx
 
     chunk_size: int = Field(1200, ge=200, le=20000)
     chunk_overlap: int = Field(150, ge=0)
@@ -211,14 +219,14 @@ class Settings(BaseSettings):
     # A folder served read-only at /kb, so the demo's citation links open (make run: docs/).
     demo_docs_dir: Path | None = None
 
-    @field_validator("database_url", "chroma_url")
+    @field_validator("database_url", "chroma_url", "embedding_url")
     @classmethod
     def _strip(cls, v: str) -> str:
         return v.strip()
 
     @field_validator("openai_api_key", "openai_base_url", "confluence_token", "jira_token",
                      "github_token", "slack_bot_token", "slack_signing_secret", "session_secret", "auto_migrate",
-                     "jira_webhook_secret", "smtp_password", "smtp_host", mode="before")
+                     "jira_webhook_secret", "smtp_password", "smtp_host", "embedding_api_key", mode="before")
     @classmethod
     def _empty_is_unset(cls, v: object) -> object:
         return None if isinstance(v, str) and not v.strip() else v
@@ -268,6 +276,14 @@ class Settings(BaseSettings):
     def _http_only(cls, v: str) -> str:
         if v and not v.startswith(("http://", "https://")):
             raise ValueError("must be empty (embedded Chroma) or an http(s):// URL of a Chroma server")
+        return v
+
+    @field_validator("embedding_url")
+    @classmethod
+    def _http_url(cls, v: str) -> str:
+        if v and not v.startswith(("http://", "https://")):
+            raise ValueError("must be empty (the model in this process) or the http(s):// URL of an "
+                             "OpenAI-compatible embedding server, e.g. http://tei:8080/v1")
         return v
 
     @field_validator("database_url")

@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from assistant.embeddings import load_embedder
+from assistant.embedders import load_embedder
 from assistant.retrieval import Mode
 from assistant.services import Services
 from assistant.settings import Settings

@@ -163,7 +163,7 @@ def main(argv: list[str] | None = None) -> None:
     import tempfile
     from pathlib import Path
 
-    from assistant.embeddings import load_embedder
+    from assistant.embedders import load_embedder
     from assistant.settings import Settings
     from eval.beir import SHARED_DATA, corpus_refs, load_queries
     from ingest.pipeline import Ingestor

@@ -202,7 +202,8 @@ def build_router(settings: Settings) -> APIRouter:
 
     @router.get("/readyz", response_model=Readiness, responses={503: {"model": Readiness}}, tags=["ops"])
     def readyz(svc: Svc, request: Request, response: Response) -> dict[str, Any]:
-        """The database and the index can be reached. Why not is shown with an admin key (and logged)."""
+        """The database, the index and an embedding server (when set) answer. Why not is shown with an admin
+        key (and logged)."""
         checks = {}
         try:
             with svc.store.engine.connect() as conn:
@@ -217,6 +218,13 @@ def build_router(settings: Settings) -> APIRouter:
         except AnswerdeskError as exc:
             log.warning("readiness: index unreachable: %s", exc)
             checks["index"] = f"unreachable: {exc}" if is_admin(request) else "unreachable"
+        if svc.settings.embedding_url:  # an embedding server is a dependency like the index
+            try:
+                svc.embedder.ping()  # type: ignore[attr-defined]  # the server embedder's, through the batcher
+                checks["embeddings"] = "ok"
+            except AnswerdeskError as exc:
+                log.warning("readiness: embedding server unreachable: %s", exc)
+                checks["embeddings"] = f"unreachable: {exc}" if is_admin(request) else "unreachable"
         ready = all(v.startswith("ok") for v in checks.values())
         if not ready:
             response.status_code = 503
