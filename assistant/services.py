@@ -16,7 +16,8 @@ from assistant.escalation.factory import build_jira_client, build_queue, jira_cl
 from assistant.escalation.handoff import Routing
 from assistant.escalation.jira_client import JiraClient
 from assistant.escalation.queue import TicketQueue
-from assistant.index.keyword import KeywordIndex
+from assistant.index.database import DatabaseKeywordIndex
+from assistant.index.keyword import KeywordIndex, KeywordSearch
 from assistant.index.vector import ChromaIndex
 from assistant.keys import Keys
 from assistant.retrieval import Fusion, Retriever
@@ -51,8 +52,10 @@ class Services:
         )
 
     @cached_property
-    def keywords(self) -> KeywordIndex:
-        return KeywordIndex(self.settings.keyword_path, self.store)
+    def keywords(self) -> KeywordSearch:
+        if self.settings.keyword_index == "bm25s":
+            return KeywordIndex(self.settings.keyword_path, self.store)
+        return DatabaseKeywordIndex(self.store)
 
     @cached_property
     def retriever(self) -> Retriever:

@@ -1,0 +1,160 @@
+"""Keyword search in PostgreSQL at 10k / 100k / 1M synthetic chunks (issue 17): p50/p95 of a
+search with a customer's access filter, the time to load and to (re)build the index, and the memory
+of a process that only searches (an API replica), which must stay flat as the corpus grows.
+
+    python -m eval.bench_keyword --sizes 10000,100000 [--database-url postgresql://...] [--rebuild]
+
+Each size gets a fresh schema in the database (dropped afterwards). Text is synthetic but shaped like
+support content: words drawn from a Zipf distribution over the words of docs/ plus generated
+product words, ~150 words per chunk; 60% public pages, 20% customer pages, 20% tickets of 200
+customer organisations. Searches run in a separate process that has loaded nothing else, so its
+resident memory is what a replica pays for keyword search.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import subprocess
+import sys
+import time
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+PG_URL = "postgresql://postgres@127.0.0.1:5432/test"
+ORGS = 200
+
+
+def vocabulary(rng: np.random.Generator, size: int = 60_000) -> list[str]:
+    words = sorted({w.lower() for p in (ROOT / "docs").glob("*.md")
+                    for w in re.findall(r"[A-Za-z]{3,}", p.read_text(encoding="utf-8"))})
+    syllables = ["ka", "lo", "mi", "tra", "ven", "dor", "sel", "qui", "zu", "pha", "rin", "tok", "bel", "ox"]
+    while len(words) < size:
+        words.append("".join(rng.choice(syllables, size=int(rng.integers(2, 5)))))
+    rng.shuffle(words)  # the docs words and made-up product words share the Zipf ranks
+    return words
+
+
+def zipf_words(rng: np.random.Generator, vocab: list[str], n: int) -> list[str]:
+    ranks = np.minimum(rng.zipf(1.1, size=n), len(vocab)) - 1
+    return [vocab[int(r)] for r in ranks]
+
+
+def load(url: str, n: int, seed: int = 7) -> float:
+    from assistant.db import create_engine
+    from assistant.store import DocumentRecord, IndexStore
+    from assistant.types import Chunk
+
+    rng = np.random.default_rng(seed)
+    vocab = vocabulary(rng)
+    store = IndexStore(create_engine(url))
+    started, now, batch = time.perf_counter(), datetime.now(UTC), []
+    for i in range(n):
+        kind = rng.random()
+        audience, org = ("public", "") if kind < 0.6 else ("customer", "") if kind < 0.8 else \
+            ("customer", f"org{int(rng.integers(ORGS))}")
+        text = " ".join(zipf_words(rng, vocab, int(rng.integers(80, 220))))
+        doc = f"doc{i}"
+        chunk = Chunk(id=f"c{i}", source="bench", doc_id=doc, ordinal=0, text=text, search_text=f"{doc}\n\n{text}",
+                      content_hash=str(i), audience=audience, org=org, meta={"title": doc, "url": "u", "heading": ""})
+        batch.append((DocumentRecord(source="bench", doc_id=doc, title=doc, url="u", content_hash=str(i),
+                                     audience=audience, updated_at=now), [chunk]))
+        if len(batch) == 1000:
+            store.save_documents(batch)
+            batch = []
+    store.save_documents(batch)
+    store.engine.dispose()
+    return time.perf_counter() - started
+
+
+def rebuild(url: str) -> float:
+    """Index an existing chunks table from scratch, as on opening a database from an earlier version."""
+    from assistant import fts
+    from assistant.db import create_engine
+
+    engine = create_engine(url)
+    with engine.begin() as conn:
+        conn.execute(fts.db.state.delete().where(fts.db.state.c.key == fts.FORMAT_KEY))
+    started = time.perf_counter()
+    fts.ensure_index(engine)
+    engine.dispose()
+    return time.perf_counter() - started
+
+
+def search_only(url: str, queries: int, seed: int = 11) -> dict[str, float]:
+    """Run in its own process: open the index, search with customers' filters, report latency and RSS."""
+    from assistant.access import access_filter
+    from assistant.db import create_engine
+    from assistant.index.database import DatabaseKeywordIndex
+    from assistant.keys import Identity
+    from assistant.store import IndexStore
+    from eval.bench_util import percentile
+
+    rng = np.random.default_rng(seed)
+    vocab = vocabulary(np.random.default_rng(7))
+    index = DatabaseKeywordIndex(IndexStore(create_engine(url)))
+    times, found = [], 0
+    for i in range(queries + 20):
+        words = zipf_words(rng, vocab, int(rng.integers(2, 6)))
+        where = access_filter(Identity(role="customer", org=f"org{int(rng.integers(ORGS))}", tier="paid"))
+        t = time.perf_counter()
+        hits = index.search(" ".join(words), 50, where)
+        if i >= 20:  # the first searches warm the connection pool and caches
+            times.append((time.perf_counter() - t) * 1000)
+            found += bool(hits)
+    rss = next(int(line.split()[1]) for line in Path("/proc/self/status").read_text().splitlines()
+               if line.startswith("VmRSS:"))
+    return {"p50_ms": percentile(times, 0.5), "p95_ms": percentile(times, 0.95), "rss_mb": rss / 1024,
+            "answered": found / queries}
+
+
+def with_schema(url: str, schema: str) -> str:
+    return f"{url}?options=-csearch_path%3D{schema}"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--sizes", default="10000,100000", help="comma-separated chunk counts, e.g. 10000,100000,1000000")
+    ap.add_argument("--database-url", default=PG_URL)
+    ap.add_argument("--queries", type=int, default=200)
+    ap.add_argument("--rebuild", action="store_true", help="also time indexing the loaded chunks from scratch")
+    ap.add_argument("--search-only", help=argparse.SUPPRESS)  # the replica process: its database URL
+    args = ap.parse_args()
+    if args.search_only:
+        print(json.dumps(search_only(args.search_only, args.queries)))
+        return
+
+    import psycopg
+
+    base = args.database_url.replace("postgresql+psycopg://", "postgresql://")
+    print("| chunks | load s (chunks + keyword index) | rebuild s | p50 ms | p95 ms | replica RSS MB "
+          "| queries with hits |")
+    print("|---|---|---|---|---|---|---|")
+    for n in (int(s) for s in args.sizes.split(",")):
+        schema = f"bench_{uuid.uuid4().hex[:8]}"
+        with psycopg.connect(base, autocommit=True) as conn:
+            conn.execute(f'CREATE SCHEMA "{schema}"')
+        try:
+            url = with_schema(base, schema)
+            loaded = load(url, n)
+            rebuilt = f"{rebuild(url):.1f}" if args.rebuild else "-"
+            with psycopg.connect(base, autocommit=True) as conn:
+                conn.execute(f'VACUUM ANALYZE "{schema}".chunks_fts')
+            out = subprocess.run([sys.executable, "-m", "eval.bench_keyword", "--search-only", url,
+                                  "--queries", str(args.queries)], check=True, capture_output=True, text=True,
+                                 cwd=ROOT)
+            r = json.loads(out.stdout.strip().splitlines()[-1])
+            print(f"| {n:,} | {loaded:.1f} | {rebuilt} | {r['p50_ms']:.1f} | {r['p95_ms']:.1f} | "
+                  f"{r['rss_mb']:.0f} | {r['answered']:.0%} |", flush=True)
+        finally:
+            with psycopg.connect(base, autocommit=True) as conn:
+                conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
+
+
+if __name__ == "__main__":
+    main()
