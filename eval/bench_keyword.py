@@ -2,7 +2,7 @@
 search with a customer's access filter, the time to load and to (re)build the index, and the memory
 of a process that only searches (an API replica), which must stay flat as the corpus grows.
 
-    python -m eval.bench_keyword --sizes 10000,100000 [--database-url postgresql://...] [--rebuild]
+    python -m eval.bench_keyword --sizes 10000,100000 [--database-url postgresql://...]
 
 Each size gets a fresh schema in the database (dropped afterwards). Text is synthetic but shaped like
 support content: words drawn from a Zipf distribution over the words of docs/ plus generated
@@ -45,45 +45,49 @@ def zipf_words(rng: np.random.Generator, vocab: list[str], n: int) -> list[str]:
     return [vocab[int(r)] for r in ranks]
 
 
-def load(url: str, n: int, seed: int = 7) -> float:
+def load(url: str, n: int, seed: int = 7) -> tuple[float, float, float]:
+    """Chunks written in bulk (as a database from an earlier version holds them), then the keyword index
+    built from them (what opening such a database does), then 1,000 more documents through the ingest
+    write path (chunks and keyword rows in one transaction). Seconds of each."""
+    from assistant import db, fts
     from assistant.db import create_engine
     from assistant.store import DocumentRecord, IndexStore
     from assistant.types import Chunk
 
     rng = np.random.default_rng(seed)
     vocab = vocabulary(rng)
-    store = IndexStore(create_engine(url))
-    started, now, batch = time.perf_counter(), datetime.now(UTC), []
-    for i in range(n):
+    engine = create_engine(url)
+    db.init_db(engine)
+    now = datetime.now(UTC)
+
+    def chunk(i: int) -> Chunk:
         kind = rng.random()
         audience, org = ("public", "") if kind < 0.6 else ("customer", "") if kind < 0.8 else \
             ("customer", f"org{int(rng.integers(ORGS))}")
         text = " ".join(zipf_words(rng, vocab, int(rng.integers(80, 220))))
-        doc = f"doc{i}"
-        chunk = Chunk(id=f"c{i}", source="bench", doc_id=doc, ordinal=0, text=text, search_text=f"{doc}\n\n{text}",
-                      content_hash=str(i), audience=audience, org=org, meta={"title": doc, "url": "u", "heading": ""})
-        batch.append((DocumentRecord(source="bench", doc_id=doc, title=doc, url="u", content_hash=str(i),
-                                     audience=audience, updated_at=now), [chunk]))
-        if len(batch) == 1000:
-            store.save_documents(batch)
-            batch = []
-    store.save_documents(batch)
-    store.engine.dispose()
-    return time.perf_counter() - started
+        return Chunk(id=f"c{i}", source="bench", doc_id=f"doc{i}", ordinal=0, text=text,
+                     search_text=f"doc{i}\n\n{text}", content_hash=str(i), audience=audience, org=org,
+                     meta={"title": f"doc{i}", "url": "u", "heading": ""})
 
-
-def rebuild(url: str) -> float:
-    """Index an existing chunks table from scratch, as on opening a database from an earlier version."""
-    from assistant import fts
-    from assistant.db import create_engine
-
-    engine = create_engine(url)
-    with engine.begin() as conn:
-        conn.execute(fts.db.state.delete().where(fts.db.state.c.key == fts.FORMAT_KEY))
+    started = time.perf_counter()
+    for lo in range(0, n, 5000):
+        rows = [chunk(i) for i in range(lo, min(n, lo + 5000))]
+        with engine.begin() as conn:
+            conn.execute(db.chunks.insert(), [dict(c.__dict__) for c in rows])
+    bulk = time.perf_counter() - started
     started = time.perf_counter()
     fts.ensure_index(engine)
+    build = time.perf_counter() - started
+    store = IndexStore(engine)
+    items = [chunk(i) for i in range(n, n + 1000)]
+    started = time.perf_counter()
+    for lo in range(0, len(items), 100):  # the ingest pipeline's flushes hold a few hundred chunks
+        store.save_documents([(DocumentRecord(source="bench", doc_id=c.doc_id, title=c.doc_id, url="u",
+                                              content_hash=c.content_hash, audience=c.audience, updated_at=now), [c])
+                              for c in items[lo : lo + 100]])
+    ingest = time.perf_counter() - started
     engine.dispose()
-    return time.perf_counter() - started
+    return bulk, build, ingest
 
 
 def search_only(url: str, queries: int, seed: int = 11) -> dict[str, float]:
@@ -122,7 +126,7 @@ def main() -> None:
     ap.add_argument("--sizes", default="10000,100000", help="comma-separated chunk counts, e.g. 10000,100000,1000000")
     ap.add_argument("--database-url", default=PG_URL)
     ap.add_argument("--queries", type=int, default=200)
-    ap.add_argument("--rebuild", action="store_true", help="also time indexing the loaded chunks from scratch")
+    ap.add_argument("--keep", action="store_true", help="keep each size's schema (printed) instead of dropping it")
     ap.add_argument("--search-only", help=argparse.SUPPRESS)  # the replica process: its database URL
     args = ap.parse_args()
     if args.search_only:
@@ -132,28 +136,30 @@ def main() -> None:
     import psycopg
 
     base = args.database_url.replace("postgresql+psycopg://", "postgresql://")
-    print("| chunks | load s (chunks + keyword index) | rebuild s | p50 ms | p95 ms | replica RSS MB "
-          "| queries with hits |")
-    print("|---|---|---|---|---|---|---|")
+    print("| chunks | bulk load s | keyword index build s | ingest 1,000 docs s | p50 ms | p95 ms "
+          "| replica RSS MB | queries with hits |")
+    print("|---|---|---|---|---|---|---|---|")
     for n in (int(s) for s in args.sizes.split(",")):
         schema = f"bench_{uuid.uuid4().hex[:8]}"
         with psycopg.connect(base, autocommit=True) as conn:
             conn.execute(f'CREATE SCHEMA "{schema}"')
         try:
             url = with_schema(base, schema)
-            loaded = load(url, n)
-            rebuilt = f"{rebuild(url):.1f}" if args.rebuild else "-"
+            bulk, build, ingest = load(url, n)
             with psycopg.connect(base, autocommit=True) as conn:
                 conn.execute(f'VACUUM ANALYZE "{schema}".chunks_fts')
             out = subprocess.run([sys.executable, "-m", "eval.bench_keyword", "--search-only", url,
                                   "--queries", str(args.queries)], check=True, capture_output=True, text=True,
                                  cwd=ROOT)
             r = json.loads(out.stdout.strip().splitlines()[-1])
-            print(f"| {n:,} | {loaded:.1f} | {rebuilt} | {r['p50_ms']:.1f} | {r['p95_ms']:.1f} | "
+            print(f"| {n:,} | {bulk:.1f} | {build:.1f} | {ingest:.1f} | {r['p50_ms']:.1f} | {r['p95_ms']:.1f} | "
                   f"{r['rss_mb']:.0f} | {r['answered']:.0%} |", flush=True)
         finally:
-            with psycopg.connect(base, autocommit=True) as conn:
-                conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
+            if args.keep:
+                print(f"kept schema {schema}", flush=True)
+            else:
+                with psycopg.connect(base, autocommit=True) as conn:
+                    conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
 
 
 if __name__ == "__main__":

@@ -26,7 +26,7 @@ ACME = access_filter(Identity(role="customer", org="acme", tier="paid"))
 def chunk(doc_id: str, text: str, audience: str = "public", org: str = "", n: int = 0,
           source: str = "docs") -> Chunk:
     return Chunk(id=f"{source}:{doc_id}-{n}", source=source, doc_id=doc_id, ordinal=n, text=text,
-                 search_text=f"{doc_id}\n\n{text}", content_hash=f"h-{text}", audience=audience, org=org,
+                 search_text=f"{doc_id}\n\n{text}", content_hash=f"h-{hash(text)}", audience=audience, org=org,
                  meta={"title": doc_id, "url": f"https://x/{doc_id}", "heading": ""})
 
 
@@ -129,3 +129,27 @@ def test_scores_match_the_bm25s_index_order(database_url: str, tmp_path: Path) -
     assert ids(database)[0] == ids(bm25s)[0]
     if fts.is_postgres(store.engine):  # same formula and statistics as bm25s: the same scores
         assert [round(s, 4) for _, s in database] == [round(s, 4) for _, s in bm25s]
+
+
+def test_postgres_top_k_is_exact_bm25_when_candidates_are_pruned(pg_url: str, tmp_path: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """Candidates come first from the rarer query terms only (MaxScore); the top k must still be
+    what scoring every matching chunk gives: the bm25s index's exact ranking and scores."""
+    import random
+
+    from assistant.index import database
+
+    rng = random.Random(5)
+    words = [f"w{i}" for i in range(40)]
+    store = IndexStore(create_engine(pg_url))
+    save(store, *[chunk(f"d{i}.md", " ".join(rng.choices(words, weights=[1 / (r + 1) for r in range(40)], k=30)),
+                        "internal" if i % 5 == 0 else "public") for i in range(120)])
+    monkeypatch.setattr(database, "CANDIDATE_BUDGET", 10)  # forces the two-step path on most queries
+    index, bm25s = DatabaseKeywordIndex(store), KeywordIndex(tmp_path / "kw", store)
+    for query in ["w0 w39", "w1 w2 w30", "w5 w6 w7 w38", "w0 w1", "w37"]:
+        for where in (None, PUBLIC):
+            want = [(i, round(s, 4)) for i, s in bm25s.search(query, 10, where)]
+            got = [(i, round(s, 4)) for i, s in index.search(query, 10, where)]
+            assert [s for _, s in got] == [s for _, s in want], (query, where)  # the same scores, in order
+            last = want[-1][1]  # ties at the cut may fall either way; everything above it must match
+            assert {h for h in got if h[1] > last} == {h for h in want if h[1] > last}, (query, where)

@@ -23,12 +23,17 @@ FILTER_FIELDS = ("source", "audience", "doc_id", "org")
 # bm25s's defaults and its Lucene variant (no (k1 + 1) factor), so PostgreSQL scores as the in-process
 # index does.
 K1, B = 1.5, 0.75
+# MaxScore: candidates are first the chunks holding one of the rarer query terms, as long as these hold
+# at most this many chunks together; the result is exact when the common terms alone could not reach it.
+CANDIDATE_BUDGET = 5000
 
 _PG_SEARCH = """
 WITH q(term, idf) AS (SELECT * FROM unnest(CAST(:terms AS text[]), CAST(:idfs AS float8[]))),
-cand AS (SELECT f.id, f.length, f.terms FROM chunks_fts f WHERE f.terms @@ CAST(:tsq AS tsquery) AND {where})
+cand AS (SELECT f.id, f.length, ts_filter(setweight(f.terms, 'A', CAST(:terms AS text[])), '{{a}}') AS terms
+         FROM chunks_fts f WHERE f.terms @@ CAST(:tsq AS tsquery) AND {where})
 SELECT cand.id, sum(q.idf * u.tf / (u.tf + :k1 * (1 - :b + :b * cand.length / :avgdl))) AS score
 FROM cand
+-- cand.terms holds the query's lexemes only (setweight + ts_filter, in C): unnest reads a few, not all.
 CROSS JOIN LATERAL (SELECT t.lexeme, cardinality(t.positions) AS tf FROM unnest(cand.terms) AS t) AS u
 JOIN q ON q.term = u.lexeme
 GROUP BY cand.id ORDER BY score DESC, cand.id LIMIT :k
@@ -122,14 +127,31 @@ class DatabaseKeywordIndex:
         known = [t for t in terms if stats.get(t, 0) > 0]
         if n <= 0 or not known:
             return []
-        idfs = [math.log(1 + (n - stats[t] + 0.5) / (stats[t] + 0.5)) for t in known]
+        idf = {t: math.log(1 + (n - stats[t] + 0.5) / (stats[t] + 0.5)) for t in known}
+        rarest = sorted(known, key=lambda t: stats[t])
+        essential = rarest[:1]
+        for t in rarest[1:]:
+            if sum(stats[e] for e in essential) + stats[t] > CANDIDATE_BUDGET:
+                break
+            essential.append(t)
         where_sql, params = filter_pg(where, {})
         sql = sa.text(_PG_SEARCH.format(where=where_sql))
-        rows = conn.execute(sql, {
-            **params, "terms": known, "idfs": idfs, "tsq": " | ".join(_quote(t) for t in known),
-            "k1": K1, "b": B, "avgdl": max(length / n, 1e-9), "k": k,
-        })
-        return [(row.id, float(row.score)) for row in rows]
+
+        def run(matching: list[str]) -> list[tuple[str, float]]:
+            rows = conn.execute(sql, {
+                **params, "terms": known, "idfs": [idf[t] for t in known],
+                "tsq": " | ".join(_quote(t) for t in matching), "k1": K1, "b": B,
+                "avgdl": max(length / n, 1e-9), "k": k,
+            })
+            return [(row.id, float(row.score)) for row in rows]
+
+        hits = run(essential)
+        # A chunk with none of the essential terms scores below the sum of the other terms' idf (each
+        # term adds idf * tf / (tf + ...) < idf): when the k-th hit already beats that, nothing is missed.
+        rest = sum(idf[t] for t in known if t not in essential)
+        if rest == 0 or (len(hits) == k and hits[-1][1] >= rest):
+            return hits
+        return run(known)
 
     def __len__(self) -> int:
         return self.store.count_chunks()
