@@ -117,6 +117,42 @@ def search_only(url: str, queries: int, seed: int = 11) -> dict[str, float]:
             "answered": found / queries}
 
 
+def compare(index_dir: Path, queries_path: Path, database_url: str, limit: int) -> None:
+    """Search latency of the two keyword indexes over one `eval run` index, interleaved query by query so
+    both see the same machine load: the keyword search alone and the whole hybrid search (k=10)."""
+    from assistant.index.database import DatabaseKeywordIndex
+    from assistant.index.keyword import KeywordIndex, KeywordSearch
+    from assistant.services import Services
+    from assistant.settings import Settings
+    from eval.beir import load_queries
+    from eval.bench_util import percentile
+
+    settings = Settings(data_dir=index_dir, database_url=database_url, chroma_collection="eval",  # type: ignore[call-arg]
+                        _env_file=None)
+    svc = Services(settings)
+    indexes: dict[str, KeywordSearch] = {"bm25s": KeywordIndex(settings.keyword_path, svc.store),
+                                         "database": DatabaseKeywordIndex(svc.store)}
+    indexes["bm25s"].ensure_fresh()
+    retriever = svc.retriever
+    questions = [q.question for q in load_queries(queries_path)][:limit]
+    times: dict[str, list[float]] = {f"{name} {what}": [] for name in indexes for what in ("keyword", "hybrid")}
+    for i, question in enumerate(questions):
+        for name, index in indexes.items():
+            t = time.perf_counter()
+            index.search(question, settings.retrieval_candidates)
+            keyword = (time.perf_counter() - t) * 1000
+            retriever.keywords = index
+            t = time.perf_counter()
+            retriever.search(question, k=10)
+            if i >= 5:  # warm-up
+                times[f"{name} keyword"].append(keyword)
+                times[f"{name} hybrid"].append((time.perf_counter() - t) * 1000)
+    store = "PostgreSQL" if database_url else "SQLite"
+    print(f"| {store}: search | p50 ms | p95 ms |\n|---|---|---|")
+    for name, values in times.items():
+        print(f"| {name} | {percentile(values, 0.5):.1f} | {percentile(values, 0.95):.1f} |")
+
+
 def with_schema(url: str, schema: str) -> str:
     return f"{url}?options=-csearch_path%3D{schema}"
 
@@ -128,7 +164,16 @@ def main() -> None:
     ap.add_argument("--queries", type=int, default=200)
     ap.add_argument("--keep", action="store_true", help="keep each size's schema (printed) instead of dropping it")
     ap.add_argument("--search-only", help=argparse.SUPPRESS)  # the replica process: its database URL
+    ap.add_argument("--compare", type=Path, metavar="INDEX_DIR",
+                    help="instead: search latency of bm25s vs the database over an `eval run` index folder "
+                         "(its store: --store-url if given, else the folder's SQLite)")
+    ap.add_argument("--store-url", default="", help="with --compare: the run's --database-url")
+    ap.add_argument("--compare-queries", type=Path,
+                    default=ROOT.parent / "shared/eval-data/beir-scifact/queries.jsonl")
     args = ap.parse_args()
+    if args.compare:
+        compare(args.compare, args.compare_queries, args.store_url, args.queries)
+        return
     if args.search_only:
         print(json.dumps(search_only(args.search_only, args.queries)))
         return
