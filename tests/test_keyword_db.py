@@ -153,3 +153,17 @@ def test_postgres_top_k_is_exact_bm25_when_candidates_are_pruned(pg_url: str, tm
             assert [s for _, s in got] == [s for _, s in want], (query, where)  # the same scores, in order
             last = want[-1][1]  # ties at the cut may fall either way; everything above it must match
             assert {h for h in got if h[1] > last} == {h for h in want if h[1] > last}, (query, where)
+
+
+def test_setting_chooses_the_keyword_index(tmp_path: Path) -> None:
+    from assistant.errors import ConfigError
+    from assistant.services import Services
+    from assistant.settings import Settings, load_settings
+
+    def keywords(**kw: str) -> object:
+        return Services(Settings(data_dir=tmp_path, _env_file=None, **kw)).keywords  # type: ignore[call-arg]
+
+    assert isinstance(keywords(), DatabaseKeywordIndex)
+    assert isinstance(keywords(keyword_index="bm25s"), KeywordIndex)
+    with pytest.raises(ConfigError, match="ANSWERDESK_KEYWORD_INDEX"):
+        load_settings(keyword_index="elastic", _env_file=None)
