@@ -7,7 +7,8 @@ Audience and organisation compose with AND: a document that carries an organisat
 customer project, say) only ever matches that organisation's customers, whatever its audience. An
 audience alone would let every customer key read every organisation's `customer` tickets.
 
-The filter is applied inside both indexes (Chroma's where, the BM25 weight mask), so top-k is never
+The filter is applied inside both indexes (Chroma's where; the keyword SQL query's WHERE, or the bm25s
+weight mask), so top-k is never
 silently short, and again on the database record of every hit (`allows`): the vector store's copy of
 the metadata can be stale after a crash between its write and the database's."""
 

@@ -16,7 +16,9 @@ metadata = sa.MetaData()
 
 # Tables a revision makes with raw DDL and that are not in `metadata` (e.g. an SQLite FTS5 table and its
 # shadow tables): name prefixes that autogenerate and the schema tests leave alone.
-UNMANAGED_TABLE_PREFIXES: tuple[str, ...] = ()
+# The database keyword index (assistant/fts.py): an FTS5 virtual table and its shadow tables on SQLite,
+# a tsvector table and term statistics on PostgreSQL, created and filled by fts.ensure_index.
+UNMANAGED_TABLE_PREFIXES: tuple[str, ...] = ("chunks_fts", "keyword_terms")
 
 
 def managed(name: str | None, type_: str, _parents: object = None) -> bool:

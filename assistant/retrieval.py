@@ -27,7 +27,7 @@ import numpy as np
 
 from assistant.access import allows
 from assistant.embeddings import Embedder
-from assistant.index.keyword import KeywordIndex, tokenize
+from assistant.index.keyword import KeywordSearch, tokenize
 from assistant.index.vector import VectorIndex
 from assistant.store import IndexStore
 from assistant.types import Chunk, Hit, Where
@@ -194,7 +194,7 @@ class Retriever:
         self,
         embedder: Embedder,
         vectors: VectorIndex,
-        keywords: KeywordIndex,
+        keywords: KeywordSearch,
         store: IndexStore,
         candidates: int = 50,
         fusion: Fusion | None = None,

@@ -21,7 +21,8 @@ from assistant.escalation.handoff import Routing
 from assistant.escalation.jira_client import JiraClient
 from assistant.escalation.jira_queue import JiraQueue
 from assistant.escalation.queue import TicketQueue
-from assistant.index.keyword import KeywordIndex
+from assistant.index.database import DatabaseKeywordIndex
+from assistant.index.keyword import KeywordIndex, KeywordSearch
 from assistant.index.vector import ChromaIndex
 from assistant.keys import Keys
 from assistant.replies.factory import build_outbox
@@ -63,8 +64,10 @@ class Services:
         )
 
     @cached_property
-    def keywords(self) -> KeywordIndex:
-        return KeywordIndex(self.settings.keyword_path, self.store)
+    def keywords(self) -> KeywordSearch:
+        if self.settings.keyword_index == "bm25s":
+            return KeywordIndex(self.settings.keyword_path, self.store)
+        return DatabaseKeywordIndex(self.store)
 
     @cached_property
     def retriever(self) -> Retriever:

@@ -94,6 +94,11 @@ class Settings(BaseSettings):
     # sources (issue 16); off trades that for ingest time (about 2.4x the encode-only time when on).
     sentence_vectors: bool = True
 
+    # Where keyword search runs: "database" (SQLite FTS5 / PostgreSQL full-text search, queried per
+    # request, nothing held in the process: the choice for several API replicas) or "bm25s" (an
+    # in-process index rebuilt from the database after each ingest: one process only).
+    keyword_index: Literal["database", "bm25s"] = "bm25s"
+
     retrieval_k: int = Field(5, ge=1, le=50)
     retrieval_candidates: int = Field(50, ge=5, le=1000)
     # Weight of dense against keyword evidence in document fusion (keyword gets 1 - this);

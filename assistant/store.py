@@ -10,7 +10,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from assistant import db, schema
+from assistant import db, fts, schema
 from assistant.types import Chunk
 
 # Sources whose documents are resolved questions (a ticket, an issue, an answered discussion): similar-ticket
@@ -41,6 +41,7 @@ class IndexStore:
         a schema that is not the newest, naming `answerdesk db upgrade` (SchemaError)."""
         self.engine = engine
         schema.prepare(engine, auto=migrate)
+        fts.ensure_index(engine)  # raw-SQL tables Alembic does not manage (db.UNMANAGED_TABLE_PREFIXES)
 
     # -- documents -------------------------------------------------------------------------
     def document_hashes(self, source: str) -> dict[str, str]:
@@ -76,6 +77,10 @@ class IndexStore:
         are stored without one."""
         now = utcnow()
         blobs = sentence_vectors or {}
+        items = list(items)
+        # Tokenized before the transaction opens: it holds the write lock only for the writes.
+        terms = fts.terms_of([(ch.id, ch.search_text, ch.source, ch.doc_id, ch.audience, ch.org)
+                              for _doc, doc_chunks in items for ch in doc_chunks])
         with self.engine.begin() as conn:
             for doc, doc_chunks in items:
                 self._delete(conn, doc.source, doc.doc_id)
@@ -86,6 +91,7 @@ class IndexStore:
                 if doc_chunks:
                     conn.execute(db.chunks.insert(),
                                  [{**_chunk_row(ch), "sentence_vectors": blobs.get(ch.id)} for ch in doc_chunks])
+            fts.add(conn, terms)
             self._bump_generation(conn)
 
     def delete_documents(self, source: str, doc_ids: Iterable[str]) -> None:
@@ -107,6 +113,8 @@ class IndexStore:
 
     @staticmethod
     def _delete(conn: sa.Connection, source: str, doc_id: str) -> None:
+        c = db.chunks.c
+        fts.remove(conn, list(conn.execute(sa.select(c.id).where(c.source == source, c.doc_id == doc_id)).scalars()))
         conn.execute(
             db.chunks.delete().where(db.chunks.c.source == source, db.chunks.c.doc_id == doc_id)
         )

@@ -43,13 +43,17 @@ def run(
     judge: Annotated[bool, typer.Option(help="Also ask an LLM judge (needs OPENAI_API_KEY); reported apart")] = False,
     index_dir: Annotated[Path | None, typer.Option(help="Index folder to reuse between runs (default OUT/index)")]
     = None,
+    database_url: Annotated[str, typer.Option(
+        help="A scratch database for the run's store, e.g. postgresql://... (default: SQLite in the index folder)")]
+    = "",
 ) -> None:
     """Index CORPUS into a separate collection and ask every question through the assistant."""
     from eval.runner import EvalConfig
 
     _missing(corpus, queries, qrels, candidates)
     _run(EvalConfig(corpus=corpus, queries=queries, qrels=qrels, out=out, candidates=candidates, limit=limit,
-                    target_precision=target_precision, judge=judge, index_dir=index_dir))
+                    target_precision=target_precision, judge=judge, index_dir=index_dir,
+                    database_url=database_url))
 
 
 @app.command("golden")

@@ -51,6 +51,9 @@ class EvalConfig:
     limit: int | None = None
     target_precision: float = 0.9
     index_dir: Path | None = None  # default: OUT/index (reused incrementally between runs)
+    # A scratch database for the run's store (e.g. PostgreSQL, to measure its keyword search); default:
+    # SQLite inside the index folder. Never the live database: the run writes its corpus there.
+    database_url: str = ""
     judge: bool = False  # optional LLM judge; needs OPENAI_API_KEY (and OPENAI_BASE_URL)
 
 
@@ -91,7 +94,7 @@ def load_bodies(path: Path) -> dict[str, str]:
 def eval_settings(base: Settings, cfg: EvalConfig) -> Settings:
     """The assistant as configured, but on its own data dir and collection: never the live index."""
     data_dir = cfg.index_dir or cfg.out / "index"
-    return base.model_copy(update={"data_dir": data_dir, "database_url": "", "chroma_url": "",
+    return base.model_copy(update={"data_dir": data_dir, "database_url": cfg.database_url, "chroma_url": "",
                                    "chroma_collection": "eval"})
 
 

@@ -1,1 +1,1 @@
-"""The index: dense vectors in Chroma, keywords in bm25s, fused by the retriever."""
+"""The index: dense vectors in Chroma, keywords in the database (or bm25s in the process), fused by the retriever."""

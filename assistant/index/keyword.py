@@ -1,4 +1,4 @@
-"""BM25 keyword index (bm25s), rebuilt from the database's chunks and persisted on disk.
+"""BM25 keyword index (bm25s) in the process, rebuilt from the database's chunks and persisted on disk.
 
 bm25s cannot add or remove single documents, so the index is a snapshot of the chunks table
 at one *generation* (a counter every database write bumps). A search first compares
@@ -10,32 +10,31 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import shutil
 import threading
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 
 from assistant.store import IndexStore
+from assistant.tokens import tokenize
 from assistant.types import Where
 
 _FILTER_FIELDS = ("source", "audience", "doc_id", "org")
 FORMAT = 2  # bump when tokenization changes: older snapshots on disk are rebuilt, not misread
 
-# "ABC-7" tokenizes to "abc" and a dropped one-character "7"; a joined "abc7" token keeps ticket
-# keys (and names like IL-6) findable as one word.
-_KEY = re.compile(r"\b([A-Za-z][A-Za-z0-9]*)-(\d+)\b")
 
+class KeywordSearch(Protocol):
+    """The keyword index seam: this in-process bm25s index, or the database's (index/database.py)."""
 
-def tokenize(texts: list[str]) -> list[list[str]]:
-    import bm25s
-    import Stemmer
+    def search(self, query: str, k: int, where: Where | None = None) -> list[tuple[str, float]]: ...
 
-    texts = [_KEY.sub(lambda m: f"{m.group(0)} {m.group(1)}{m.group(2)}", t) for t in texts]
-    return bm25s.tokenize(  # type: ignore[no-any-return]
-        texts, stopwords="en", stemmer=Stemmer.Stemmer("english"), return_ids=False, show_progress=False
-    )
+    def ensure_fresh(self) -> None: ...
+
+    def rebuild(self) -> None: ...
+
+    def __len__(self) -> int: ...
 
 
 class KeywordIndex:
