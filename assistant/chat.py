@@ -148,6 +148,7 @@ class Assistant:
                 requested_by_user=wants_human,
                 # A signed-in user's verified address; whether to write to it is theirs to say (notify).
                 contact_email=identity.email if identity else None,
+                contact_verified=bool(identity and identity.email),
                 **self.routing.fields(identity),
             ))
             escalation_id = ref.id

@@ -221,6 +221,9 @@ escalations = sa.Table(
     # agreed to be written to (notify). Personal data: never in analytics or logs.
     sa.Column("contact_email", sa.String(254)),
     sa.Column("notify", sa.Boolean, nullable=False, server_default="0", default=False),  # "0": false on both stores
+    # The address is the signed-in user's own (verified identity): only then may a JSM request be raised
+    # on their behalf. A typed address is only ever written to, never impersonated.
+    sa.Column("contact_verified", sa.Boolean, nullable=False, server_default="0", default=False),
     # open (local queue) | pending | delivered | failed (Jira refused it: an admin fixes and retries)
     sa.Column("status", sa.String(20), nullable=False),
     sa.Column("ticket_key", sa.String(100)),  # stored as soon as the ticket exists, before its comment

@@ -46,7 +46,7 @@ class Sessions:
         if not token or token.count(".") != 1 or len(token) > 200:
             return None
         sid, signature = token.split(".")
-        return sid if sid and hmac.compare_digest(signature, self._sign(sid)) else None
+        return sid if sid and hmac.compare_digest(signature.encode(), self._sign(sid).encode()) else None
 
     def staff_token(self, key_id: str, ttl: int = STAFF_TTL) -> str:
         """The staff page's cookie: which agent/admin key signed in, until when. It names the key (which
@@ -60,7 +60,7 @@ class Sessions:
             return None
         key_id, expires, signature = token.split(".")
         body = f"{key_id}.{expires}"
-        if not (expires.isdigit() and hmac.compare_digest(signature, self._sign(body, _STAFF_TAG))):
+        if not (expires.isdigit() and hmac.compare_digest(signature.encode(), self._sign(body, _STAFF_TAG).encode())):
             return None
         return key_id if int(expires) > time.time() else None
 

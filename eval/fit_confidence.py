@@ -28,7 +28,7 @@ import numpy as np
 
 from assistant.answering.confidence import DEFAULT_MODEL, FEATURES, Model
 from assistant.services import Services
-from assistant.settings import Settings
+from assistant.settings import load_settings
 from assistant.types import Where
 from eval.beir import corpus_refs, load_qrels, load_queries
 from eval.calibrate import fit_logistic, recalibrate
@@ -103,8 +103,9 @@ def collect(out: Path, names: list[str]) -> dict[str, list[dict[str, Any]]]:
         rows[name] = cached(out / f"{name}.jsonl", lambda c=corpus, i=items, n=name: ask(index(out / n, c), i))
     docs_items = [Item(q.id, q.question, frozenset(d for d, g in golden.qrels.get(q.id, {}).items() if g > 0), None,
                        False) for q in golden.queries]
+    docs_index = out / "answerdesk-docs"
     rows["answerdesk-docs"] = cached(out / "answerdesk-docs.jsonl",
-                                     lambda: ask(index(out / "answerdesk-docs", ROOT / "docs", golden.refs()), docs_items))
+                                     lambda: ask(index(docs_index, ROOT / "docs", golden.refs()), docs_items))
     return rows
 
 
@@ -122,7 +123,7 @@ def cached(path: Path, produce: Any) -> list[dict[str, Any]]:
 
 
 def index(folder: Path, corpus: Path, refs: Any = None) -> Services:
-    settings = eval_settings(Settings(), EvalConfig(corpus=corpus, queries=corpus, qrels=None, out=folder))
+    settings = eval_settings(load_settings(), EvalConfig(corpus=corpus, queries=corpus, qrels=None, out=folder))
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     svc = Services(settings)
     print(f"indexing {corpus} into {settings.data_dir}", flush=True)

@@ -57,6 +57,21 @@ def test_an_unknown_contact_is_raised_by_the_bot_with_the_contact_in_the_descrip
     assert "Contact: kim@elsewhere.example (asked to be told of the answer" in issue.description
 
 
+def test_a_typed_address_of_a_customer_is_never_raised_on_their_behalf(services: Services,
+                                                                      jira: FakeAtlassian) -> None:
+    """An anonymous visitor typing Ada's address must not make Ada the reporter: JSM would mail her,
+    and agents would answer the visitor as if they were Ada."""
+    svc = jira_services(services, jira, jsm_service_desk_id="1", jsm_request_type_id="10")
+    visitor = Identity(role="community")
+    cid = svc.conversations.ensure(None, owner="visitor-1", staff=False)
+    ref = request_human(svc.conversations, svc.queue, svc.routing, cid, visitor, None, "ada@acme.example", True)
+    row = get_escalation(svc.store.engine, ref.id)
+    assert row is not None and row.ticket_key is not None and not row.contact_verified
+    assert jira.issues[row.ticket_key].reporter == DEFAULT_PERSON
+    assert jira.count(r"/customer$", "GET") == 0
+    assert "Contact: ada@acme.example" in jira.issues[row.ticket_key].description
+
+
 def test_without_consent_nobody_is_looked_up_or_notified(services: Services, jira: FakeAtlassian) -> None:
     esc, key = escalate(services, jira, "ada@acme.example", notify=False)
     assert jira.issues[key].reporter == DEFAULT_PERSON

@@ -32,7 +32,7 @@ from assistant.api.schemas import (
 from assistant.chat import Event
 from assistant.conversations import NotFound
 from assistant.errors import AnswerdeskError
-from assistant.escalation.handoff import ContactError, contact_for, request_human
+from assistant.escalation.handoff import ContactError, contact_for, request_human, verified_contact
 from assistant.escalation.queue import EscalationRecord, get_escalation, list_escalations, set_contact
 from assistant.keys import Identity
 from assistant.services import Services
@@ -164,7 +164,8 @@ def build_router(settings: Settings) -> APIRouter:
         except NotFound:
             raise NotFound("escalation not found") from None
         contact = _contact(identity, body.contact_email, body.notify)
-        set_contact(svc.store.engine, row.id, contact, body.notify and contact is not None)
+        set_contact(svc.store.engine, row.id, contact, body.notify and contact is not None,
+                    verified_contact(identity, contact))
         return _shown(svc, identity, _escalation(svc, row.id))
 
     @router.get("/v1/escalations", response_model=list[Escalation], tags=["escalations"],

@@ -68,8 +68,16 @@ def request_human(conversations: Conversations, queue: TicketQueue, routing: Rou
         message_id=answer.id if answer else None,
         contact_email=contact_email,
         notify=notify and contact_email is not None,
+        contact_verified=verified_contact(identity, contact_email),
         **routing.fields(identity),
     ))
+
+
+def verified_contact(identity: Identity | None, contact: str | None) -> bool:
+    """Whether the contact is the signed-in user's own address (from a verified identity), so JSM may
+    raise the request as them; anyone could type a customer's address."""
+    email = identity.email if identity else None
+    return bool(email and contact and contact.lower() == email.lower())
 
 
 class ContactError(ValueError):

@@ -108,15 +108,17 @@ class JiraClient:
         return str(issues[0]["key"]) if issues else None
 
     def create(self, project: str, summary: str, description: str, labels: list[str],
-               priority: str | None, contact: str | None = None, route: Route | None = None) -> str:
+               priority: str | None, contact: str | None = None, route: Route | None = None,
+               on_behalf: bool = False) -> str:
         """contact: the e-mail of a user who agreed to be told of the answer. In JSM the request is raised
         on their behalf when they are a customer of the service desk (JSM then notifies them itself);
-        otherwise by the bot, with the contact in the description for the agent. route: the routing
+        otherwise by the bot, with the contact in the description for the agent. Only a verified address
+        (on_behalf: the signed-in user's own) is looked up: a typed one could be any customer's. route: the routing
         rule's assignee, components, priority and request type."""
         route = route or Route()
         if self.jsm is not None:
             text = "A customer question the assistant escalated; the full context is in the internal comment."
-            customer = self.customer(contact) if contact else None
+            customer = self.customer(contact) if contact and on_behalf else None
             if contact and customer is None:
                 text += f"\n\nContact: {contact} (asked to be told of the answer; not a customer of this service desk)"
             values = {"summary": summary, "description": text, "labels": labels}

@@ -213,7 +213,8 @@ class JiraQueue:
         try:
             key = client.create(self.project, summary_line(row.summary or row.question),
                                 describe(row, self._conv_url(row)), sorted(set(labels)), row.priority,
-                                row.contact_email if row.notify else None, route)
+                                row.contact_email if row.notify else None, route,
+                                on_behalf=row.contact_verified)
         except JiraCallFailed as exc:
             if not exc.maybe_sent:  # it never reached Jira: nothing to wait for
                 self._record(token, row, create_sent_at=None)

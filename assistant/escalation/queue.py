@@ -39,6 +39,7 @@ class EscalationRequest:
     labels: list[str] = field(default_factory=list)
     contact_email: str | None = None  # personal data: shown to staff and the owner, never logged
     notify: bool = False  # the user agreed to be told of the answer at contact_email
+    contact_verified: bool = False  # contact_email is the signed-in user's own, not one typed by anyone
 
 
 @dataclass
@@ -164,8 +165,10 @@ def get_escalation(engine: Engine, escalation_id: str) -> EscalationRecord | Non
     return EscalationRecord.from_row(row._mapping) if row else None
 
 
-def set_contact(engine: Engine, escalation_id: str, contact_email: str | None, notify: bool) -> None:
+def set_contact(engine: Engine, escalation_id: str, contact_email: str | None, notify: bool,
+                verified: bool = False) -> None:
     """Store whom to tell of the answer. A delivery not yet made (or retried) reads it from the row."""
     with engine.begin() as conn:
         conn.execute(db.escalations.update().where(db.escalations.c.id == escalation_id)
-                     .values(contact_email=contact_email, notify=notify, updated_at=utcnow()))
+                     .values(contact_email=contact_email, notify=notify, contact_verified=verified,
+                             updated_at=utcnow()))
