@@ -42,7 +42,9 @@ def services(settings: Settings, embedder: SentenceTransformerEmbedder) -> Servi
 
 def fresh_services(root: Path, embedder: SentenceTransformerEmbedder, **settings: Any) -> Services:
     """Services on a new data folder under `root` with the real model, configured by `settings` alone
-    (never by a .env file or the developer's environment file)."""
+    (never by a .env file or the developer's environment file). A test's fresh database is brought to
+    the newest schema revision on open, PostgreSQL included (which a deployment upgrades explicitly)."""
+    settings.setdefault("auto_migrate", True)
     return Services(Settings(data_dir=root / "data", _env_file=None, **settings),  # type: ignore[call-arg]
                     embedder=embedder)
 

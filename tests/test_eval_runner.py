@@ -192,7 +192,8 @@ def test_calibrate_fits_the_model_to_a_runs_questions(tmp_path: Path) -> None:
         cos = rng.uniform(0.5, 0.9) if right else rng.uniform(0.1, 0.6)
         rows.append({"id": str(i), "cites_relevant": right, "confidence": 0.9, "features": {
             "top_cosine": cos, "cosine_margin": 0.1, "gap": 1.0, "score_margin": 0.5, "section_terms": 0.5,
-            "field_cosine": 0.3, "agreement": 1.0, "top_ranks": 0.7, "question_terms": 2.0}})
+            "field_cosine": 0.3, "agreement": 1.0, "top_ranks": 0.7, "question_terms": 2.0,
+            "sentence_cosine": cos, "sentence_margin": 0.1, "source_terms": 1.0, "unknown_terms": 0.0}})
     run = tmp_path / "run"
     run.mkdir()
     (run / "per_query.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))

@@ -49,7 +49,9 @@ def test_ingest_stores_sentence_vectors_the_answerer_would_compute(docs_services
     stored = sentences.decode(blobs[chunk.id], len(texts), embedder.dimension)
     assert stored is not None and len(blobs[chunk.id]) == len(texts) * embedder.dimension * 2  # float16
     fresh = embedder.embed(texts, kind="document")
-    assert np.min(np.sum(stored * fresh, axis=1)) > 0.999
+    # bfloat16 on CPUs that have it: vectors are unit length to about 0.3%, and rounding depends on the
+    # batch a text was embedded in; another sentence's vector would be far below this
+    assert np.min(np.sum(stored * fresh, axis=1)) > 0.99
     assert sentences.decode(blobs[chunk.id], len(texts) + 1, embedder.dimension) is None  # a misfit is ignored
 
 
@@ -99,7 +101,8 @@ def test_concurrent_queries_are_embedded_in_few_batches(embedder: SentenceTransf
         t.join()
     assert batcher.batches == len(counting.calls) <= 4  # 16 questions, a handful of model calls
     direct = embedder.embed(questions, kind="query")
-    assert all(float(results[q] @ direct[i]) > 0.999 for i, q in enumerate(questions))
+    # > 0.99, not 0.999: bfloat16 rounding depends on the batch (see above); the others are far below
+    assert all(float(results[q] @ direct[i]) > 0.99 for i, q in enumerate(questions))
     counting.calls.clear()
     again = batcher.embed([questions[3], questions[3]], kind="query")
     assert counting.calls == [] and again.shape == (2, embedder.dimension)  # asked again: from the cache
