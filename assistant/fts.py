@@ -102,6 +102,17 @@ def ensure_index(engine: Engine) -> int:
         return _reindex_all(conn)
 
 
+def forget(engine: Engine) -> None:
+    """The index is not kept (another keyword index is chosen): drop its "current" marker so that
+    choosing it again re-indexes every chunk instead of trusting rows that stopped being written."""
+    with engine.connect() as conn:
+        marked = sa.inspect(conn).has_table("state") and conn.execute(
+            sa.select(db.state.c.key).where(db.state.c.key == FORMAT_KEY)).first() is not None
+    if marked:
+        with engine.begin() as conn:
+            conn.execute(db.state.delete().where(db.state.c.key == FORMAT_KEY))
+
+
 def _reindex_all(conn: sa.Connection, batch: int = 2000) -> int:
     conn.execute(sa.text("DELETE FROM chunks_fts"))
     if is_postgres(conn):

@@ -49,7 +49,8 @@ class Services:
     @cached_property
     def store(self) -> IndexStore:
         # Upgrades the schema, or refuses one that is behind (ANSWERDESK_AUTO_MIGRATE; assistant/schema.py).
-        return IndexStore(self.engine, migrate=self.settings.migrate_on_start)
+        return IndexStore(self.engine, migrate=self.settings.migrate_on_start,
+                          keyword_index=self.settings.keyword_index == "database")
 
     @cached_property
     def embedder(self) -> Embedder:

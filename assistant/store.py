@@ -36,12 +36,19 @@ class DocumentRecord:
 
 
 class IndexStore:
-    def __init__(self, engine: Engine, *, migrate: bool = True) -> None:
+    def __init__(self, engine: Engine, *, migrate: bool = True, keyword_index: bool = True) -> None:
         """migrate: bring the schema to the newest revision now (under the migration lock); False: refuse
-        a schema that is not the newest, naming `answerdesk db upgrade` (SchemaError)."""
+        a schema that is not the newest, naming `answerdesk db upgrade` (SchemaError).
+        keyword_index: keep the database keyword index (assistant/fts.py) in step with every chunk
+        write. Off (ANSWERDESK_KEYWORD_INDEX=bm25s) chunk writes skip it, and its "current" marker is
+        dropped, so choosing the database index later re-indexes from the chunks on open."""
         self.engine = engine
+        self.keyword_index = keyword_index
         schema.prepare(engine, auto=migrate)
-        fts.ensure_index(engine)  # raw-SQL tables Alembic does not manage (db.UNMANAGED_TABLE_PREFIXES)
+        if keyword_index:
+            fts.ensure_index(engine)  # raw-SQL tables Alembic does not manage (db.UNMANAGED_TABLE_PREFIXES)
+        else:
+            fts.forget(engine)
 
     # -- documents -------------------------------------------------------------------------
     def document_hashes(self, source: str) -> dict[str, str]:
@@ -80,7 +87,7 @@ class IndexStore:
         items = list(items)
         # Tokenized before the transaction opens: it holds the write lock only for the writes.
         terms = fts.terms_of([(ch.id, ch.search_text, ch.source, ch.doc_id, ch.audience, ch.org)
-                              for _doc, doc_chunks in items for ch in doc_chunks])
+                              for _doc, doc_chunks in items for ch in doc_chunks]) if self.keyword_index else []
         with self.engine.begin() as conn:
             for doc, doc_chunks in items:
                 self._delete(conn, doc.source, doc.doc_id)
@@ -91,7 +98,8 @@ class IndexStore:
                 if doc_chunks:
                     conn.execute(db.chunks.insert(),
                                  [{**_chunk_row(ch), "sentence_vectors": blobs.get(ch.id)} for ch in doc_chunks])
-            fts.add(conn, terms)
+            if terms:
+                fts.add(conn, terms)
             self._bump_generation(conn)
 
     def delete_documents(self, source: str, doc_ids: Iterable[str]) -> None:
@@ -111,10 +119,11 @@ class IndexStore:
                 out.extend(conn.execute(q).scalars())
         return out
 
-    @staticmethod
-    def _delete(conn: sa.Connection, source: str, doc_id: str) -> None:
+    def _delete(self, conn: sa.Connection, source: str, doc_id: str) -> None:
         c = db.chunks.c
-        fts.remove(conn, list(conn.execute(sa.select(c.id).where(c.source == source, c.doc_id == doc_id)).scalars()))
+        if self.keyword_index:
+            fts.remove(conn, list(conn.execute(sa.select(c.id).where(c.source == source, c.doc_id == doc_id))
+                                  .scalars()))
         conn.execute(
             db.chunks.delete().where(db.chunks.c.source == source, db.chunks.c.doc_id == doc_id)
         )

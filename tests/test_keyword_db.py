@@ -117,6 +117,17 @@ def test_database_from_an_earlier_version_is_indexed_when_opened(database_url: s
     assert fts.ensure_index(reopened.engine) == 0  # done once, not on every start
 
 
+def test_with_bm25s_chosen_chunk_writes_skip_it_and_choosing_it_again_reindexes(database_url: str) -> None:
+    store = IndexStore(create_engine(database_url))
+    save(store, chunk("kept.md", "heron nesting season"))
+    bm25s_store = IndexStore(create_engine(database_url), keyword_index=False)
+    save(bm25s_store, chunk("later.md", "egret feeding grounds"))
+    with store.engine.connect() as conn:
+        assert conn.execute(sa.text("SELECT count(*) FROM chunks_fts")).scalar_one() == 1  # later.md not written
+    reopened = IndexStore(create_engine(database_url))  # the database index chosen again
+    assert ids(DatabaseKeywordIndex(reopened).search("egret", 5)) == ["docs:later.md-0"]
+
+
 def test_scores_match_the_bm25s_index_order(database_url: str, tmp_path: Path) -> None:
     store = IndexStore(create_engine(database_url))
     texts = ["solar panel efficiency in winter", "panel discussion about solar policy and solar taxes",
