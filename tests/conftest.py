@@ -149,3 +149,14 @@ def docs_services(docs_settings: Settings, embedder: SentenceTransformerEmbedder
     services = Services(docs_settings, embedder=embedder)
     index_docs(services, ROOT / "docs")
     return services
+
+
+@pytest.fixture(params=[False, True], ids=["data-center", "cloud"])
+def jira(request: pytest.FixtureRequest) -> Iterator[Any]:
+    """A fake Jira (Data Center, then Cloud) whose SUP project exists; a module that needs other seed
+    data (JSM customers, say) defines its own `jira`."""
+    from tests.fakes.atlassian import running
+
+    with running(cloud=request.param) as fake:
+        fake.add_issue("SUP", "Seed ticket", "so the project exists")
+        yield fake

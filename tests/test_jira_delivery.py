@@ -9,7 +9,6 @@ from __future__ import annotations
 import re
 import threading
 import time
-from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
 
@@ -25,20 +24,13 @@ from assistant.escalation.jira_queue import JiraQueue, lease_for
 from assistant.escalation.queue import get_escalation
 from assistant.services import Services
 from cli.main import app as cli_app
-from tests.fakes.atlassian import SKIP_REASON, FakeAtlassian, running, shared_contracts
+from tests.fakes.atlassian import SKIP_REASON, FakeAtlassian, shared_contracts
 from tests.test_access import session
 from tests.test_jira_queue import jira_services, tickets, wait_for
 
 pytestmark = pytest.mark.skipif(shared_contracts() is None, reason=SKIP_REASON)
 MULTILINE = ("I want to talk to a human.\nMy install fails at step 2:\r\n  pip install answerdesk\n"
              "error: no matching distribution\n\n" + "Details follow. " * 30)
-
-
-@pytest.fixture(params=[False, True], ids=["data-center", "cloud"])
-def jira(request: pytest.FixtureRequest) -> Iterator[FakeAtlassian]:
-    with running(cloud=request.param) as fake:
-        fake.add_issue("SUP", "Seed ticket", "so the project exists")
-        yield fake
 
 
 def text_of(body: Any) -> str:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -18,18 +18,11 @@ from assistant.atlassian.adf import adf_to_text
 from assistant.escalation.jira_queue import JiraQueue, idempotency_label
 from assistant.escalation.queue import EscalationRecord, get_escalation
 from assistant.services import Services
-from tests.fakes.atlassian import SKIP_REASON, FakeAtlassian, running, shared_contracts
+from tests.fakes.atlassian import SKIP_REASON, FakeAtlassian, shared_contracts
 from tests.test_access import session
 
 pytestmark = pytest.mark.skipif(shared_contracts() is None, reason=SKIP_REASON)
 OFF_TOPIC = "What is the best recipe for banana bread?"
-
-
-@pytest.fixture(params=[False, True], ids=["data-center", "cloud"])
-def jira(request: pytest.FixtureRequest) -> Iterator[FakeAtlassian]:
-    with running(cloud=request.param) as fake:
-        fake.add_issue("SUP", "Seed ticket", "so the project exists")
-        yield fake
 
 
 def jira_services(base: Services, fake: FakeAtlassian, **extra: Any) -> Services:

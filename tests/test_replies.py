@@ -20,20 +20,13 @@ import sqlalchemy as sa
 from assistant import db
 from assistant.embeddings import SentenceTransformerEmbedder
 from assistant.replies.poll import poll_jira
-from tests.fakes.atlassian import SKIP_REASON, Comment, FakeAtlassian, Person, running, shared_contracts
+from tests.fakes.atlassian import SKIP_REASON, Comment, FakeAtlassian, Person, shared_contracts
 from tests.fakes.slack import FakeSlack
 from tests.replies_setup import WEBHOOK_SECRET, Inbox, Rig, rig, smtp_server, wait_until
 
 pytestmark = pytest.mark.skipif(shared_contracts() is None, reason=SKIP_REASON)
 AGENT = Person("Dana Support", "dana@vendor.example", "5b10ac8d82e05b22cc7d4ef6")
 ANSWER = "Set ANSWERDESK_DATABASE_URL to your PostgreSQL URL and restart the API."
-
-
-@pytest.fixture(params=[False, True], ids=["data-center", "cloud"])
-def jira(request: pytest.FixtureRequest) -> Iterator[FakeAtlassian]:
-    with running(cloud=request.param) as fake:
-        fake.add_issue("SUP", "Seed ticket", "so the project exists")
-        yield fake
 
 
 @pytest.fixture

@@ -6,7 +6,6 @@ which names users by accountId on Cloud and by username on Data Center, as Jira 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +22,7 @@ from assistant.services import Services
 from assistant.settings import Settings
 from assistant.store import utcnow
 from ingest.sync import load_sources
-from tests.fakes.atlassian import SKIP_REASON, FakeAtlassian, running, shared_contracts
+from tests.fakes.atlassian import SKIP_REASON, FakeAtlassian, shared_contracts
 from tests.test_jira_queue import OFF_TOPIC, jira_services, tickets
 
 needs_contracts = pytest.mark.skipif(shared_contracts() is None, reason=SKIP_REASON)
@@ -31,13 +30,6 @@ PAID_ACME = Identity("customer", "k-acme", "acme", "paid")
 FREE_GLOBEX = Identity("customer", "k-globex", "globex", "free")
 DANA = {"cloud": "712020:5c1a0e2b-billing", "dc": "dana.billing"}  # the fake's people (state.PEOPLE)
 IVO = {"cloud": "712020:93d4f7aa-install", "dc": "ivo.install"}
-
-
-@pytest.fixture(params=[False, True], ids=["data-center", "cloud"])
-def jira(request: pytest.FixtureRequest) -> Iterator[FakeAtlassian]:
-    with running(cloud=request.param) as fake:
-        fake.add_issue("SUP", "Seed ticket", "so the project exists")
-        yield fake
 
 
 def rules_for(fake: FakeAtlassian) -> str:
