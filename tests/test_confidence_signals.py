@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from assistant.answering.confidence import features, source_words
+from assistant.answering.confidence import features
 from assistant.answering.types import Source
 from assistant.types import Chunk, Hit
 
@@ -21,8 +21,8 @@ SOURCES = [source(1, "jira.md", "Escalations are created as Jira issues in the s
 
 
 def test_a_product_no_source_names_counts_as_unknown() -> None:
-    asked_about_zendesk = source_words("does it create zendesk tickets", SOURCES)
-    asked_about_jira = source_words("does it create jira issues", SOURCES)
+    asked_about_zendesk = features("does it create zendesk tickets", SOURCES)
+    asked_about_jira = features("does it create jira issues", SOURCES)
     assert asked_about_zendesk["unknown_terms"] > 0 == asked_about_jira["unknown_terms"]
     assert asked_about_zendesk["source_terms"] < asked_about_jira["source_terms"] == 1.0
 

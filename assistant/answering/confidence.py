@@ -100,28 +100,27 @@ def features(question: str, sources: list[Source], qvec: np.ndarray | None = Non
     cos = [s.hit.dense_score or 0.0 for s in sources]
     rest = [s.hit.score for s in sources[1:5]]
     qterms = terms(question)
+    words = [terms(s.hit.chunk.search_text) for s in sources]  # each source tokenized once
     return {
         "top_cosine": cos[0],
         "cosine_margin": cos[0] - max(cos[1:], default=0.0),
         "gap": top.score - (sum(rest) / len(rest) if rest else 0.0),
         "score_margin": top.score - (sources[1].hit.score if len(sources) > 1 else 0.0),
-        "section_terms": coverage(qterms, terms(top.chunk.search_text)),
+        "section_terms": coverage(qterms, words[0]),
         "field_cosine": top.field_score or 0.0,
         "agreement": 1.0 if top.dense_rank == 1 and top.keyword_rank == 1 else 0.0,
         "top_ranks": math.log(top.dense_rank or MISSING_RANK) + math.log(top.keyword_rank or MISSING_RANK),
         "question_terms": math.log1p(len(qterms)),
         **sentence_match(sources, qvec, sentences),
-        **source_words(question, sources),
+        **source_words(qterms - QUESTION_WORDS, set().union(*words)),
     }
 
 
-def source_words(question: str, sources: list[Source]) -> dict[str, float]:
-    """The question's content words against every source's: share found, and log of how many
-    no source uses at all (a product the docs never name, or an off-topic question)."""
-    qterms = terms(question) - QUESTION_WORDS
-    found = set().union(*(terms(s.hit.chunk.search_text) for s in sources))
-    return {"source_terms": coverage(qterms, found) if qterms else 1.0,
-            "unknown_terms": math.log1p(len(qterms - found))}
+def source_words(content: set[str], found: set[str]) -> dict[str, float]:
+    """The question's content words against all the sources' words: share found, and log of how
+    many no source uses at all (a product the docs never name, or an off-topic question)."""
+    return {"source_terms": coverage(content, found) if content else 1.0,
+            "unknown_terms": math.log1p(len(content - found))}
 
 
 def sentence_match(sources: list[Source], qvec: np.ndarray | None,
