@@ -33,7 +33,10 @@ _ORG = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._ -]{0,199}$")
 _TIER = re.compile(r"^[a-z0-9][a-z0-9_-]{0,39}$")
 # The owner "user:<aud>/<sub>" fits the 200 characters conversations.owner holds (aud: at most 64).
 _SUB = re.compile(r"^[^\s/]{1,128}$")
-EMAIL = re.compile(r"^[^@\s<>()\[\],;:\"]{1,64}@[A-Za-z0-9](?:[A-Za-z0-9-]{0,62}[A-Za-z0-9])?"
+# Whitespace spelled out as control characters and space, not \s: the pattern is also the OpenAPI
+# schema's, and JSON Schema's \s (ECMA) and Python's differ (U+0085), so a client checking the schema
+# and the server must agree on what is an address.
+EMAIL = re.compile(r"^[^@\x00-\x20\x7f-\x9f<>()\[\],;:\"]{1,64}@[A-Za-z0-9](?:[A-Za-z0-9-]{0,62}[A-Za-z0-9])?"
                    r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,62}[A-Za-z0-9])?)+$")
 
 
