@@ -42,9 +42,9 @@ def wait_for(svc: Services, escalation_id: str, ready: Callable[[EscalationRecor
     deadline = time.monotonic() + seconds
     while True:
         row = get_escalation(svc.store.engine, escalation_id)
-        if row is not None and ready(row) or time.monotonic() > deadline:
-            assert row is not None
+        if row is not None and ready(row):
             return row
+        assert time.monotonic() < deadline, f"escalation {escalation_id} not ready after {seconds} s: {row}"
         time.sleep(0.05)
 
 
