@@ -146,6 +146,9 @@ def test_the_support_loop(loop: Loop) -> None:
         emailed.close()
         support.nth(1).get_by_role("button", name="Yes, solved").click()
         expect(support.nth(1)).to_contain_text("Thanks, noted.")
+        look = "b => getComputedStyle(b).backgroundColor"
+        yes, no = (support.nth(1).get_by_role("button", name=n) for n in ("Yes, solved", "No"))
+        assert yes.evaluate(look) != no.evaluate(look)  # the chosen answer is seen as chosen, not only announced
         page.screenshot(path="/tmp/support-loop-widget.png")
         assert len(app.inbox.messages) == 2  # one for the answer, one asking for the rating: nothing twice
 
