@@ -142,10 +142,11 @@ def latency(engine: Engine, period: Period) -> dict[str, float | None]:
 
 
 def _channel(owner: str | None) -> str:
-    """Where a conversation took place, from who owns it (Identity.owner): the widget, Slack, an API
-    key's client, or the local operator (CLI; also rows from before owners were recorded)."""
+    """Where a conversation took place, from who owns it (Identity.owner): the widget (an anonymous
+    visitor's "widget:" session or a signed-in user's "user:" identity), Slack, an API key's client, or
+    the local operator (CLI; also rows from before owners were recorded)."""
     kind = (owner or "").split(":", 1)[0]
-    return {"widget": "widget", "slack": "slack", "key": "api"}.get(kind, "operator")
+    return {"widget": "widget", "user": "widget", "slack": "slack", "key": "api"}.get(kind, "operator")
 
 
 def _median_seconds(pairs: list[tuple[datetime, datetime | None]]) -> float | None:

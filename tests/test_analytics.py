@@ -226,7 +226,8 @@ def test_resolution_per_tier_and_channel_times_and_ratings(engine: Engine) -> No
     seed_escalation(engine, "key:k1", "paid", "customer", day, first_response=3 * h, resolved=10 * h, rating="no")
     seed_escalation(engine, "key:k1", "paid", "customer", day)  # nobody answered yet
     seed_escalation(engine, "slack:T1/C1", None, "community", day, first_response=2 * h, resolved=2 * h)
-    seed_escalation(engine, "widget:s2", None, "community", day, first_response=5 * h)
+    # A user the host site signed in (widget identity) asked in the widget too.
+    seed_escalation(engine, "user:docs.example/u-7", None, "community", day, first_response=5 * h)
     seed_escalation(engine, None, None, "customer", day - timedelta(days=30), resolved=h, rating="yes")  # too old
 
     esc = analytics.summary(engine, Period.last(7))["escalations"]

@@ -243,6 +243,7 @@ textarea{font:inherit;color:inherit;border:1px solid #8c959f;border-radius:8px;p
 .support{background:#eef4ff;border:1px solid #b6cdf5;border-radius:12px 12px 12px 2px;padding:10px 12px}
 .support p{margin:0;white-space:pre-wrap}.support .label{margin-top:0}
 .support .answer{border:1px solid #8c959f;background:#fff;border-radius:8px;padding:4px 12px;margin:6px 6px 0 0}
+.support .answer[aria-pressed=true]{border-color:#0b57d0;color:#0b57d0;background:#ddf4ff}
 .handoff{background:#e9f7ef;color:#1a5e33;padding:8px 10px;border-radius:8px}
 .handoff p{margin:0}.contact{margin:6px 0 0;padding-left:18px}.contact a{color:inherit;font-weight:600}
 .reach{display:flex;flex-direction:column;gap:6px;margin-top:8px;font-size:13px}
