@@ -67,7 +67,7 @@ async def jira_webhook(svc: Svc, request: Request) -> JSONResponse:
     if not await run_in_threadpool(outbox.first_delivery, key, settings.jira_webhook_max_age):
         log.info("Jira webhook %s replayed: ignored", key)
         return JSONResponse({"status": "duplicate"})
-    events = webhook_events(payload)
+    events = webhook_events(payload, outbox.bot.ids(fetch=False))
     try:
         added = await run_in_threadpool(outbox.record, events)
     except sa.exc.SQLAlchemyError:
