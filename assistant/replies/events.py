@@ -28,8 +28,8 @@ ASSIST_MARKER = "answerdesk assist: "  # the last line of agent assist's suggest
 @dataclass(frozen=True)
 class TicketEvent:
     ticket_key: str
-    kind: str  # comment | resolved
-    ref: str  # the comment id; for a resolution, "resolved"
+    kind: str  # comment | resolved | reopened (nobody is told; analytics stop counting it resolved)
+    ref: str  # the comment id; for a resolution, "resolved@<resolutiondate>" (or "resolved" when undated)
     body: str = ""
     author: str | None = None
     at: datetime | None = None
@@ -138,6 +138,13 @@ def resolution_event(ticket_key: str, fields: dict[str, Any], at: datetime | Non
     return TicketEvent(ticket_key, "resolved", "resolved@" + when.isoformat(timespec="milliseconds"), at=when)
 
 
+def reopen_event(ticket_key: str, fields: dict[str, Any], at: datetime | None) -> TicketEvent | None:
+    """A ticket whose status is known and not done: if it was resolved before `at`, it no longer is."""
+    if not isinstance(fields.get("status"), dict) or is_done(fields):
+        return None
+    return TicketEvent(ticket_key, "reopened", "reopened", at=at)
+
+
 def reporter_ids(fields: dict[str, Any]) -> frozenset[str]:
     return person_ids(fields.get("reporter"))
 
@@ -146,6 +153,20 @@ def is_done(fields: dict[str, Any]) -> bool:
     status = fields.get("status") or {}
     category = status.get("statusCategory") or {} if isinstance(status, dict) else {}
     return isinstance(category, dict) and str(category.get("key", "")).lower() == "done"
+
+
+def created_ticket(payload: dict[str, Any]) -> str | None:
+    """The key of a ticket a `jira:issue_created` delivery announces, unless answerdesk made it (its
+    escalation tickets carry the `answerdesk` label and get agent assist at delivery)."""
+    issue = payload.get("issue")
+    if payload.get("webhookEvent") != "jira:issue_created" or not isinstance(issue, dict):
+        return None
+    key = issue.get("key")
+    fields = issue.get("fields") if isinstance(issue.get("fields"), dict) else {}
+    labels = (fields or {}).get("labels") or []
+    if not isinstance(key, str) or not key or (isinstance(labels, list) and "answerdesk" in labels):
+        return None
+    return key
 
 
 def webhook_events(payload: dict[str, Any], bot: Collection[str] = ()) -> list[TicketEvent]:
@@ -167,7 +188,7 @@ def webhook_events(payload: dict[str, Any], bot: Collection[str] = ()) -> list[T
         if event is not None:
             out.append(event)
     if kind == "jira:issue_updated":
-        resolved = resolution_event(key, fields or {}, at)
-        if resolved is not None:
-            out.append(resolved)
+        changed = resolution_event(key, fields or {}, at) or reopen_event(key, fields or {}, at)
+        if changed is not None:
+            out.append(changed)
     return out

@@ -77,6 +77,8 @@ class ReplyOutbox:
             if event.kind == "comment" and event.author_ids & asker:
                 continue  # the asker's own comment (e.g. by e-mail to Jira) is not an answer to them
             self._timeline(event)
+            if event.kind == "reopened":
+                continue  # Jira's business: the asker hears of the next answer or resolution
             targets: list[tuple[str, EscalationRecord]] = [("widget", first)]
             if "slack" in self.channels and self._in_slack(first.conversation_id):
                 targets.append(("slack", first))
@@ -102,6 +104,11 @@ class ReplyOutbox:
             column, better = e.first_response_at, e.first_response_at > at
         elif event.kind == "resolved":
             column, better = e.resolved_at, e.resolved_at < at
+        elif event.kind == "reopened":  # resolved before this: not resolved any more
+            with self.engine.begin() as conn:
+                conn.execute(db.escalations.update().where(e.ticket_key == event.ticket_key, e.resolved_at < at)
+                             .values(resolved_at=None))
+            return
         else:
             return
         with self.engine.begin() as conn:

@@ -18,7 +18,7 @@ from sqlalchemy.engine import Engine
 from assistant import db
 from assistant.errors import EscalationError
 from assistant.escalation.jira_client import JiraClient
-from assistant.replies.events import TicketEvent, comment_event, reporter_ids, resolution_event
+from assistant.replies.events import TicketEvent, comment_event, reopen_event, reporter_ids, resolution_event
 from assistant.replies.outbox import ReplyOutbox
 from assistant.store import utcnow
 
@@ -58,9 +58,9 @@ def poll_jira(outbox: ReplyOutbox, client: JiraClient) -> int:
         skip = reporter_ids(fields) | bot
         events: list[TicketEvent] = [ev for c in comments if isinstance(c, dict)
                                      for ev in [comment_event(key, c, skip=skip)] if ev is not None]
-        resolved = resolution_event(key, fields, utcnow())
-        if resolved is not None:
-            events.append(resolved)
+        changed = resolution_event(key, fields, utcnow()) or reopen_event(key, fields, utcnow())
+        if changed is not None:
+            events.append(changed)
         added += outbox.record(events)
     return added
 
