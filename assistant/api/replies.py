@@ -78,9 +78,9 @@ async def jira_webhook(svc: Svc, request: Request) -> JSONResponse:
         raise
     ticket = created_ticket(payload) if settings.escalation == "jira" and settings.assist_on_new_tickets else None
     assist = None
-    # Recorded first, so the worker posts it if this process stops before the background post ends.
-    if ticket and await run_in_threadpool(svc.assist_poster.enqueue, ticket):
-        assist = BackgroundTask(svc.post_assist, ticket)
+    if ticket:  # recorded first: the worker posts it if this process stops before the background post ends
+        queued: bool = await run_in_threadpool(svc.assist_poster.enqueue, ticket)
+        assist = BackgroundTask(svc.post_assist, ticket) if queued else None
     return JSONResponse({"status": "accepted", "events": len(events), "replies": added,
                          "assist": assist is not None}, background=assist)
 
