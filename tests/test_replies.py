@@ -23,6 +23,7 @@ from assistant import db
 from assistant.embeddings import SentenceTransformerEmbedder
 from assistant.replies.poll import poll_jira
 from tests.fakes.atlassian import SKIP_REASON, Comment, FakeAtlassian, Person, shared_contracts
+from tests.fakes.atlassian.webhooks import sign
 from tests.fakes.slack import FakeSlack
 from tests.replies_setup import WEBHOOK_SECRET, Inbox, Rig, rig, smtp_server, wait_until
 
@@ -264,6 +265,11 @@ def test_a_reopened_ticket_brings_its_new_answer_and_asks_again_when_resolved_ag
         if webhooks:
             for delivery in list(app.hooks.sent):
                 app.hooks.redeliver(delivery)
+            # A captured first resolution, replayed without Jira's identifier header: a known resolution.
+            first = next(d for d in app.hooks.sent if d.event == "jira:issue_updated")
+            res = httpx.post(f"{app.url}/v1/webhooks/jira", content=first.body, headers={
+                "Content-Type": "application/json", "X-Hub-Signature": sign(WEBHOOK_SECRET, first.body)})
+            assert res.status_code == 200 and res.json()["replies"] == 0
         else:
             assert poll_jira(app.svc.replies, app.svc.jira_client()) == 0
         time.sleep(0.5)
@@ -318,3 +324,58 @@ def test_the_poll_dates_the_answer_and_the_resolution_as_jira_does(
     row = escalation_row(app, esc)
     assert same_ms(row.first_response_at, answered) and same_ms(row.resolved_at, resolved)
     assert all(same_ms(r["event_at"], answered) for r in app.replies(kind="comment"))
+
+
+def test_an_expired_rating_link_says_so_and_records_nothing(app: Rig) -> None:
+    answer, _session = app.chat("I want to talk to a human about the database URL")
+    esc = answer["escalation_id"]
+    app.jira.update_issue(app.ticket(esc), resolution="Done")
+    wait_until(lambda: all_delivered(app, 1))  # the widget's "resolved" (no Slack thread, no e-mail asked)
+    tokens = app.svc.replies.tokens
+    old = tokens.token(esc, made=time.time() - 31 * 86400)  # the e-mail of a month ago (30 days by default)
+    page = httpx.get(f"{app.url}/v1/ratings/{old}?via=email")
+    assert page.status_code == 410 and "expired" in page.text and "<button" not in page.text
+    assert httpx.post(f"{app.url}/v1/ratings/{old}?via=email", data={"solved": "yes"}).status_code == 410
+    res = httpx.post(f"{app.url}/v1/ratings/{old}", json={"solved": True})
+    assert res.status_code == 410 and "expired" in res.json()["detail"]
+    # Its date moved forward by hand: the signature no longer matches, so it is not valid at all.
+    eid, _made, signature = old.split(".")
+    forged = f"{eid}.{int(time.time())}.{signature}"
+    assert httpx.get(f"{app.url}/v1/ratings/{forged}").status_code == 404
+    assert httpx.post(f"{app.url}/v1/ratings/{forged}", json={"solved": True}).status_code == 404
+    assert _solved(app, esc) is None and _counts(app)[0] == 1
+    recent = tokens.token(esc, made=time.time() - 29 * 86400)
+    assert httpx.post(f"{app.url}/v1/ratings/{recent}", json={"solved": True}).status_code == 200
+    assert _solved(app, esc) is True
+
+
+def assist_notes(app: Rig, key: str) -> list[Comment]:
+    return [c for c in app.jira.issues[key].comments if "Suggested reply (answerdesk" in c.body]
+
+
+def test_a_ticket_made_in_jira_gets_agent_assist_once_and_an_escalations_ticket_not_twice(
+        tmp_path: Path, embedder: SentenceTransformerEmbedder, jira: FakeAtlassian, slack: FakeSlack,
+        smtp: tuple[Inbox, int]) -> None:
+    from atlassian import Jira
+
+    with rig(tmp_path, embedder, jira, slack, smtp[0], smtp[1], webhooks=False, assist_on_new_tickets=True) as app:
+        app.hooks.subscribe(f"{app.url}/v1/webhooks/jira", WEBHOOK_SECRET,
+                            events=("comment_created", "jira:issue_updated", "jira:issue_created"))
+        # An agent opens a ticket in Jira itself (the real client, as any Jira user would).
+        auth = {"username": jira.user, "password": jira.token} if jira.cloud else {"token": jira.token}
+        client = Jira(jira.url, cloud=jira.cloud, api_version=3 if jira.cloud else 2, **auth)
+        key = client.create_issue(fields={"project": {"key": "SUP"}, "summary": "How do I set the database URL?",
+                                          "issuetype": {"name": "Task"}})["key"]
+        wait_until(lambda: assist_notes(app, key), timeout=60)
+        [created] = [d for d in app.hooks.sent if d.event == "jira:issue_created"]
+        app.hooks.redeliver(created)  # Jira's retry
+        app.hooks.send(created.event, json.loads(created.body) | {"timestamp": int(time.time() * 1000)})
+        # And an escalation's ticket: Jira announces it too, but it gets its note from the delivery only.
+        _thread, esc, esc_key = slack_escalation(app, email=None)
+        wait_until(lambda: assist_notes(app, esc_key), timeout=60)
+        time.sleep(1.0)
+        [note] = assist_notes(app, key)
+        assert note.visibility or note.public is False  # internal: for the agent, never the customer
+        assert len(assist_notes(app, esc_key)) == 1
+        assert len([d for d in app.hooks.sent if d.event == "jira:issue_created"]) == 3  # ours was announced
+        assert app.replies() == []  # an internal note is nobody's answer
