@@ -170,6 +170,8 @@ class Settings(BaseSettings):
     jira_poll_interval: float = Field(0.0, ge=0)
     reply_max_attempts: int = Field(8, ge=1, le=100)  # then the reply is `failed` (logged), the others go on
     reply_retry_base: float = Field(5.0, ge=0, le=3600)  # seconds before the first retry; doubles each time
+    # Days a "did this solve your problem?" link (e-mail, Slack) works after it was sent; then it is refused.
+    rating_link_days: float = Field(30.0, gt=0, le=3650)
     # E-mail for people who asked to be told (notify + contact_email at handoff). No host: no e-mail.
     smtp_host: str | None = None
     smtp_port: int = Field(587, ge=1, le=65535)

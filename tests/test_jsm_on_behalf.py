@@ -14,7 +14,7 @@ from assistant.escalation.handoff import request_human
 from assistant.escalation.queue import get_escalation
 from assistant.keys import Identity
 from assistant.services import Services
-from tests.fakes.atlassian import DEFAULT_PERSON, SKIP_REASON, FakeAtlassian, running, shared_contracts
+from tests.fakes.atlassian import SKIP_REASON, FakeAtlassian, running, shared_contracts
 from tests.test_jira_queue import jira_services
 
 pytestmark = pytest.mark.skipif(shared_contracts() is None, reason=SKIP_REASON)
@@ -53,7 +53,7 @@ def test_an_unknown_contact_is_raised_by_the_bot_with_the_contact_in_the_descrip
         services: Services, jira: FakeAtlassian) -> None:
     _, key = escalate(services, jira, "kim@elsewhere.example", notify=True)
     issue = jira.issues[key]
-    assert issue.reporter == DEFAULT_PERSON
+    assert issue.reporter == jira.bot  # raised by answerdesk's own account
     assert "Contact: kim@elsewhere.example (asked to be told of the answer" in issue.description
 
 
@@ -67,14 +67,14 @@ def test_a_typed_address_of_a_customer_is_never_raised_on_their_behalf(services:
     ref = request_human(svc.conversations, svc.queue, svc.routing, cid, visitor, None, "ada@acme.example", True)
     row = get_escalation(svc.store.engine, ref.id)
     assert row is not None and row.ticket_key is not None and not row.contact_verified
-    assert jira.issues[row.ticket_key].reporter == DEFAULT_PERSON
+    assert jira.issues[row.ticket_key].reporter == jira.bot
     assert jira.count(r"/customer$", "GET") == 0
     assert "Contact: ada@acme.example" in jira.issues[row.ticket_key].description
 
 
 def test_without_consent_nobody_is_looked_up_or_notified(services: Services, jira: FakeAtlassian) -> None:
     esc, key = escalate(services, jira, "ada@acme.example", notify=False)
-    assert jira.issues[key].reporter == DEFAULT_PERSON
+    assert jira.issues[key].reporter == jira.bot
     assert jira.count(r"/customer$", "GET") == 0
     # The agent still sees who asked, in the internal context note.
     [context] = [c for c in jira.issues[key].comments if f"answerdesk escalation: {esc}" in c.body]

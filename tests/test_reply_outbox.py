@@ -69,8 +69,35 @@ def test_only_public_comments_and_done_statuses_become_events() -> None:
     done = {"timestamp": 1, "webhookEvent": "jira:issue_updated",
             "issue": {"key": "SUP-1", "fields": {"status": {"statusCategory": {"key": "done"}}}}}
     assert [e.kind for e in webhook_events(done)] == ["resolved"]
-    assert webhook_events({**done, "issue": issue}) == []
+    # Back to an open status: only analytics hear of it (the ticket is no longer resolved); nobody is told.
+    assert [e.kind for e in webhook_events({**done, "issue": issue})] == ["reopened"]
     assert webhook_events({"webhookEvent": "comment_created"}) == []
+
+
+def test_the_askers_and_the_bots_comments_are_skipped_and_jiras_dates_kept() -> None:
+    from datetime import UTC, datetime
+
+    reporter = {"accountId": "qm:1:alex", "emailAddress": "alex@customer.example", "displayName": "Alex"}
+    issue = {"key": "SUP-1", "fields": {"status": {"statusCategory": {"key": "new"}}, "reporter": reporter}}
+
+    def comment(author: dict[str, str], created: str = "2026-12-01T10:00:00.250+0000") -> dict[str, object]:
+        return {"timestamp": 1, "webhookEvent": "comment_created", "issue": issue,
+                "comment": {"id": "7", "body": "hello", "author": author, "created": created}}
+
+    assert webhook_events(comment(reporter)) == []
+    assert webhook_events(comment({"name": "answerdesk-bot", "key": "JIRAUSER1"}), bot={"JIRAUSER1"}) == []
+    [answer] = webhook_events(comment({"accountId": "557058:dana", "displayName": "Dana"}), bot={"JIRAUSER1"})
+    assert answer.at == datetime(2026, 12, 1, 10, 0, 0, 250000, tzinfo=UTC)
+
+    def resolved(date: str) -> str:
+        fields = {"status": {"statusCategory": {"key": "done"}}, "resolutiondate": date}
+        [event] = webhook_events({"timestamp": 1, "webhookEvent": "jira:issue_updated",
+                                  "issue": {"key": "SUP-1", "fields": fields}})
+        return event.ref
+
+    # Two resolutions of one ticket are two events; the same one in another time zone notation is one.
+    assert resolved("2026-12-01T10:00:00.000+0000") != resolved("2026-12-02T09:00:00.000+0000")
+    assert resolved("2026-12-01T10:00:00.000+0000") == resolved("2026-12-01T11:00:00.000+0100")
 
 
 def test_an_address_with_a_line_break_is_refused_not_injected(tmp_path: Path) -> None:
@@ -96,4 +123,6 @@ def test_signatures_and_tokens_with_any_characters_are_refused_not_errors() -> N
     tokens = RatingTokens(b"k" * 32)
     assert tokens.escalation(tokens.token("e1")) == "e1"
     assert tokens.escalation("e1.\u00e9t\u00e9") is None and tokens.escalation("e1." + tokens.token("e2")[3:]) is None
+    assert tokens.escalation("e1.\u0661\u0662.x") is None  # non-ASCII digits are not a date
+    assert not tokens.expired("e1.1.forged") and tokens.expired(tokens.token("e1", made=1))
     assert not signature_ok("secret", b"{}", "sha256=\u00e9") and not signature_ok("secret", b"{}", None)

@@ -14,8 +14,10 @@ from typing import Any
 
 import jwt
 import pytest
+import sqlalchemy as sa
 from fastapi.testclient import TestClient
 
+from assistant import db
 from assistant.api import create_app
 from assistant.escalation.queue import get_escalation
 from assistant.services import Services
@@ -134,6 +136,30 @@ def test_a_paid_customer_gets_their_documents_priority_and_conversations(client:
     for headers in (user(other), {}):
         assert client.get(f"/v1/escalations/{esc.json()['id']}", headers=headers).status_code == 404
     assert client.get(f"/v1/escalations/{esc.json()['id']}", headers=user(later)).status_code == 200
+
+
+def test_a_forged_or_expired_token_of_a_real_user_opens_nothing_of_theirs_and_changes_nothing(
+        client: TestClient, svc: Services) -> None:
+    """What a captured token is worth once it expired, or a token made without the host site's secret
+    naming the same user: neither reads nor adds to that user's conversation and escalations."""
+    body = client.post("/v1/chat", json={"question": QUESTION}, headers=user(token(sub="u-77"))).json()
+    esc = client.post("/v1/escalations", json={"conversation_id": body["conversation_id"]},
+                      headers=user(token(sub="u-77")))
+    assert esc.status_code == 201, esc.text
+    stale = int(time.time()) - 7200
+    replayed = token(sub="u-77", iat=stale, exp=stale + 600)  # captured two hours ago, used now
+    forged = token(sub="u-77", secret="an-attackers-own-secret-that-is-long-enough-0")
+    def escalations() -> int:
+        with svc.store.engine.connect() as conn:
+            return int(conn.execute(sa.select(sa.func.count()).select_from(db.escalations)).scalar_one())
+
+    before = escalations()
+    for bad in (replayed, forged):
+        assert client.get(f"/v1/escalations/{esc.json()['id']}", headers=user(bad)).status_code == 404
+        again = client.post("/v1/escalations", json={"conversation_id": body["conversation_id"]}, headers=user(bad))
+        assert again.status_code == 404, again.text
+    assert escalations() == before
+    assert client.get(f"/v1/escalations/{esc.json()['id']}", headers=user(token(sub="u-77"))).status_code == 200
 
 
 def test_without_an_org_a_signed_in_user_is_community_but_owns_their_conversation(client: TestClient) -> None:

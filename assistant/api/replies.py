@@ -15,6 +15,7 @@ import sqlalchemy as sa
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from pydantic import ValidationError
+from starlette.background import BackgroundTask
 from starlette.concurrency import run_in_threadpool
 
 from assistant.api.auth import CurrentIdentity, require
@@ -22,7 +23,7 @@ from assistant.api.routes import ERRORS, OPTIONAL_KEY, Svc, problem
 from assistant.api.schemas import ConversationId, RatingCreate, RatingOut, SupportReply
 from assistant.escalation.queue import get_escalation
 from assistant.replies.channels import conversation_replies
-from assistant.replies.events import event_time, signature_ok, webhook_events
+from assistant.replies.events import created_ticket, event_time, signature_ok, webhook_events
 from assistant.replies.ratings import rate, rating_of, resolution_ratings, summary
 from assistant.store import utcnow
 
@@ -36,9 +37,11 @@ RATING_VIA = ("email", "slack", "widget")
     400: {"description": "Not a Jira webhook body, or its timestamp is missing or too old"},
     401: {"description": "Bad or missing X-Hub-Signature"}, 404: {"description": "Webhooks not configured"}})
 async def jira_webhook(svc: Svc, request: Request) -> JSONResponse:
-    """Jira's webhook (comment_created, jira:issue_updated): an agent's public comment and the resolution of
-    a ticket answerdesk created go back to the person who asked. Signed with the webhook secret
-    (`X-Hub-Signature: sha256=<HMAC of the body>`); a replayed delivery is acknowledged and ignored."""
+    """Jira's webhook (comment_created, jira:issue_updated, jira:issue_created): an agent's public comment
+    and the resolution of a ticket answerdesk created go back to the person who asked; a ticket made in
+    Jira directly gets agent assist's suggested reply as an internal comment, once (after the answer: Jira
+    is not kept waiting for the draft). Signed with the webhook secret (`X-Hub-Signature: sha256=<HMAC of
+    the body>`); a replayed delivery is acknowledged and ignored."""
     settings = svc.settings
     if settings.jira_webhook_secret is None:
         return problem(404, "Jira webhooks are not configured: set ANSWERDESK_JIRA_WEBHOOK_SECRET to the secret "
@@ -67,13 +70,19 @@ async def jira_webhook(svc: Svc, request: Request) -> JSONResponse:
     if not await run_in_threadpool(outbox.first_delivery, key, settings.jira_webhook_max_age):
         log.info("Jira webhook %s replayed: ignored", key)
         return JSONResponse({"status": "duplicate"})
-    events = webhook_events(payload)
+    events = webhook_events(payload, outbox.bot.ids(fetch=False))
     try:
         added = await run_in_threadpool(outbox.record, events)
     except sa.exc.SQLAlchemyError:
         await run_in_threadpool(outbox.forget_delivery, key)  # Jira retries; the retry must not be a "replay"
         raise
-    return JSONResponse({"status": "accepted", "events": len(events), "replies": added})
+    ticket = created_ticket(payload) if settings.escalation == "jira" and settings.assist_on_new_tickets else None
+    assist = None
+    if ticket:  # recorded first: the worker posts it if this process stops before the background post ends
+        queued: bool = await run_in_threadpool(svc.assist_poster.enqueue, ticket)
+        assist = BackgroundTask(svc.post_assist, ticket) if queued else None
+    return JSONResponse({"status": "accepted", "events": len(events), "replies": added,
+                         "assist": assist is not None}, background=assist)
 
 
 def signature_of(body: bytes) -> str:
@@ -104,11 +113,22 @@ def _page(title: str, body: str, status: int = 200) -> HTMLResponse:
                         status_code=status, headers={"Cache-Control": "no-store", "Referrer-Policy": "no-referrer"})
 
 
+EXPIRED_TEXT = ("<p>This link has expired: answers are taken for {days:g} days after the ticket was resolved. "
+                "Nothing was recorded.</p>")
+
+
+def _expired_page(svc: Any) -> HTMLResponse:
+    return _page("Link expired", EXPIRED_TEXT.format(days=svc.settings.rating_link_days), 410)
+
+
 @router.get("/v1/ratings/{token}", response_class=HTMLResponse, tags=["escalations"],
-            responses={404: {"description": "Unknown or forged link"}})
+            responses={404: {"description": "Unknown or forged link"}, 410: {"description": "Expired link"}})
 def rating_page(svc: Svc, token: str, via: str = "email") -> HTMLResponse:
     """The page an e-mailed or Slack link opens: two buttons. Opening it changes nothing (mail scanners
-    open links); only the buttons (a POST) record the answer."""
+    open links); only the buttons (a POST) record the answer. A link older than
+    ANSWERDESK_RATING_LINK_DAYS answers 410 with a page saying so."""
+    if svc.replies.tokens.expired(token):
+        return _expired_page(svc)
     eid = svc.replies.tokens.escalation(token)
     if eid is None or get_escalation(svc.store.engine, eid) is None:
         return _page("Link not valid", "<p>This link is not valid. It may have been cut short.</p>", 404)
@@ -120,12 +140,15 @@ def rating_page(svc: Svc, token: str, via: str = "email") -> HTMLResponse:
 
 
 @router.post("/v1/ratings/{token}", tags=["escalations"], response_model=RatingOut,
-             responses={400: {"description": "`solved` missing or not yes/no"}, 404: {"description": "Unknown link"}})
+             responses={400: {"description": "`solved` missing or not yes/no"}, 404: {"description": "Unknown link"},
+                        410: {"description": "Expired link: nothing recorded"}})
 async def rating(svc: Svc, request: Request, token: str, via: str = "widget") -> Response:
     """Answer 'did this solve your problem?': JSON `{"solved": true}` (the widget), or the rating page's
-    form (`solved=yes|no`, answered with a page)."""
+    form (`solved=yes|no`, answered with a page). An expired link records nothing (410)."""
     eid = svc.replies.tokens.escalation(token)
     form = "application/x-www-form-urlencoded" in request.headers.get("content-type", "")
+    if svc.replies.tokens.expired(token):
+        return _expired_page(svc) if form else problem(410, "rating link expired: nothing recorded")
     if eid is None or await run_in_threadpool(get_escalation, svc.store.engine, eid) is None:
         return _page("Link not valid", "<p>This link is not valid.</p>", 404) if form else problem(404, "rating "
                                                                                                     "link not valid")

@@ -35,6 +35,18 @@ class AssistPoster:
     def __init__(self, engine: Engine, assist: Callable[[], AgentAssist]) -> None:
         self.engine, self.assist = engine, assist
 
+    def enqueue(self, ticket_key: str) -> bool:
+        """Record that `ticket_key` wants a post, before trying it (the `issue_created` webhook): if the
+        try fails or the process stops, the worker's `post_pending` still posts it. False when the ticket
+        has a row already (posted, being posted, or queued): nothing more to do."""
+        try:
+            with self.engine.begin() as conn:
+                conn.execute(db.assist_posts.insert(), {"ticket_key": ticket_key, "claimed_until": None,
+                                                        "attempts": 0, "created_at": utcnow()})
+        except sa.exc.IntegrityError:
+            return False
+        return True
+
     def post(self, ticket_key: str) -> bool:
         """Post the suggestion on `ticket_key` unless it is there already or another poster holds it.
         True when this call posted it (or found it posted by an attempt that lost its answer)."""

@@ -202,21 +202,25 @@ class JiraClient:
         return {"key": key, "summary": f.get("summary") or "", "description": adf_to_text(f.get("description")),
                 "comments": comments, "status": ((f.get("status") or {}).get("name") or "")}
 
-    def updates(self, key: str) -> tuple[list[dict[str, Any]], bool]:
-        """For the reply poll: the ticket's comments as Jira returns them (visibility, jsdPublic and all: the
-        caller keeps the public ones) and whether its status category is done. JSM requests read their
-        comments from the servicedeskapi, asking for public ones only: Data Center's platform API does
-        not say which comments are internal."""
+    def updates(self, key: str) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+        """For the reply poll: the ticket's comments as Jira returns them (visibility, jsdPublic, author and
+        created: the caller keeps the public ones by others than the asker and us) and the fields that say
+        whether and when it was resolved and who reported it (status, resolutiondate, reporter). JSM
+        requests read their comments from the servicedeskapi, asking for public ones only: Data Center's
+        platform API does not say which comments are internal."""
         data = self._call("read", self.jira.get, f"rest/api/{self.v}/issue/{key}",
-                          params={"fields": "comment,status"})
+                          params={"fields": "comment,status,resolutiondate,reporter"})
         f = (data or {}).get("fields") or {}
-        done = str(((f.get("status") or {}).get("statusCategory") or {}).get("key", "")).lower() == "done"
         if self.jsm is not None:
             comments = self._call("comments", self.desk.get_request_comments, key, limit=100, public=True,
                                   internal=False) or []
         else:
             comments = (f.get("comment") or {}).get("comments") or []
-        return list(comments), done
+        return list(comments), {k: f.get(k) for k in ("status", "resolutiondate", "reporter")}
+
+    def myself(self) -> dict[str, Any]:
+        """The account answerdesk calls Jira as (its comments and the requests it raised are its own)."""
+        return dict(self._call("myself", self.jira.get, f"rest/api/{self.v}/myself") or {})
 
     def browse_url(self, key: str) -> str:
         return f"{self.url}/browse/{key}"

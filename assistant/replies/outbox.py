@@ -1,7 +1,9 @@
 """The reply outbox: Jira's events become one row per channel, then each row is delivered exactly once.
 
-Recording is idempotent: a row's `key` (ticket, kind, comment id, channel) is unique, so the same comment
-seen again (a replayed webhook, Jira's retry, the poll after the webhook) adds nothing. Delivery claims
+Recording is idempotent: a row's `key` (ticket, kind, comment id or resolution date, channel) is unique, so
+the same comment or resolution seen again (a replayed webhook, Jira's retry, the poll after the webhook)
+adds nothing, while a ticket resolved again after a reopen asks again (one rating request per resolution:
+the first did not solve it; the latest answer is the one kept). Delivery claims
 a row with a lease (two workers never send one reply), retries transient failures with backoff, and
 marks a row `failed` after a permanent failure or `reply_max_attempts` (logged with the reason); every
 row stands alone, so a failing channel never holds up the others."""
@@ -20,6 +22,7 @@ from sqlalchemy.engine import Engine
 
 from assistant import db
 from assistant.escalation.queue import EscalationRecord, get_escalation
+from assistant.replies.account import BotAccount
 from assistant.replies.channels import Channel, Reply, SendFailed
 from assistant.replies.events import TicketEvent
 from assistant.replies.ratings import RatingTokens
@@ -33,8 +36,10 @@ KEEP_DELIVERIES = 2  # webhook delivery ids are kept this many max ages: a repla
 
 class ReplyOutbox:
     def __init__(self, engine: Engine, channels: dict[str, Channel], tokens: RatingTokens,
-                 public_url: str | None = None, max_attempts: int = 8, retry_base: float = 5.0) -> None:
+                 public_url: str | None = None, max_attempts: int = 8, retry_base: float = 5.0,
+                 bot: BotAccount | None = None) -> None:
         self.engine, self.channels, self.tokens = engine, channels, tokens
+        self.bot = bot or BotAccount(None, None)
         self.public_url = public_url.rstrip("/") if public_url else None
         self.max_attempts, self.retry_base = max_attempts, retry_base
         self.wake = threading.Event()  # set when rows were recorded: the worker delivers at once
@@ -68,7 +73,12 @@ class ReplyOutbox:
             if not escalations:
                 continue
             first = escalations[0]  # the conversation's (later escalations of it reuse this ticket)
+            asker = {e.contact_email.lower() for e in escalations if e.contact_email}
+            if event.kind == "comment" and event.author_ids & asker:
+                continue  # the asker's own comment (e.g. by e-mail to Jira) is not an answer to them
             self._timeline(event)
+            if event.kind == "reopened":
+                continue  # Jira's business: the asker hears of the next answer or resolution
             targets: list[tuple[str, EscalationRecord]] = [("widget", first)]
             if "slack" in self.channels and self._in_slack(first.conversation_id):
                 targets.append(("slack", first))
@@ -85,15 +95,26 @@ class ReplyOutbox:
         return added
 
     def _timeline(self, event: TicketEvent) -> None:
-        """The escalation's first human answer and resolution times, which analytics reads: the
-        first event of each kind sets them, replays and later comments leave them."""
-        column = {"comment": "first_response_at", "resolved": "resolved_at"}.get(event.kind)
-        if column is None:
-            return
+        """The escalation's first human answer and resolution times, which analytics reads, as Jira dates
+        them: the earliest public answer, and the latest resolution (a reopened ticket's last one counts).
+        A replayed or late event moves neither the wrong way."""
         e = db.escalations.c
+        at = event.at or utcnow()
+        if event.kind == "comment":
+            column, better = e.first_response_at, e.first_response_at > at
+        elif event.kind == "resolved":
+            column, better = e.resolved_at, e.resolved_at < at
+        elif event.kind == "reopened":  # resolved before this: not resolved any more
+            with self.engine.begin() as conn:
+                conn.execute(db.escalations.update().where(e.ticket_key == event.ticket_key, e.resolved_at < at)
+                             .values(resolved_at=None))
+            return
+        else:
+            return
         with self.engine.begin() as conn:
-            conn.execute(db.escalations.update().where(e.ticket_key == event.ticket_key, e[column].is_(None))
-                         .values({column: event.at or utcnow()}))
+            conn.execute(db.escalations.update().where(e.ticket_key == event.ticket_key,
+                                                       sa.or_(column.is_(None), better))
+                         .values({column.name: at}))
 
     def _add(self, event: TicketEvent, channel: str, escalation: EscalationRecord) -> int:
         now = utcnow()

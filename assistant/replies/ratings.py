@@ -1,9 +1,11 @@
 """'Did this solve your problem?' after a ticket is resolved: signed links, and the stored answers.
 
-A rating token is the escalation id and an HMAC of it under the session secret: the link in an e-mail
-or a Slack thread works without a login, and nobody can rate an escalation whose link they were not
-sent. Answers are stored in db.resolution_ratings, one per escalation (a later answer replaces an
-earlier one); `resolution_ratings()` is what analytics reads."""
+A rating token is the escalation id, when the link was made, and an HMAC of both under the session
+secret: the link in an e-mail or a Slack thread works without a login, nobody can rate an escalation
+whose link they were not sent, and a link older than ANSWERDESK_RATING_LINK_DAYS is refused (an old
+mail found in a forwarded thread or a breached mailbox changes nothing). Answers are stored in
+db.resolution_ratings, one per escalation (a later answer replaces an earlier one: a reopened ticket is
+asked again at its next resolution); `resolution_ratings()` is what analytics reads."""
 
 from __future__ import annotations
 
@@ -12,6 +14,7 @@ import hashlib
 import hmac
 import logging
 import secrets
+import time
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -24,34 +27,52 @@ from assistant.settings import Settings
 from assistant.store import utcnow
 
 log = logging.getLogger("answerdesk.replies")
-_TAG = b"answerdesk-rating-v1:"
+_TAG = b"answerdesk-rating-v2:"
 CHANNELS = ("widget", "email", "slack")
 
 
 class RatingTokens:
-    def __init__(self, secret: bytes) -> None:
+    def __init__(self, secret: bytes, lifetime: float = 30 * 86400.0) -> None:
         self._secret = secret
+        self.lifetime = lifetime  # seconds a link works after it was made
 
     @classmethod
     def from_settings(cls, settings: Settings) -> RatingTokens:
+        lifetime = settings.rating_link_days * 86400
         if settings.session_secret is None:  # development only (Settings refuse it elsewhere)
             log.warning("ANSWERDESK_SESSION_SECRET is not set: rating links stop working when this process stops")
-            return cls(secrets.token_bytes(32))
-        return cls(settings.session_secret.get_secret_value().encode())
+            return cls(secrets.token_bytes(32), lifetime)
+        return cls(settings.session_secret.get_secret_value().encode(), lifetime)
 
-    def token(self, escalation_id: str) -> str:
-        return f"{escalation_id}.{self._sign(escalation_id)}"
+    def token(self, escalation_id: str, made: float | None = None) -> str:
+        signed = f"{escalation_id}.{int(time.time() if made is None else made)}"
+        return f"{signed}.{self._sign(signed)}"
 
     def escalation(self, token: str) -> str | None:
-        """The escalation a token names, or None for a malformed or forged one."""
-        if not token or token.count(".") != 1 or len(token) > 200:
-            return None
-        eid, signature = token.split(".")
-        # As bytes: compare_digest refuses non-ASCII str, and a URL path may carry any character.
-        return eid if eid and hmac.compare_digest(signature.encode(), self._sign(eid).encode()) else None
+        """The escalation a token names, or None for a malformed, forged or expired one."""
+        found = self._verified(token)
+        return found[0] if found and not self._expired(found[1]) else None
 
-    def _sign(self, escalation_id: str) -> str:
-        digest = hmac.new(self._secret, _TAG + escalation_id.encode(), hashlib.sha256).digest()
+    def expired(self, token: str) -> bool:
+        """A genuine link that is too old (a forged one is never 'expired': it is not valid)."""
+        found = self._verified(token)
+        return found is not None and self._expired(found[1])
+
+    def _expired(self, made: int) -> bool:
+        return time.time() - made > self.lifetime
+
+    def _verified(self, token: str) -> tuple[str, int] | None:
+        if not token or token.count(".") != 2 or len(token) > 200:
+            return None
+        eid, made, signature = token.split(".")
+        # As bytes: compare_digest refuses non-ASCII str, and a URL path may carry any character.
+        if not eid or not made.isascii() or not made.isdigit() or not hmac.compare_digest(
+                signature.encode(), self._sign(f"{eid}.{made}").encode()):
+            return None
+        return eid, int(made)
+
+    def _sign(self, signed: str) -> str:
+        digest = hmac.new(self._secret, _TAG + signed.encode(), hashlib.sha256).digest()
         return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
 
 

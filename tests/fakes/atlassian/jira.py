@@ -17,7 +17,7 @@ from tests.fakes.atlassian.queries import (
     encode_token,
     query_filter,
 )
-from tests.fakes.atlassian.state import DEFAULT_PERSON, ORG_FIELD, PRIORITIES, Comment, Issue, Person, jira_time
+from tests.fakes.atlassian.state import ORG_FIELD, PRIORITIES, Comment, Issue, Person, jira_time
 
 
 def summary_error(summary: Any) -> str | None:
@@ -91,7 +91,7 @@ class JiraApi(Api):
             "status": {"name": "Done" if done else "Open",
                        "statusCategory": {"key": "done" if done else "new", "name": "Done" if done else "To Do"}},
             "resolution": {"name": issue.resolution} if done else None,
-            "resolutiondate": jira_time(issue.updated) if done else None,
+            "resolutiondate": jira_time(issue.resolved or issue.updated) if done else None,
             "created": jira_time(issue.created), "updated": jira_time(issue.updated),
             "project": {"key": issue.project, "name": f"{issue.project} project", "id": "10000"},
             "issuetype": {"name": "Service Request" if issue.jsm else "Bug"},
@@ -216,7 +216,7 @@ class JiraApi(Api):
         wrong = body_problem(text, v)
         if wrong:  # Jira's words, then what exactly is wrong (Jira itself does not say)
             return 400, {"errorMessages": [f"Comment body is not valid! {wrong}"], "errors": {}}, {}
-        comment = Comment(self.f.next_id(), adf.plain_text(text).strip(), DEFAULT_PERSON,
+        comment = Comment(self.f.next_id(), adf.plain_text(text).strip(), self.f.bot,
                           visibility=(body or {}).get("visibility"))
         issue.comments.append(comment)
         issue.updated = datetime.now(UTC)
@@ -240,10 +240,11 @@ class JiraApi(Api):
         if errors:
             return 400, {"errorMessages": [], "errors": errors}, {}
         key = self.f.add_issue(str(project), fields["summary"], adf.plain_text(description or "").strip(),
-                               resolution=None, labels=fields.get("labels"))
+                               reporter=self.f.bot, resolution=None, labels=fields.get("labels"))
         issue = self.f.issues[key]
         for name, value in changes.items():
             setattr(issue, name, value)
+        self.f.emit("jira:issue_created", issue)
         return 201, {"id": issue.id, "key": key, "self": f"{self.f.url}/rest/api/{v}/issue/{issue.id}"}, {}
 
     def edit_issue(self, key: str, body: Any, **_: Any) -> Answer:
@@ -317,9 +318,8 @@ class JiraApi(Api):
         tid = str(((body or {}).get("transition") or {}).get("id", ""))
         if tid not in self._TRANSITIONS:
             return 400, {"errorMessages": [f"Transition id '{tid}' is not valid for this issue."], "errors": {}}, {}
-        before, issue.resolution = issue.resolution, self._TRANSITIONS[tid][1]
         issue.updated = datetime.now(UTC)
-        if issue.resolution != before:
+        if issue.set_resolution(self._TRANSITIONS[tid][1]):
             self.f.emit("jira:issue_updated", issue)
         return 204, b"", {}
 
@@ -336,4 +336,4 @@ class JiraApi(Api):
         return 200, out, {}
 
     def myself(self, **_: Any) -> Answer:
-        return 200, self._jira_user(Person("Sync Bot", self.f.user, "bot-account")), {}
+        return 200, self._jira_user(self.f.bot), {}

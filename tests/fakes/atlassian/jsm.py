@@ -10,7 +10,7 @@ from urllib.parse import urlencode
 
 from tests.fakes.atlassian.jira import summary_error
 from tests.fakes.atlassian.queries import Answer, Api
-from tests.fakes.atlassian.state import DEFAULT_PERSON, Comment, Issue, Person, jira_time
+from tests.fakes.atlassian.state import Comment, Issue, Person, jira_time
 
 
 class JsmApi(Api):
@@ -97,7 +97,7 @@ class JsmApi(Api):
         if project is None or bad_summary:
             return 400, {"errorMessage": bad_summary or "The service desk does not exist.",
                          "i18nErrorMessage": {"i18nKey": "sd.request.create.error", "parameters": []}}, {}
-        reporter = DEFAULT_PERSON
+        reporter = self.f.bot
         if body.get("raiseOnBehalfOf"):
             # Cloud names the customer by accountId, Data Center by username; anyone else is refused.
             who = str(body["raiseOnBehalfOf"])
@@ -111,6 +111,7 @@ class JsmApi(Api):
         key = self.f.add_issue(project, values["summary"], str(values.get("description", "")), reporter=reporter,
                                resolution=None, jsm=True, labels=values.get("labels"))  # a field of the request type
         self.f.issues[key].request_type = request_type
+        self.f.emit("jira:issue_created", self.f.issues[key])
         return 201, self._request_json(self.f.issues[key]), {}
 
     def jsm_list(self, query: dict[str, str], **_: Any) -> Answer:
@@ -155,7 +156,7 @@ class JsmApi(Api):
         if not isinstance(body.get("body"), str) or not isinstance(body.get("public"), bool):
             return 400, {"errorMessage": "The comment body and public flag are required.",
                          "i18nErrorMessage": {"i18nKey": "sd.comment.error", "parameters": []}}, {}
-        comment = Comment(self.f.next_id(), body["body"], DEFAULT_PERSON, public=body["public"])
+        comment = Comment(self.f.next_id(), body["body"], self.f.bot, public=body["public"])
         issue.comments.append(comment)
         issue.updated = datetime.now(UTC)
         self.f.emit("comment_created", issue, comment)

@@ -78,6 +78,19 @@ class Issue:
     request_type: str | None = None  # JSM requests: the request type id they were raised with
     created: datetime = field(default_factory=lambda: datetime.now(UTC))
     updated: datetime = field(default_factory=lambda: datetime.now(UTC))
+    resolved: datetime | None = None  # Jira's resolutiondate: set when resolved, cleared when reopened
+
+    def __post_init__(self) -> None:
+        if self.resolution is not None and self.resolved is None:
+            self.resolved = self.created
+
+    def set_resolution(self, resolution: str | None) -> bool:
+        """Resolve or reopen as Jira does (resolutiondate follows); True when it changed."""
+        if resolution == self.resolution:
+            return False
+        self.resolution = resolution
+        self.resolved = datetime.now(UTC) if resolution is not None else None
+        return True
 
 
 DEFAULT_PERSON = Person("Sam Agent", "sam.agent@vendor.example", "5b10ac8d82e05b22cc7d4ef5")
@@ -104,6 +117,9 @@ class Site:
         self.request_types: dict[str, set[str]] = {"1": {"10", "11", "12"}}  # serviceDeskId -> request type ids
         self.components: dict[str, set[str]] = {"SUP": {"Billing", "Install", "Security"}}  # project -> names
         self.people = list(PEOPLE)
+        # The account the API is called as: what /myself answers, the author of comments and the reporter of
+        # issues and requests made through the REST API (unless raised on behalf of a customer).
+        self.bot = Person("Sync Bot", user, "bot-account")
         self.unindexed: set[str] = set()  # page ids the (asynchronous) search index has not caught up with
         self.search_lag = 0.0  # seconds before JQL search sees a new issue (Jira indexes asynchronously)
         self.log: list[tuple[str, str, dict[str, str], int]] = []  # method, path, query, status
@@ -113,7 +129,8 @@ class Site:
         self._ids = 1000
         self.port = 0
         # Called on every new comment ("comment_created", issue, comment) and resolution change
-        # ("jira:issue_updated", issue, None), whoever made it (a test or a REST call): webhooks.py listens.
+        # ("jira:issue_updated", issue, None), whoever made it (a test or a REST call), and on every issue or
+        # request made through the REST API ("jira:issue_created", issue, None): webhooks.py listens.
         self.listeners: list[Callable[[str, Issue, Comment | None], None]] = []
 
     def emit(self, event: str, issue: Issue, comment: Comment | None = None) -> None:
@@ -200,11 +217,11 @@ class Site:
     def update_issue(self, key: str, **changes: Any) -> None:
         with self.lock:
             issue = self.issues[key]
-            before = issue.resolution
+            resolution = changes.pop("resolution", issue.resolution)
             for name, value in changes.items():
                 setattr(issue, name, value)
             issue.updated = datetime.now(UTC)
-            if issue.resolution != before:
+            if issue.set_resolution(resolution):
                 self.emit("jira:issue_updated", issue)
 
     def fail(self, status: int, path: str = "", times: int | None = None, query: str = "") -> None:

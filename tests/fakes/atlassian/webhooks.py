@@ -1,5 +1,7 @@
 """Jira's admin webhooks as the fake site sends them: a signed JSON POST for every new comment
-(`comment_created`) and resolution change (`jira:issue_updated`), whoever made it.
+(`comment_created`) and resolution change (`jira:issue_updated`), whoever made it, and, to subscribers
+that ask for it (Jira's webhooks list their events), for every issue made through the REST API
+(`jira:issue_created`).
 
 The shape follows Jira's: a `timestamp` in milliseconds, `webhookEvent`, the `issue` (key, fields with the
 status and its category) and the `comment` as the REST v2 API returns it (body a string; on Cloud
@@ -44,14 +46,15 @@ def sign(secret: str, body: bytes) -> str:
 class JiraWebhooks:
     def __init__(self, site: Site, post: Callable[[str, bytes, dict[str, str]], int] | None = None) -> None:
         self.site = site
-        self.targets: list[tuple[str, str | None]] = []
+        self.targets: list[tuple[str, str | None, frozenset[str]]] = []
         self.sent: list[Delivery] = []
         self.post = post or self._http_post
         self._lock = threading.Lock()
         site.listeners.append(self._on_change)
 
-    def subscribe(self, url: str, secret: str | None) -> JiraWebhooks:
-        self.targets.append((url, secret))
+    def subscribe(self, url: str, secret: str | None,
+                  events: tuple[str, ...] = ("comment_created", "jira:issue_updated")) -> JiraWebhooks:
+        self.targets.append((url, secret, frozenset(events)))
         return self
 
     # -- payloads ------------------------------------------------------------------------------------
@@ -75,12 +78,26 @@ class JiraWebhooks:
                 "user": self.site.jira._jira_user(issue.assignee or issue.reporter),  # type: ignore[attr-defined]
                 "issue": self._issue(issue), "changelog": {"id": self.site.next_id(), "items": items}}
 
+    def created_payload(self, issue: Issue) -> dict[str, Any]:
+        return {"timestamp": int(time.time() * 1000), "webhookEvent": "jira:issue_created",
+                "issue_event_type_name": "issue_created",
+                "user": self.site.jira._jira_user(issue.reporter),  # type: ignore[attr-defined]
+                "issue": self._issue(issue)}
+
     def _issue(self, issue: Issue) -> dict[str, Any]:
-        return self.site.jira._issue_json(issue, "summary,status,labels,project", v3=False)  # type: ignore[attr-defined]
+        return self.site.jira._issue_json(issue, "summary,status,resolutiondate,reporter,labels,project",  # type: ignore[attr-defined]
+                                          v3=False)
 
     # -- sending -------------------------------------------------------------------------------------
     def _on_change(self, event: str, issue: Issue, comment: Comment | None) -> None:
-        payload = self.comment_payload(issue, comment) if comment is not None else self.updated_payload(issue)
+        if event == "jira:issue_created" and not any(event in wanted for _url, _secret, wanted in self.targets):
+            return  # asked for by few subscribers: not even recorded as sent
+        if comment is not None:
+            payload = self.comment_payload(issue, comment)
+        elif event == "jira:issue_created":
+            payload = self.created_payload(issue)
+        else:
+            payload = self.updated_payload(issue)
         self.send(event, payload)
 
     def send(self, event: str, payload: dict[str, Any], identifier: str | None = None) -> Delivery:
@@ -95,7 +112,9 @@ class JiraWebhooks:
         self._post_all(delivery, retry=len(delivery.statuses))
 
     def _post_all(self, delivery: Delivery, retry: int) -> None:
-        for url, secret in self.targets:
+        for url, secret, wanted in self.targets:
+            if delivery.event not in wanted:
+                continue
             headers = {"Content-Type": "application/json; charset=utf-8", "User-Agent": "Atlassian Webhook HTTP Client",
                        "X-Atlassian-Webhook-Identifier": delivery.identifier}
             if retry:
