@@ -3,6 +3,7 @@ real SQLite and, when reachable, real PostgreSQL."""
 
 from __future__ import annotations
 
+import itertools
 import os
 import shutil
 import socket
@@ -151,12 +152,18 @@ def docs_services(docs_settings: Settings, embedder: SentenceTransformerEmbedder
     return services
 
 
+JIRA_SITES = itertools.count(1)
+
+
 @pytest.fixture(params=[False, True], ids=["data-center", "cloud"])
 def jira(request: pytest.FixtureRequest) -> Iterator[Any]:
     """A fake Jira (Data Center, then Cloud) whose SUP project exists; a module that needs other seed
-    data (JSM customers, say) defines its own `jira`."""
+    data (JSM customers, say) defines its own `jira`. Each site numbers its tickets apart from the
+    other tests' sites: a module shares one database, where a ticket key is one ticket (assist posts,
+    replies and status are recorded by key, as for one real Jira), and an earlier test's background
+    work on its SUP-2 must not land on this test's SUP-2."""
     from tests.fakes.atlassian import running
 
     with running(cloud=request.param) as fake:
-        fake.add_issue("SUP", "Seed ticket", "so the project exists")
+        fake.add_issue("SUP", "Seed ticket", "so the project exists", number=1000 * next(JIRA_SITES))
         yield fake

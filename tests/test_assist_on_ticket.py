@@ -35,7 +35,7 @@ def jira(request: pytest.FixtureRequest) -> Iterator[FakeAtlassian]:
     """A fresh fake site per test, numbering its tickets apart from the other tests' (they share one
     database, where assist posts are recorded by ticket key, as they are for one real Jira)."""
     with running(cloud=request.param) as fake:
-        fake.add_issue("SUP", "Seed ticket", "so the project exists", number=1000 * next(SITES))
+        fake.add_issue("SUP", "Seed ticket", "so the project exists", number=100_000 * next(SITES))
         yield fake
 
 
