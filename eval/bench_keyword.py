@@ -168,6 +168,13 @@ def compare(index_dir: Path, queries_path: Path, database_url: str, limit: int) 
         print(f"| {name} | {percentile(values, 0.5):.1f} | {percentile(values, 0.95):.1f} |")
 
 
+def replica(url: str, queries: int) -> dict[str, float]:
+    """The searches, in a process of their own (an API replica's view): latency and resident memory."""
+    out = subprocess.run([sys.executable, "-m", "eval.bench_keyword", "--search-only", url, "--queries", str(queries)],
+                         check=True, capture_output=True, text=True, cwd=ROOT)
+    return json.loads(out.stdout.strip().splitlines()[-1])  # type: ignore[no-any-return]
+
+
 def with_schema(url: str, schema: str) -> str:
     return f"{url}?options=-csearch_path%3D{schema}"
 
@@ -178,6 +185,7 @@ def main() -> None:
     ap.add_argument("--database-url", default=PG_URL)
     ap.add_argument("--queries", type=int, default=200)
     ap.add_argument("--keep", action="store_true", help="keep each size's schema (printed) instead of dropping it")
+    ap.add_argument("--reuse", metavar="SCHEMAS", help="comma-separated schemas kept by --keep: search them again")
     ap.add_argument("--search-only", help=argparse.SUPPRESS)  # the replica process: its database URL
     ap.add_argument("--compare", type=Path, metavar="INDEX_DIR",
                     help="instead: search latency of bm25s vs the database over an `eval run` index folder "
@@ -196,6 +204,15 @@ def main() -> None:
     import psycopg
 
     base = args.database_url.replace("postgresql+psycopg://", "postgresql://")
+    if args.reuse:  # searches again over schemas kept by an earlier --keep run: no load, no build
+        print("| schema | chunks | p50 ms | p95 ms | replica RSS MB | queries with hits |\n|---|---|---|---|---|---|")
+        for schema in args.reuse.split(","):
+            with psycopg.connect(base, autocommit=True) as conn:
+                n = conn.execute(f'SELECT count(*) FROM "{schema}".chunks_fts').fetchone()[0]  # type: ignore[index]
+            r = replica(with_schema(base, schema), args.queries)
+            print(f"| {schema} | {n:,} | {r['p50_ms']:.1f} | {r['p95_ms']:.1f} | {r['rss_mb']:.0f} | "
+                  f"{r['answered']:.0%} |", flush=True)
+        return
     print("| chunks | bulk load s | keyword index build s | ingest 1,000 docs s | p50 ms | p95 ms "
           "| replica RSS MB | queries with hits |")
     print("|---|---|---|---|---|---|---|---|")
@@ -208,10 +225,7 @@ def main() -> None:
             bulk, build, ingest = load(url, n)
             with psycopg.connect(base, autocommit=True) as conn:
                 conn.execute(f'VACUUM ANALYZE "{schema}".chunks_fts')
-            out = subprocess.run([sys.executable, "-m", "eval.bench_keyword", "--search-only", url,
-                                  "--queries", str(args.queries)], check=True, capture_output=True, text=True,
-                                 cwd=ROOT)
-            r = json.loads(out.stdout.strip().splitlines()[-1])
+            r = replica(url, args.queries)
             print(f"| {n:,} | {bulk:.1f} | {build:.1f} | {ingest:.1f} | {r['p50_ms']:.1f} | {r['p95_ms']:.1f} | "
                   f"{r['rss_mb']:.0f} | {r['answered']:.0%} |", flush=True)
         finally:

@@ -165,22 +165,30 @@ class DatabaseKeywordIndex:
         bound = sum(idf[t] for t in rest)
         if essential:
             params["ess"] = _any(essential)
+        hits: list[tuple[str, float]] = []
+        branches = [("f.terms @@ CAST(:ess AS tsquery)", False)] if essential else []
         if essential and (not rest or sum(idf[t] for t in essential) > bound):
-            hits = run([("f.terms @@ CAST(:ess AS tsquery)", False)])
+            hits, branches = run(branches), []
             if not rest or (len(hits) == k and hits[-1][1] >= bound):
                 return hits
         outside = " AND NOT f.terms @@ CAST(:ess AS tsquery)" if essential else ""
-        branches = [("f.terms @@ CAST(:ess AS tsquery)", False)] if essential else []
+
+        def more(extra: list[tuple[str, bool]]) -> list[tuple[str, float]]:
+            # Every chunk's score counts all query terms and the branches exclude each other, so the top
+            # k of the essential chunks (first pass) merged with the top k of the others is the top k.
+            return sorted([*hits, *run(branches + extra)], key=lambda h: (-h[1], h[0]))[:k]
+
         if sum(stats[t] for t in rest) <= 2 * FILL:  # the other terms' chunks are few: all of them, exact
             params["any"] = _any(rest)
-            return run([*branches, ("f.terms @@ CAST(:any AS tsquery)" + outside, False)])
+            return more([("f.terms @@ CAST(:any AS tsquery)" + outside, False)])
         spread = [t for t in rest if stats[t] <= COMMON * n] or rest[:1]
         params["any"], params["all"] = _any(spread), " & ".join(_quote(t) for t in spread)
+        extra = []
         if len(spread) > 1:
-            branches.append(("f.terms @@ CAST(:all AS tsquery)" + outside, True))
+            extra.append(("f.terms @@ CAST(:all AS tsquery)" + outside, True))
             outside += " AND NOT f.terms @@ CAST(:all AS tsquery)"
-        branches.append(("f.terms @@ CAST(:any AS tsquery)" + outside, True))
-        return run(branches)
+        extra.append(("f.terms @@ CAST(:any AS tsquery)" + outside, True))
+        return more(extra)
 
     def __len__(self) -> int:
         return self.store.count_chunks()
