@@ -30,7 +30,7 @@ K1, B = 1.5, 0.75
 # terms; when these are many, at most FILL chunks holding all of them and FILL holding any, taken in
 # table order: approximate, but only for queries whose remaining terms are all common (1M chunks:
 # thousands of chunks each), where a chunk's score depends little on which of them it holds.
-CANDIDATE_BUDGET = 2000
+CANDIDATE_BUDGET = 1000
 FILL = 500
 # Terms in more than this share of the chunks never generate candidates (still scored): their posting
 # lists are the longest to read and a chunk holding only them scores little (idf below log 5 = 1.6).
