@@ -3,9 +3,12 @@ search with a customer's access filter, the time to load and to (re)build the in
 of a process that only searches (an API replica), which must stay flat as the corpus grows.
 
     python -m eval.bench_keyword --sizes 10000,100000 [--database-url postgresql://...]
+    nice python -m eval.bench_keyword --sizes 1000000 --keep    # ~25 min on 2 loaded cores; keeps the schema
+    python -m eval.bench_keyword --reuse bench_1a2b3c4d         # searches a kept schema again, no build
 
-Each size gets a fresh schema in the database (dropped afterwards). Text is synthetic but shaped like
-support content: words drawn from a Zipf distribution over the words of docs/ plus generated
+Each size gets a fresh schema in the database (dropped afterwards unless --keep). The chunks are
+written by COPY, then the keyword index is built from them as opening such a database does. Text is
+synthetic but shaped like support content: words drawn from a Zipf distribution over the words of docs/ plus generated
 product words, ~150 words per chunk; 60% public pages, 20% customer pages, 20% tickets of 200
 customer organisations. Searches run in a separate process that has loaded nothing else, so its
 resident memory is what a replica pays for keyword search.
