@@ -178,3 +178,44 @@ def test_setting_chooses_the_keyword_index(tmp_path: Path) -> None:
     assert isinstance(keywords(keyword_index="database"), DatabaseKeywordIndex)
     with pytest.raises(ConfigError, match="ANSWERDESK_KEYWORD_INDEX"):
         load_settings(keyword_index="elastic", _env_file=None)
+
+
+def test_postgres_search_of_common_words_is_capped_and_finds_chunks_holding_all_of_them(
+        pg_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """When every query word is common, PostgreSQL scores a capped sample instead of every chunk that
+    holds one: the chunks holding all the words (written last, so outside any table-order sample of
+    one word) still rank first, and the list is still k long."""
+    from assistant.index import database
+
+    store = IndexStore(create_engine(pg_url))
+    save(store, *[chunk(f"a{i}.md", f"walrus colony report {i}") for i in range(30)],
+         *[chunk(f"b{i}.md", f"penguin colony survey {i}") for i in range(30)],
+         *[chunk(f"both{i}.md", f"walrus and penguin share the beach {i}") for i in range(3)])
+    monkeypatch.setattr(database, "CANDIDATE_BUDGET", 10)  # neither word is rare enough to be exact
+    monkeypatch.setattr(database, "FILL", 5)
+    monkeypatch.setattr(database, "COMMON", 1.0)
+    hits = DatabaseKeywordIndex(store).search("walrus penguin", 8, PUBLIC)
+    assert sorted(ids(hits)[:3]) == [f"docs:both{i}.md-0" for i in range(3)]
+    assert len(hits) == 8 and hits[2][1] > hits[3][1]
+
+
+def test_postgres_full_reindex_equals_the_incremental_index(pg_url: str) -> None:
+    """Re-indexing every chunk (bulk load, GIN index built once) gives the rows, term statistics and
+    results that chunk-by-chunk ingestion gave."""
+    store = IndexStore(create_engine(pg_url))
+    save(store, *[chunk(f"d{i}.md", f"kestrel {'hovering ' * (i % 4)}over field {i} o'brien") for i in range(12)],
+         chunk("x.md", "kestrel", "customer", org="acme"))
+    index = DatabaseKeywordIndex(store)
+
+    def snapshot() -> tuple[object, ...]:
+        with store.engine.connect() as conn:
+            terms = conn.execute(sa.text("SELECT term, df FROM keyword_terms WHERE df > 0 ORDER BY term")).all()
+            rows = conn.execute(sa.text("SELECT id, org, length, terms::text FROM chunks_fts ORDER BY id")).all()
+            gin = conn.execute(sa.text("SELECT count(*) FROM pg_indexes WHERE indexname = 'ix_chunks_fts_terms'"
+                                       " AND schemaname = current_schema()")).scalar_one()
+        return terms, rows, gin, index.search("kestrel hovering", 20, ACME)
+
+    before = snapshot()
+    fts.forget(store.engine)
+    assert fts.ensure_index(store.engine) == 13
+    assert snapshot() == before and before[2] == 1

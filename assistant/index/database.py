@@ -23,14 +23,22 @@ FILTER_FIELDS = ("source", "audience", "doc_id", "org")
 # bm25s's defaults and its Lucene variant (no (k1 + 1) factor), so PostgreSQL scores as the in-process
 # index does.
 K1, B = 1.5, 0.75
-# MaxScore: candidates are first the chunks holding one of the rarer query terms, as long as these hold
-# at most this many chunks together; the result is exact when the common terms alone could not reach it.
-CANDIDATE_BUDGET = 5000
+# Candidates are capped so a search costs about the same at 10k and at 1M chunks (each candidate's
+# BM25 is computed from its tsvector, ~10 us a row). First the chunks holding the rarest query terms,
+# as long as these hold at most CANDIDATE_BUDGET chunks together: exact whenever the k-th score beats
+# what the other terms alone could add (MaxScore). Otherwise those plus the chunks holding the other
+# terms; when these are many, at most FILL chunks holding all of them and FILL holding any, taken in
+# table order: approximate, but only for queries whose remaining terms are all common (1M chunks:
+# thousands of chunks each), where a chunk's score depends little on which of them it holds.
+CANDIDATE_BUDGET = 1000
+FILL = 500
+# Terms in more than this share of the chunks never generate candidates (still scored): their posting
+# lists are the longest to read and a chunk holding only them scores little (idf below log 5 = 1.6).
+COMMON = 0.2
 
-_PG_SEARCH = """
+_PG_SCORE = """
 WITH q(term, idf) AS (SELECT * FROM unnest(CAST(:terms AS text[]), CAST(:idfs AS float8[]))),
-cand AS (SELECT f.id, f.length, ts_filter(setweight(f.terms, 'A', CAST(:terms AS text[])), '{{a}}') AS terms
-         FROM chunks_fts f WHERE f.terms @@ CAST(:tsq AS tsquery) AND {where})
+cand AS ({candidates})
 SELECT cand.id, sum(q.idf * u.tf / (u.tf + :k1 * (1 - :b + :b * cand.length / :avgdl))) AS score
 FROM cand
 -- cand.terms holds the query's lexemes only (setweight + ts_filter, in C): unnest reads a few, not all.
@@ -38,6 +46,10 @@ CROSS JOIN LATERAL (SELECT t.lexeme, cardinality(t.positions) AS tf FROM unnest(
 JOIN q ON q.term = u.lexeme
 GROUP BY cand.id ORDER BY score DESC, cand.id LIMIT :k
 """
+# One branch of the candidates: chunks matching `cond` that the access filter allows. The branches'
+# conditions exclude each other, so no chunk is scored twice.
+_PG_BRANCH = ("(SELECT f.id, f.length, ts_filter(setweight(f.terms, 'A', CAST(:terms AS text[])), '{{a}}') AS terms "
+              "FROM chunks_fts f WHERE {cond} AND {where}{limit})")
 
 
 def filter_sql(where: Where | None, columns: dict[str, sa.ColumnElement[Any]]) -> sa.ColumnElement[bool]:
@@ -128,33 +140,62 @@ class DatabaseKeywordIndex:
         if n <= 0 or not known:
             return []
         idf = {t: math.log(1 + (n - stats[t] + 0.5) / (stats[t] + 0.5)) for t in known}
-        rarest = sorted(known, key=lambda t: stats[t])
-        essential = rarest[:1]
-        for t in rarest[1:]:
+        rarest = sorted(known, key=lambda t: (stats[t], t))
+        essential: list[str] = []
+        for t in rarest:
             if sum(stats[e] for e in essential) + stats[t] > CANDIDATE_BUDGET:
                 break
             essential.append(t)
+        rest = rarest[len(essential):]
         where_sql, params = filter_pg(where, {})
-        sql = sa.text(_PG_SEARCH.format(where=where_sql))
+        params.update({"terms": known, "idfs": [idf[t] for t in known], "k1": K1, "b": B,
+                       "avgdl": max(length / n, 1e-9), "k": k, "fill": FILL})
+        conn.execute(sa.text("SET LOCAL jit = off"))  # compiling costs more than these plans run
 
-        def run(matching: list[str]) -> list[tuple[str, float]]:
-            rows = conn.execute(sql, {
-                **params, "terms": known, "idfs": [idf[t] for t in known],
-                "tsq": " | ".join(_quote(t) for t in matching), "k1": K1, "b": B,
-                "avgdl": max(length / n, 1e-9), "k": k,
-            })
-            return [(row.id, float(row.score)) for row in rows]
+        def run(branches: list[tuple[str, bool]]) -> list[tuple[str, float]]:
+            sql = _PG_SCORE.format(candidates=" UNION ALL ".join(
+                _PG_BRANCH.format(cond=cond, where=where_sql, limit=" LIMIT :fill" if capped else "")
+                for cond, capped in branches))
+            return [(row.id, float(row.score)) for row in conn.execute(sa.text(sql), params)]
 
-        hits = run(essential)
         # A chunk with none of the essential terms scores below the sum of the other terms' idf (each
         # term adds idf * tf / (tf + ...) < idf): when the k-th hit already beats that, nothing is missed.
-        rest = sum(idf[t] for t in known if t not in essential)
-        if rest == 0 or (len(hits) == k and hits[-1][1] >= rest):
-            return hits
-        return run(known)
+        # Chunks holding only essential terms score below the sum of theirs: when that sum cannot beat
+        # the bound, the exact pass cannot succeed and is skipped.
+        bound = sum(idf[t] for t in rest)
+        if essential:
+            params["ess"] = _any(essential)
+        hits: list[tuple[str, float]] = []
+        branches = [("f.terms @@ CAST(:ess AS tsquery)", False)] if essential else []
+        if essential and (not rest or sum(idf[t] for t in essential) > bound):
+            hits, branches = run(branches), []
+            if not rest or (len(hits) == k and hits[-1][1] >= bound):
+                return hits
+        outside = " AND NOT f.terms @@ CAST(:ess AS tsquery)" if essential else ""
+
+        def more(extra: list[tuple[str, bool]]) -> list[tuple[str, float]]:
+            # Every chunk's score counts all query terms and the branches exclude each other, so the top
+            # k of the essential chunks (first pass) merged with the top k of the others is the top k.
+            return sorted([*hits, *run(branches + extra)], key=lambda h: (-h[1], h[0]))[:k]
+
+        if sum(stats[t] for t in rest) <= 2 * FILL:  # the other terms' chunks are few: all of them, exact
+            params["any"] = _any(rest)
+            return more([("f.terms @@ CAST(:any AS tsquery)" + outside, False)])
+        spread = [t for t in rest if stats[t] <= COMMON * n] or rest[:1]
+        params["any"], params["all"] = _any(spread), " & ".join(_quote(t) for t in spread)
+        extra = []
+        if len(spread) > 1:
+            extra.append(("f.terms @@ CAST(:all AS tsquery)" + outside, True))
+            outside += " AND NOT f.terms @@ CAST(:all AS tsquery)"
+        extra.append(("f.terms @@ CAST(:any AS tsquery)" + outside, True))
+        return more(extra)
 
     def __len__(self) -> int:
         return self.store.count_chunks()
+
+
+def _any(terms: list[str]) -> str:
+    return " | ".join(_quote(t) for t in terms)
 
 
 def _quote(term: str) -> str:
