@@ -6,7 +6,7 @@ from __future__ import annotations
 from sqlalchemy.engine import Engine
 
 from assistant.replies.channels import Channel, EmailChannel, SlackChannel, WidgetChannel
-from assistant.replies.outbox import ReplyOutbox
+from assistant.replies.outbox import ReplyOutbox, lease_for
 from assistant.replies.ratings import RatingTokens
 from assistant.settings import Settings
 
@@ -21,4 +21,4 @@ def build_outbox(settings: Settings, engine: Engine) -> ReplyOutbox:
     if s.smtp_host:
         channels["email"] = EmailChannel(s)
     return ReplyOutbox(engine, channels, RatingTokens.from_settings(s), s.public_url, s.reply_max_attempts,
-                       s.reply_retry_base)
+                       s.reply_retry_base, lease_for(s.smtp_timeout))
