@@ -23,6 +23,7 @@ from assistant.embeddings import SentenceTransformerEmbedder
 from assistant.escalation.jira_queue import JiraQueue
 from assistant.escalation.queue import EscalationRequest, get_escalation, list_escalations
 from assistant.jobs.schedule import cron_every
+from assistant.replies.outbox import replies_of
 from assistant.settings import Settings
 from tests.conftest import fresh_services
 from tests.fakes.atlassian import SKIP_REASON, FakeAtlassian, running, shared_contracts
@@ -113,12 +114,17 @@ def test_external_worker_delivers_what_the_api_only_recorded(tmp_path: Path, pg_
         esc = posted.json()["id"]
         time.sleep(2)  # ten delivery intervals: an embedded worker thread would have delivered by now
         assert c.get(f"/v1/escalations/{esc}").json()["status"] == "pending" and tickets(jira, esc) == []
-        with Workers(tmp_path, {**settings, "delivery_interval": 1}, 1) as workers:
+        with Workers(tmp_path, {**settings, "delivery_interval": 1, "jira_poll_interval": 1}, 1) as workers:
             until("the escalation delivered by the worker",
                   lambda: (r := get_escalation(svc.store.engine, esc)) is not None and r.status == "delivered", workers)
-        view = c.get(f"/v1/escalations/{esc}").json()
+            view = c.get(f"/v1/escalations/{esc}").json()
+            # An agent answers in Jira: the worker's poll finds it and its reply pass sends it to the widget.
+            jira.add_comment(view["ticket_key"], "Run pip install answerdesk, then answerdesk serve.")
+            [reply] = until("the agent's answer delivered to the conversation", lambda: [
+                r for r in replies_of(svc.store.engine, esc) if r["state"] == "delivered"], workers)
     assert view["status"] == "delivered" and view["ticket_key"].startswith("SUP-")
     assert len(tickets(jira, esc)) == 1
+    assert reply["channel"] == "widget" and reply["body"] == "Run pip install answerdesk, then answerdesk serve."
 
 
 def test_two_workers_deliver_every_escalation_exactly_once(tmp_path: Path, pg_url: str, jira: FakeAtlassian,
