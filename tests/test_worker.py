@@ -202,3 +202,17 @@ def test_scheduled_syncs_of_one_source_never_overlap(tmp_path: Path, pg_url: str
         http.stop()
     for before, after in zip(done, done[1:], strict=False):
         assert after.started_at >= before.finished_at, f"overlapping syncs: {before} and {after}"
+
+
+def test_reply_leases_outlast_the_slowest_send(tmp_path: Path) -> None:
+    """A claim must outlive a send (else a second worker takes the row over and sends it again): an SMTP
+    conversation is ~10 blocking steps of ANSWERDESK_SMTP_TIMEOUT each."""
+    from datetime import timedelta
+
+    from assistant.replies.factory import build_outbox
+
+    for smtp_timeout in (20, 120):
+        settings = Settings(data_dir=tmp_path, smtp_host="mail.example", smtp_timeout=smtp_timeout,  # type: ignore[call-arg]
+                            _env_file=None)
+        outbox = build_outbox(settings, db.create_engine(f"sqlite:///{tmp_path / 'r.db'}"))
+        assert outbox.lease > timedelta(seconds=10 * smtp_timeout)
