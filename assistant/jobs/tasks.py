@@ -21,7 +21,8 @@ import logging
 from typing import Any
 
 import procrastinate
-from procrastinate.exceptions import AlreadyEnqueued
+from procrastinate.exceptions import AlreadyEnqueued, UniqueViolation
+from procrastinate.jobs import Status
 
 from assistant.escalation.factory import jira_client_factory
 from assistant.escalation.jira_queue import JiraQueue
@@ -46,8 +47,14 @@ def build_app(svc: Services) -> procrastinate.App:
     async def retry_stalled(context: procrastinate.JobContext, timestamp: int) -> None:
         manager = context.app.job_manager
         for job in await manager.get_stalled_jobs(seconds_since_heartbeat=STALLED_AFTER_S):
-            log.warning("job %s (%s) was running on a worker that stopped: queued again", job.id, job.task_name)
-            await manager.retry_job(job)
+            assert job.id is not None
+            try:
+                await manager.retry_job(job)
+                log.warning("job %s (%s) was running on a worker that stopped: queued again", job.id, job.task_name)
+            except UniqueViolation:  # the next run is already waiting (queueing lock): that one will do
+                await manager.finish_job_by_id_async(job.id, Status.FAILED, delete_job=False)
+                log.warning("job %s (%s) was running on a worker that stopped: closed as failed (its next run "
+                            "is queued), which frees its lock", job.id, job.task_name)
 
     return app
 
