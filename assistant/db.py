@@ -18,7 +18,8 @@ metadata = sa.MetaData()
 # shadow tables): name prefixes that autogenerate and the schema tests leave alone.
 # The database keyword index (assistant/fts.py): an FTS5 virtual table and its shadow tables on SQLite,
 # a tsvector table and term statistics on PostgreSQL, created and filled by fts.ensure_index.
-UNMANAGED_TABLE_PREFIXES: tuple[str, ...] = ("chunks_fts", "keyword_terms")
+# The job queue's tables (procrastinate, assistant/jobs/queue_db.py) are made by the library's own schema.
+UNMANAGED_TABLE_PREFIXES: tuple[str, ...] = ("chunks_fts", "keyword_terms", "procrastinate_")
 
 
 def managed(name: str | None, type_: str, _parents: object = None) -> bool:

@@ -152,6 +152,14 @@ class Settings(BaseSettings):
     jsm_request_type_id: str | None = None
     public_url: str | None = None  # this deployment's URL, for links back to conversations
     delivery_interval: float = Field(15.0, gt=0)  # seconds between outbox delivery passes
+    # Where background work runs (docs/scaling.md): `embedded`, threads inside `answerdesk serve` (one
+    # process, SQLite or PostgreSQL); `external`, serve runs none and `answerdesk worker` processes do it
+    # through the job queue in PostgreSQL. Escalations then stay pending until a worker delivers them.
+    worker: Literal["embedded", "external"] = "embedded"
+    worker_concurrency: int = Field(4, ge=1, le=64)  # jobs one `answerdesk worker` runs at once (threads)
+    # Seconds between scheduled syncs of each source in the sources file, run by `answerdesk worker`
+    # (one at a time per source); 0: no scheduled sync. Rounded onto the clock (15 s, 5 min, 1 h...).
+    sync_interval: float = Field(0.0, ge=0)
     # Redact e-mail addresses, phone numbers, IPs, secrets from questions and feedback comments before
     # they are stored, answered, escalated or exported. Off only where the raw text is required.
     redact_pii: bool = True
@@ -299,6 +307,14 @@ class Settings(BaseSettings):
         if v and not v.startswith(("sqlite:", "postgresql:", "postgresql+psycopg:", "postgres:")):
             raise ValueError("must be a sqlite:/// or postgresql:// URL")
         return v
+
+    @model_validator(mode="after")
+    def _external_worker_needs_postgres(self) -> Settings:
+        if self.worker == "external" and not self.sqlalchemy_url.startswith("postgresql"):
+            raise ValueError("ANSWERDESK_WORKER=external needs PostgreSQL (ANSWERDESK_DATABASE_URL=postgresql://...): "
+                             "`answerdesk worker` keeps its job queue there. With SQLite keep the default, "
+                             "ANSWERDESK_WORKER=embedded (background work inside `answerdesk serve`)")
+        return self
 
     @model_validator(mode="after")
     def _overlap_below_size(self) -> Settings:

@@ -8,6 +8,7 @@ import typer
 from sqlalchemy.exc import SQLAlchemyError
 
 from assistant import schema
+from assistant.jobs.queue_db import install_schema
 from cli.common import console, err, friendly, services
 
 app = typer.Typer(help="The database schema: show its revision, upgrade it.", no_args_is_help=True)
@@ -17,16 +18,20 @@ app = typer.Typer(help="The database schema: show its revision, upgrade it.", no
 @friendly
 def db_upgrade(ctx: typer.Context) -> None:
     """Apply pending migrations, under a lock: run it once per release, before starting the new version.
-    Several at once are safe (the others wait, then find nothing to do)."""
+    Several at once are safe (the others wait, then find nothing to do). On PostgreSQL it also creates the
+    job queue's tables (`answerdesk worker`) when they are missing."""
     engine = services(ctx).engine
     console.print(f"database: {engine.url.render_as_string(hide_password=True)}", highlight=False, soft_wrap=True)
     try:
         result = schema.upgrade(engine)
+        jobs = engine.dialect.name == "postgresql" and install_schema(engine)  # the job queue's own tables
     except SQLAlchemyError as exc:  # one transaction: nothing of it stays
         err.print(f"[red]error:[/red] the upgrade failed and was rolled back: {getattr(exc, 'orig', None) or exc}",
                   highlight=False)
         raise typer.Exit(1) from None
     before = result.before or "base"
+    if jobs:
+        console.print("job queue tables created (procrastinate, for `answerdesk worker`)", highlight=False)
     if not result.changed:
         console.print(f"schema already at revision {result.after}: nothing to do", highlight=False)
         return

@@ -98,9 +98,8 @@ def test_every_answerdesk_variable_in_compose_is_a_known_setting() -> None:
     """A misspelt variable is silently ignored by the app (extra="ignore"): catch it here, comments included."""
     text = (ROOT / "docker-compose.yml").read_text()
     fields = set(Settings.model_fields)
-    # ANSWERDESK_WORKER arrives with `answerdesk worker` (issue 17): allowed only in the commented-out service.
     unknown = {v for v in _answerdesk_vars(text) if v.removeprefix("ANSWERDESK_").lower() not in fields}
-    assert unknown <= {"ANSWERDESK_WORKER"}, unknown
+    assert not unknown, unknown
     active = yaml.safe_dump(_compose())  # what compose reads: comments gone
     assert not {v for v in _answerdesk_vars(active) if v.removeprefix("ANSWERDESK_").lower() not in fields}
 
@@ -126,10 +125,13 @@ def test_compose_runs_replicas_that_share_only_the_engines() -> None:
     # Ingestion is one process, not one per replica; replicas keep no shared data folder.
     assert not any("ingest" in part for part in app["command"])
     assert "volumes" not in app
-    assert "worker" not in services  # until `answerdesk worker` exists (issue 17): commented out with a TODO
-    text = (ROOT / "docker-compose.yml").read_text()
-    assert re.search(r"TODO\(issue 17\).*answerdesk worker", text)
-    assert '#   command: ["answerdesk", "worker"]' in text
+    # Background work runs in the worker service, not in each replica; the worker shares their engines.
+    worker = services["worker"]
+    assert worker["command"] == ["answerdesk", "worker"] and worker["image"] == app["image"]
+    assert app["environment"]["ANSWERDESK_WORKER"] == "external"
+    for name in ("ANSWERDESK_DATABASE_URL", "ANSWERDESK_CHROMA_URL", "ANSWERDESK_WORKER"):
+        assert worker["environment"][name] == app["environment"][name], name
+    assert worker["depends_on"]["migrate"]["condition"] == "service_completed_successfully"
 
 
 def test_replicas_believe_forwarded_addresses_from_the_proxy_only() -> None:

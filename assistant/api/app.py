@@ -102,6 +102,20 @@ def start_replies(svc: Services) -> tuple[Any, Any] | None:
         return None
 
 
+def start_background(svc: Services) -> tuple[Any, Any]:
+    """The outbox and reply threads (ANSWERDESK_WORKER=embedded), or none: with `external` requests only
+    record escalations and `answerdesk worker` processes deliver them."""
+    try:
+        if svc.settings.worker == "external":
+            svc.queue.in_background()  # never deliver in the request either
+            return None, None
+        worker = start_worker(svc.queue, svc.settings.delivery_interval)
+    except AnswerdeskError as exc:  # misconfigured escalation: requests report it too
+        log.error("escalations will not be delivered: %s", exc)
+        worker = None
+    return worker, start_replies(svc)
+
+
 def create_app(settings: Settings | None = None, services: Services | None = None) -> FastAPI:
     settings = settings or (services.settings if services else load_settings())
 
@@ -116,12 +130,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
         except AnswerdeskError as exc:
             # Start anyway: /readyz says what is wrong and requests get 503 until it is fixed.
             log.error("answerdesk is not ready: %s", exc)
-        try:
-            worker = start_worker(svc.queue, svc.settings.delivery_interval)
-        except AnswerdeskError as exc:  # misconfigured escalation: requests report it too
-            log.error("escalations will not be delivered: %s", exc)
-            worker = None
-        replies = start_replies(svc)
+        worker, replies = start_background(svc)
         yield
         for running in (worker, replies):
             if running is not None:

@@ -147,16 +147,23 @@ class JiraQueue:
     # -- delivery --------------------------------------------------------------------------------
     def deliver_pending(self, limit: int = 50, force: bool = False) -> dict[str, int]:
         """What the worker runs: every due pending escalation, oldest first."""
-        e = db.escalations.c
-        q = sa.select(e.id).where(e.status == "pending").order_by(e.created_at).limit(limit)
-        if not force:
-            q = q.where(sa.or_(e.next_attempt_at.is_(None), e.next_attempt_at <= utcnow()))
-        with self.engine.connect() as conn:
-            ids = list(conn.execute(q).scalars())
+        ids = self.due(limit, force)
         done = sum(self.deliver(i) for i in ids)
         if self.assist is not None:
             self.assist.post_pending()  # posts that failed, or were cut short by a restart
         return {"due": len(ids), "delivered": done}
+
+    def due(self, limit: int = 50, force: bool = False) -> list[str]:
+        """Pending escalations due for an attempt (`force`: retry times ignored), oldest first; those another
+        worker holds are left out (its lease tells)."""
+        e = db.escalations.c
+        now = utcnow()
+        q = (sa.select(e.id).where(e.status == "pending", sa.or_(e.claimed_until.is_(None), e.claimed_until < now))
+             .order_by(e.created_at).limit(limit))
+        if not force:
+            q = q.where(sa.or_(e.next_attempt_at.is_(None), e.next_attempt_at <= now))
+        with self.engine.connect() as conn:
+            return [str(i) for i in conn.execute(q).scalars()]
 
     def deliver(self, escalation_id: str) -> bool:
         token = self._claim(escalation_id)

@@ -8,7 +8,7 @@ from sqlalchemy.engine import Engine
 from assistant.escalation.factory import jira_client_factory
 from assistant.replies.account import BotAccount
 from assistant.replies.channels import Channel, EmailChannel, SlackChannel, WidgetChannel
-from assistant.replies.outbox import ReplyOutbox
+from assistant.replies.outbox import ReplyOutbox, lease_for
 from assistant.replies.ratings import RatingTokens
 from assistant.settings import Settings
 
@@ -23,4 +23,4 @@ def build_outbox(settings: Settings, engine: Engine) -> ReplyOutbox:
     if s.smtp_host:
         channels["email"] = EmailChannel(s)
     return ReplyOutbox(engine, channels, RatingTokens.from_settings(s), s.public_url, s.reply_max_attempts,
-                       s.reply_retry_base, BotAccount(jira_client_factory(s), s.jira_user))
+                       s.reply_retry_base, lease_for(s.smtp_timeout), BotAccount(jira_client_factory(s), s.jira_user))

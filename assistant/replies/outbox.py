@@ -29,7 +29,17 @@ from assistant.replies.ratings import RatingTokens
 from assistant.store import utcnow
 
 log = logging.getLogger("answerdesk.replies")
-LEASE = timedelta(seconds=120)
+MIN_LEASE = timedelta(seconds=120)
+# The longest a send can take: an SMTP conversation is up to ~10 blocking steps (connect, EHLO, STARTTLS,
+# EHLO, AUTH, MAIL, RCPT, DATA, body, QUIT), each allowed ANSWERDESK_SMTP_TIMEOUT; a Slack post is up to 6
+# tries of 15 s (assistant/slack/client.py) plus Retry-After waits.
+SMTP_STEPS = 10
+SLACK_WORST = timedelta(seconds=6 * 15 + 60)
+
+
+def lease_for(smtp_timeout: float) -> timedelta:
+    """A claim outlasts the slowest send, so no second worker takes a row over while it is being sent."""
+    return max(MIN_LEASE, timedelta(seconds=SMTP_STEPS * smtp_timeout), SLACK_WORST) + timedelta(seconds=30)
 MAX_BACKOFF = timedelta(minutes=30)
 KEEP_DELIVERIES = 2  # webhook delivery ids are kept this many max ages: a replay is refused by age or by id
 
@@ -37,8 +47,8 @@ KEEP_DELIVERIES = 2  # webhook delivery ids are kept this many max ages: a repla
 class ReplyOutbox:
     def __init__(self, engine: Engine, channels: dict[str, Channel], tokens: RatingTokens,
                  public_url: str | None = None, max_attempts: int = 8, retry_base: float = 5.0,
-                 bot: BotAccount | None = None) -> None:
-        self.engine, self.channels, self.tokens = engine, channels, tokens
+                 lease: timedelta = MIN_LEASE, bot: BotAccount | None = None) -> None:
+        self.engine, self.channels, self.tokens, self.lease = engine, channels, tokens, lease
         self.bot = bot or BotAccount(None, None)
         self.public_url = public_url.rstrip("/") if public_url else None
         self.max_attempts, self.retry_base = max_attempts, retry_base
@@ -191,7 +201,7 @@ class ReplyOutbox:
         with self.engine.begin() as conn:
             claimed = conn.execute(db.replies.update().where(
                 r.id == reply_id, r.state == "pending", sa.or_(r.claimed_until.is_(None), r.claimed_until < now),
-            ).values(claimed_until=now + LEASE, claimed_by=token, attempts=r.attempts + 1))
+            ).values(claimed_until=now + self.lease, claimed_by=token, attempts=r.attempts + 1))
         return token if claimed.rowcount else None
 
     def _set(self, reply_id: str, token: str, **values: Any) -> None:
