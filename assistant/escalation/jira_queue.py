@@ -34,6 +34,7 @@ from sqlalchemy.engine import Engine
 from assistant import db
 from assistant.errors import EscalationError
 from assistant.escalation.assist_posts import AssistPoster
+from assistant.escalation.contact_notes import ContactNotes
 from assistant.escalation.jira_client import JiraCallFailed, JiraClient, summary_line
 from assistant.escalation.queue import EscalationRecord, EscalationRequest, LocalQueue, TicketRef, get_escalation
 from assistant.escalation.routing import Route, Router
@@ -126,6 +127,7 @@ class JiraQueue:
         self.status_refresh = timedelta(seconds=status_refresh)
         self.wake = threading.Event()  # set when an escalation waits for the background worker
         self._local = LocalQueue(engine, status="pending")
+        self.notes = ContactNotes(engine, client_factory, self.lease)  # contact changes after the ticket
 
     # -- the seam --------------------------------------------------------------------------------
     def open(self, request: EscalationRequest) -> TicketRef:
@@ -137,6 +139,13 @@ class JiraQueue:
         row = get_escalation(self.engine, ref.id)
         assert row is not None  # stored above; rows are never deleted
         return TicketRef(ref.id, row.status, row.ticket_key, row.ticket_url)
+
+    def contact_changed(self, escalation_id: str) -> None:
+        """The contact changed (queue.set_contact): a ticket already made gets a note, now or by the worker."""
+        if self.deliver_now:
+            self.notes.post(escalation_id)
+        else:
+            self.wake.set()
 
     def in_background(self) -> threading.Event:
         """From now on `open` only records and wakes the worker, which waits on the returned event: a
@@ -154,6 +163,7 @@ class JiraQueue:
         with self.engine.connect() as conn:
             ids = list(conn.execute(q).scalars())
         done = sum(self.deliver(i) for i in ids)
+        self.notes.post_pending(force=force)
         if self.assist is not None:
             self.assist.post_pending()  # posts that failed, or were cut short by a restart
         return {"due": len(ids), "delivered": done}
@@ -208,7 +218,8 @@ class JiraQueue:
             raise Waiting("an earlier create got no answer; waiting for Jira's search to show its ticket "
                           "before creating another", sent + self.settle)
         route = self._route(row)
-        self._record(token, row, create_sent_at=utcnow(), routing=route.model_dump())  # recorded before it goes out
+        self._record(token, row, create_sent_at=utcnow(), routing=route.model_dump(),  # recorded before it goes out
+                     contact_noted=row.contact_version)  # the contact this ticket is made with
         labels = ["answerdesk", idempotency_label(row.id)] + list(row.labels or [])
         try:
             key = client.create(self.project, summary_line(row.summary or row.question),
@@ -237,7 +248,9 @@ class JiraQueue:
             if row.delivery_step == "reescalated":
                 text = "The user escalated again.\n\n" + text
             client.comment(key, text, internal=True)
-        self._record(token, row, delivery_step="commented")
+            self._record(token, row, delivery_step="commented", contact_noted=row.contact_version)
+        else:
+            self._record(token, row, delivery_step="commented")
 
     def _claim(self, escalation_id: str) -> str | None:
         e = db.escalations.c

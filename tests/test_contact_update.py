@@ -1,0 +1,136 @@
+"""The agent sees the customer's latest contact choice (issue 18 follow-up): an unsure answer's ticket is
+made before the customer ticks "e-mail me", so the change reaches the ticket as one internal note,
+delivered like the ticket itself: nothing lost while Jira is down, never posted twice, the latest choice
+wins. A change made while the ticket is still pending is simply in the ticket. Real atlassian-python-api
+against the contract-checked fake Jira, Data Center and Cloud."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from assistant.api import create_app
+from assistant.atlassian.adf import adf_to_text
+from assistant.escalation.jira_queue import JiraQueue
+from assistant.escalation.queue import get_escalation, set_contact
+from assistant.services import Services
+from tests.fakes.atlassian import SKIP_REASON, FakeAtlassian, shared_contracts
+from tests.test_access import session
+from tests.test_jira_queue import OFF_TOPIC, jira_services, wait_for
+
+pytestmark = pytest.mark.skipif(shared_contracts() is None, reason=SKIP_REASON)
+ASKED = "The customer asked to be e-mailed the answer at"
+
+
+def text(body: Any) -> str:
+    return adf_to_text(body) if isinstance(body, dict) else str(body)
+
+
+def notes(fake: FakeAtlassian, key: str) -> list[Any]:
+    """The contact notes on a ticket (the context comment and agent assist are other comments)."""
+    return [c for c in fake.issues[key].comments if "answerdesk contact update" in text(c.body)]
+
+
+def change(svc: Services, escalation_id: str, email: str | None, notify: bool) -> None:
+    """What POST /v1/escalations/{id}/contact does once it has checked the caller."""
+    if set_contact(svc.store.engine, escalation_id, email, notify):
+        svc.queue.contact_changed(escalation_id)
+
+
+def delivered(svc: Services) -> tuple[str, str]:
+    """An unsure answer escalated and delivered at once (no worker): (escalation id, ticket key)."""
+    esc = svc.assistant.respond(OFF_TOPIC).escalation_id
+    assert esc is not None
+    row = get_escalation(svc.store.engine, esc)
+    assert row is not None and row.status == "delivered" and row.ticket_key, row and row.last_error
+    return esc, row.ticket_key
+
+
+def test_email_me_after_the_ticket_reaches_the_agent_as_one_internal_note(docs_services: Services,
+                                                                          jira: FakeAtlassian) -> None:
+    svc = jira_services(docs_services, jira)
+    with TestClient(create_app(services=svc)) as c:
+        asked = c.post("/v1/chat", json={"question": OFF_TOPIC})
+        esc = asked.json()["escalation_id"]
+        row = wait_for(svc, esc, lambda r: r.status == "delivered")  # the worker made the ticket first
+        assert row.ticket_key is not None
+        url = f"/v1/escalations/{esc}/contact"
+        for _ in range(2):  # the widget sending the same choice twice changes nothing the second time
+            r = c.post(url, json={"contact_email": "ada@acme.example", "notify": True}, headers=session(asked))
+            assert r.status_code == 200, r.text
+        row = wait_for(svc, esc, lambda r: r.contact_noted == r.contact_version == 1)
+    [note] = notes(jira, row.ticket_key)
+    assert f"{ASKED} ada@acme.example." in text(note.body)
+    assert note.visibility == {"type": "role", "value": "Administrators"}  # internal, as the context is
+    assert isinstance(svc.queue, JiraQueue)
+    svc.queue.deliver_pending(force=True)
+    assert len(notes(jira, row.ticket_key)) == 1
+
+
+def test_jsm_note_is_an_internal_comment(docs_services: Services, jira: FakeAtlassian) -> None:
+    svc = jira_services(docs_services, jira, jsm_service_desk_id="1", jsm_request_type_id="10")
+    esc, key = delivered(svc)
+    change(svc, esc, "kim@elsewhere.example", True)
+    [note] = notes(jira, key)
+    assert note.public is False and f"{ASKED} kim@elsewhere.example." in text(note.body)
+    change(svc, esc, "kim@elsewhere.example", False)  # and then changes their mind
+    assert "has not asked to be e-mailed" in text(notes(jira, key)[-1].body) and len(notes(jira, key)) == 2
+
+
+def test_jira_down_loses_nothing_and_only_the_latest_choice_is_posted(docs_services: Services,
+                                                                      jira: FakeAtlassian) -> None:
+    svc = jira_services(docs_services, jira)
+    esc, key = delivered(svc)
+    port = jira.port
+    jira.stop()
+    change(svc, esc, "old@acme.example", True)
+    row = get_escalation(svc.store.engine, esc)
+    assert row is not None and row.contact_noted == 0 and "contact note not posted yet" in (row.last_error or "")
+    change(svc, esc, "new@acme.example", True)  # changed again before Jira is back
+    jira.start(port)
+    queue = svc.queue
+    assert isinstance(queue, JiraQueue)
+    queue.deliver_pending(force=True)
+    [note] = notes(jira, key)
+    assert f"{ASKED} new@acme.example." in text(note.body) and "old@" not in text(note.body)
+    row = get_escalation(svc.store.engine, esc)
+    assert row is not None and row.contact_noted == row.contact_version == 2 and row.last_error is None
+    assert row.status == "delivered" and row.claimed_until is None
+    queue.deliver_pending(force=True)
+    assert len(notes(jira, key)) == 1
+
+
+def test_a_note_jira_made_but_never_confirmed_is_not_posted_again(docs_services: Services,
+                                                                  jira: FakeAtlassian) -> None:
+    svc = jira_services(docs_services, jira, jira_timeout=1)
+    esc, key = delivered(svc)
+    jira.slow_down(2.5, "/comment")  # Jira posts the note, the answer comes after our timeout
+    change(svc, esc, "ada@acme.example", True)
+    row = get_escalation(svc.store.engine, esc)
+    assert row is not None and row.contact_noted == 0  # not known to be posted: still owed
+    jira.slow_down(0)
+    assert isinstance(svc.queue, JiraQueue)
+    svc.queue.deliver_pending(force=True)  # reads the ticket first and finds it
+    assert len(notes(jira, key)) == 1
+    row = get_escalation(svc.store.engine, esc)
+    assert row is not None and row.contact_noted == 1
+
+
+def test_a_choice_made_while_delivery_is_pending_is_in_the_ticket_itself(docs_services: Services,
+                                                                         jira: FakeAtlassian) -> None:
+    svc = jira_services(docs_services, jira)
+    port = jira.port
+    jira.stop()
+    esc = svc.assistant.respond(OFF_TOPIC).escalation_id
+    assert esc is not None
+    change(svc, esc, "ada@acme.example", True)
+    jira.start(port)
+    assert isinstance(svc.queue, JiraQueue)
+    svc.queue.deliver_pending(force=True)
+    row = get_escalation(svc.store.engine, esc)
+    assert row is not None and row.status == "delivered" and row.ticket_key is not None
+    assert "Contact: ada@acme.example (wants to be told of the answer by e-mail)" in text(
+        jira.issues[row.ticket_key].description)
+    assert notes(jira, row.ticket_key) == [] and row.contact_noted == row.contact_version == 1
