@@ -6,6 +6,7 @@ against the contract-checked fake Jira, Data Center and Cloud."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -19,6 +20,7 @@ from assistant.services import Services
 from tests.fakes.atlassian import SKIP_REASON, FakeAtlassian, shared_contracts
 from tests.test_access import session
 from tests.test_jira_queue import OFF_TOPIC, jira_services, wait_for
+from tests.test_routing import DANA, PAID_ACME
 
 pytestmark = pytest.mark.skipif(shared_contracts() is None, reason=SKIP_REASON)
 ASKED = "The customer asked to be e-mailed the answer at"
@@ -134,3 +136,33 @@ def test_a_choice_made_while_delivery_is_pending_is_in_the_ticket_itself(docs_se
     assert "Contact: ada@acme.example (wants to be told of the answer by e-mail)" in text(
         jira.issues[row.ticket_key].description)
     assert notes(jira, row.ticket_key) == [] and row.contact_noted == row.contact_version == 1
+
+
+def test_staff_page_shows_the_contact_the_consent_and_the_assignee_by_name(docs_services: Services,
+                                                                          jira: FakeAtlassian) -> None:
+    dana = DANA["cloud" if jira.cloud else "dc"]
+    svc = jira_services(docs_services, jira, routing_rules=json.dumps([{"tier": "paid", "assignee": dana}]))
+    esc = svc.assistant.respond(OFF_TOPIC, identity=PAID_ACME).escalation_id
+    assert esc is not None
+    row = get_escalation(svc.store.engine, esc)
+    assert row is not None and row.status == "delivered"
+    agent = svc.keys.create("agent", "agent-x")[0]
+    port = jira.port
+    jira.stop()  # the note cannot go out yet: the page says the ticket does not show the change
+    change(svc, esc, "ada@acme.example", True)
+    # https: with an https public URL the staff cookie is Secure
+    with TestClient(create_app(services=svc), base_url="https://testserver") as c:
+        page = f"/staff/conversations/{row.conversation_id}"
+        c.post("/staff/login", data={"key": agent, "next": page})
+        shown = c.get(page).text
+        assert "Dana Billing" in shown and f"<td>{dana}</td>" not in shown  # a name, not an accountId
+        assert ("ada@acme.example (wants to be told of the answer by e-mail; the ticket&#x27;s note on this "
+                "change is not posted yet)") in shown
+        jira.start(port)
+        assert isinstance(svc.queue, JiraQueue)
+        svc.queue.deliver_pending(force=True)
+        assert "ada@acme.example (wants to be told of the answer by e-mail)" in c.get(page).text
+        [view] = c.get(f"/v1/staff/conversations/{row.conversation_id}", headers={"X-API-Key": agent}).json()[
+            "escalations"]
+    assert view["contact_email"] == "ada@acme.example" and view["notify"] is True and view["contact_on_ticket"]
+    assert view["routing"]["assignee_name"] == "Dana Billing" and view["routing"]["assignee"] == dana

@@ -93,6 +93,14 @@ def _ticket(row: EscalationRecord) -> str:
     return row.ticket_key
 
 
+def _named(routing: dict[str, Any] | None, assignee: str | None) -> dict[str, Any] | None:
+    """The route with Jira's display name for the assignee it set, when its rule gave none: the staff page
+    shows a name, not an accountId."""
+    if not routing or not routing.get("assignee") or routing.get("assignee_name") or not assignee:
+        return routing
+    return {**routing, "assignee_name": assignee}
+
+
 class LostLease(Exception):
     """Another worker took the row over (our lease ran out): stop without touching Jira again."""
 
@@ -184,7 +192,7 @@ class JiraQueue:
             if row.delivery_step in ("created_jsm", "reescalated"):
                 self._post_context(client, row, token, check_first=not fresh or row.attempts > 1)
             key = _ticket(row)
-            status = client.status(key)
+            status, assignee = client.state(key)
         except LostLease:
             log.warning("escalation %s: another worker took it over", escalation_id)
             return False
@@ -196,7 +204,7 @@ class JiraQueue:
             return False
         self._record(token, row, status="delivered", ticket_url=client.browse_url(key),
                      jira_status=status, status_checked_at=utcnow(), delivered_at=utcnow(), delivery_step=None,
-                     claimed_until=None, claimed_by=None, last_error=None)
+                     claimed_until=None, claimed_by=None, last_error=None, routing=_named(row.routing, assignee))
         log.info("escalation %s delivered as %s", escalation_id, key)
         if self.assist is not None and row.routing is not None:  # a ticket this escalation made, not a re-escalation
             self.assist.post(key)
