@@ -7,6 +7,7 @@ against the contract-checked fake Jira, Data Center and Cloud."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -14,10 +15,12 @@ from fastapi.testclient import TestClient
 
 from assistant.api import create_app
 from assistant.atlassian.adf import adf_to_text
+from assistant.escalation.handoff import request_human
 from assistant.escalation.jira_queue import JiraQueue
 from assistant.escalation.queue import get_escalation, set_contact
 from assistant.services import Services
-from tests.fakes.atlassian import SKIP_REASON, FakeAtlassian, shared_contracts
+from tests.conftest import fresh_services
+from tests.fakes.atlassian import SKIP_REASON, FakeAtlassian, running, shared_contracts
 from tests.test_access import session
 from tests.test_jira_queue import OFF_TOPIC, jira_services, wait_for
 from tests.test_routing import DANA, PAID_ACME
@@ -166,3 +169,21 @@ def test_staff_page_shows_the_contact_the_consent_and_the_assignee_by_name(docs_
             "escalations"]
     assert view["contact_email"] == "ada@acme.example" and view["notify"] is True and view["contact_on_ticket"]
     assert view["routing"]["assignee_name"] == "Dana Billing" and view["routing"]["assignee"] == dana
+
+
+def test_notes_on_sqlite_and_postgresql(tmp_path: Path, embedder: Any, database_url: str) -> None:
+    """The contact bookkeeping's SQL (a change only when something changed, the owed note's claim) on both
+    stores; here the escalation is opened without an answer, as Slack's button does."""
+    with running(cloud=False) as fake:
+        fake.add_issue("SUP", "Seed ticket", "so the project exists")
+        svc = jira_services(fresh_services(tmp_path, embedder, database_url=database_url), fake)
+        cid = svc.conversations.ensure(None, owner="key:k1", staff=False)
+        esc = request_human(svc.conversations, svc.queue, svc.routing, cid, None, None, "ada@acme.example", False)
+        row = get_escalation(svc.store.engine, esc.id)
+        assert row is not None and row.status == "delivered" and row.ticket_key is not None
+        assert not set_contact(svc.store.engine, esc.id, "ada@acme.example", False)  # the same: no change
+        change(svc, esc.id, "ada@acme.example", True)
+        [note] = notes(fake, row.ticket_key)
+        assert f"{ASKED} ada@acme.example." in text(note.body)
+        row = get_escalation(svc.store.engine, esc.id)
+        assert row is not None and row.contact_noted == row.contact_version == 1 and row.claimed_by is None
