@@ -225,6 +225,12 @@ escalations = sa.Table(
     # The address is the signed-in user's own (verified identity): only then may a JSM request be raised
     # on their behalf. A typed address is only ever written to, never impersonated.
     sa.Column("contact_verified", sa.Boolean, nullable=False, server_default="0", default=False),
+    # Contact changes after the escalation was recorded (POST /v1/escalations/{id}/contact): each real change
+    # bumps contact_version; contact_noted is the version the ticket shows (the one it was created with, or
+    # the last internal note posted). A delivered escalation with contact_version > contact_noted owes the
+    # ticket a note (assistant/escalation/contact_notes.py).
+    sa.Column("contact_version", sa.Integer, nullable=False, server_default="0", default=0),
+    sa.Column("contact_noted", sa.Integer, nullable=False, server_default="0", default=0),
     # open (local queue) | pending | delivered | failed (Jira refused it: an admin fixes and retries)
     sa.Column("status", sa.String(20), nullable=False),
     sa.Column("ticket_key", sa.String(100)),  # stored as soon as the ticket exists, before its comment

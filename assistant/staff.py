@@ -14,7 +14,8 @@ from assistant.conversations import NotFound
 
 ESCALATION_FIELDS = ("id", "status", "ticket_key", "ticket_url", "jira_status", "priority", "role", "org", "tier",
                      "reasons", "requested_by_user", "confidence", "routing", "last_error", "created_at",
-                     "delivered_at", "first_response_at", "resolved_at", "rating")
+                     "delivered_at", "first_response_at", "resolved_at", "rating", "contact_email", "notify",
+                     "contact_verified", "contact_version", "contact_noted")
 
 
 def conversation_for_staff(engine: Engine, conversation_id: str) -> dict[str, Any]:
@@ -38,5 +39,13 @@ def conversation_for_staff(engine: Engine, conversation_id: str) -> dict[str, An
             "answerer": r.answerer, "signals": ((r.checks or {}).get("signals") or {}),
             "reasons": ((r.checks or {}).get("reasons") or []),
         } for r in messages],
-        "escalations": [dict(r._mapping) for r in escalations],
+        "escalations": [_escalation(r._mapping) for r in escalations],
     }
+
+
+def _escalation(row: Any) -> dict[str, Any]:
+    """One escalation as staff see it; `contact_on_ticket`: whether the ticket already shows the latest
+    contact (False while its note is still owed, see escalation/contact_notes.py)."""
+    out = {k: v for k, v in row.items() if k not in ("contact_version", "contact_noted")}
+    out["contact_on_ticket"] = row["contact_noted"] >= row["contact_version"] if row["ticket_key"] else False
+    return out

@@ -34,7 +34,8 @@ VERSIONS = ROOT / "assistant" / "migrations" / "versions"
 # an earlier version lacks them (main's init_db added columns, never indexes, to existing tables).
 LATER_COLUMNS = {"chunks": {"org", "sentence_vectors"}, "documents": {"meta"}, "conversations": {"owner"},
                  "escalations": {"claimed_by", "delivery_step", "create_sent_at", "summary", "contact_email",
-                                 "notify", "contact_verified", "routing", "first_response_at", "resolved_at", "rating"},
+                                 "notify", "contact_verified", "routing", "first_response_at", "resolved_at", "rating",
+                                 "contact_version", "contact_noted"},
                  "messages": {"first_token_ms", "checks"}}
 # Tables added after migrations began (revisions 0003, 0004) are never in a database that predates them.
 LATER_TABLES = {"slack_deliveries", "replies", "jira_deliveries", "resolution_ratings", "assist_posts"}

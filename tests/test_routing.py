@@ -16,7 +16,7 @@ from assistant import db
 from assistant.errors import ConfigError
 from assistant.escalation.handoff import request_human
 from assistant.escalation.queue import get_escalation
-from assistant.escalation.routing import Router, load_rules
+from assistant.escalation.routing import Router, load_rules, parse_rules
 from assistant.keys import Identity
 from assistant.services import Services
 from assistant.settings import Settings
@@ -61,6 +61,7 @@ def test_first_matching_rule_sets_assignee_components_and_priority(docs_services
     assert issue.assignee is not None and issue.assignee.display_name == "Dana Billing"
     assert issue.components == ["Billing"] and issue.priority == "Highest"  # the rule's, not the tier's "High"
     assert row.routing and row.routing["rule"] == "paid acme"
+    assert row.routing["assignee_name"] == "Dana Billing"  # Jira's name for the accountId, for the staff page
 
 
 @needs_contracts
@@ -81,8 +82,8 @@ def test_no_matching_rule_sends_no_assignee(docs_services: Services, jira: FakeA
     [issue] = tickets(jira, esc)
     assert issue.assignee is None and issue.components == []  # Jira's default assignee takes it
     row = get_escalation(svc.store.engine, esc)
-    assert row is not None and row.routing == {"rule": None, "assignee": None, "components": [], "priority": None,
-                                               "request_type": None}
+    assert row is not None and row.routing == {"rule": None, "assignee": None, "assignee_name": None, "components": [],
+                                               "priority": None, "request_type": None}
 
 
 @needs_contracts
@@ -178,3 +179,9 @@ def test_topic_matches_the_labels_of_cited_documents(tmp_path: Path) -> None:
     assert router.route("customer", "free", "acme", cited_wiki).assignee == "dana"
     assert router.route("customer", "free", "acme", [{"source": "kb", "doc_id": "a.md"}]).assignee == "ivo"
     assert router.route("community", None, None, [{"n": 1, "title": "old row without source"}]).assignee is None
+
+
+def test_a_rule_may_name_its_assignee_for_people() -> None:
+    [rule] = parse_rules([{"tier": "paid", "assignee": "712020:5c1a0e2b-billing", "assignee_name": "Dana"}], "test")
+    route = Router([rule]).route("customer", "paid", None, [])
+    assert (route.assignee, route.assignee_name) == ("712020:5c1a0e2b-billing", "Dana")

@@ -117,6 +117,11 @@ def test_the_support_loop(loop: Loop) -> None:
         for context_line in (f"Question: {question}", "Asked by: role: customer, tier: paid, org: acme",
                              "Confidence: ", f"Conversation: {conversation_link}"):
             assert context_line in issue.description, (context_line, issue.description)
+        # The box was ticked after the unsure answer escalated: the agent sees the choice, in the ticket's contact
+        # line when the ticket was made after it, else in an internal note on the ticket.
+        told = f"Contact: {CUSTOMER} (wants to be told of the answer by e-mail)"
+        wait_until(lambda: told in issue.description or any(
+            f"asked to be e-mailed the answer at {CUSTOMER}" in str(c.body) for c in issue.comments))
 
         # 3. The agent answers in the ticket; Jira's signed webhook brings it back.
         page.get_by_role("button", name="Close chat").click()
@@ -127,8 +132,11 @@ def test_the_support_loop(loop: Loop) -> None:
         expect(support).to_have_count(1)
         expect(support.first).to_contain_text(f"{AGENT.display_name} replied")
         expect(support.first).to_contain_text(ANSWER)
-        # Jira signed it and answerdesk took it (forged, stale and replayed ones: tests/test_replies.py).
-        assert [(d.event, d.statuses) for d in app.hooks.sent] == [("comment_created", [200])]
+        # Jira signed it and answerdesk took it (forged, stale and replayed ones: tests/test_replies.py). The
+        # contact note, when there is one, is a comment too: taken, and internal, so never sent to the customer.
+        answers = [d for d in app.hooks.sent if ANSWER.encode() in d.body]
+        assert [(d.event, d.statuses) for d in answers] == [("comment_created", [200])]
+        assert len(app.hooks.sent) <= 2 and all(d.statuses == [200] for d in app.hooks.sent)
         [email] = app.inbox.messages
         assert email["To"] == CUSTOMER and key in email["Subject"] and ANSWER in mail_text(email)
 
@@ -191,6 +199,8 @@ def test_the_support_loop(loop: Loop) -> None:
         staff.wait_for_url(conversation_link)
         expect(staff.locator("body")).to_contain_text(question)
         expect(staff.locator("body")).to_contain_text(ANSWER)
+        expect(staff.locator("body")).to_contain_text(f"{CUSTOMER} (wants to be told of the answer by e-mail")
+        expect(staff.locator("body")).to_contain_text(f"Assignee{AGENT.display_name}")  # a name, not an accountId
         staff.screenshot(path="/tmp/support-loop-staff.png", full_page=True)
         context.close()
         assert not errors, f"JavaScript errors on the page: {errors}"

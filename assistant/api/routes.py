@@ -157,15 +157,17 @@ def build_router(settings: Settings) -> APIRouter:
     def escalation_contact(svc: Svc, identity: CurrentIdentity, escalation_id: str,
                            body: EscalationContact) -> Escalation:
         """Say where to be told of the answer, after the assistant escalated on its own (low confidence):
-        the contact and consent are stored with the escalation; its owner and staff may set them."""
+        the contact and consent are stored with the escalation; its owner and staff may set them. A ticket
+        already in Jira gets an internal note with the new choice (delivered by the outbox worker)."""
         row = _escalation(svc, escalation_id)
         try:
             svc.conversations.ensure(row.conversation_id, owner=identity.owner, staff=identity.staff)
         except NotFound:
             raise NotFound("escalation not found") from None
         contact = _contact(identity, body.contact_email, body.notify)
-        set_contact(svc.store.engine, row.id, contact, body.notify and contact is not None,
-                    verified_contact(identity, contact))
+        if set_contact(svc.store.engine, row.id, contact, body.notify and contact is not None,
+                       verified_contact(identity, contact)):
+            svc.queue.contact_changed(row.id)  # a ticket already made gets a note with the new contact
         return _shown(svc, identity, _escalation(svc, row.id))
 
     @router.get("/v1/escalations", response_model=list[Escalation], tags=["escalations"],

@@ -69,6 +69,10 @@ class StaffEscalation(BaseModel):
     first_response_at: datetime | None
     resolved_at: datetime | None
     rating: str | None
+    contact_email: str | None
+    notify: bool
+    contact_verified: bool
+    contact_on_ticket: bool
 
 
 class StaffConversation(BaseModel):
@@ -154,6 +158,17 @@ def _link(url: Any, text: Any) -> str:
     return f'<a href="{html.escape(u)}" rel="noopener noreferrer">{t}</a>'
 
 
+def _contact(esc: dict[str, Any]) -> str | None:
+    """The contact and the customer's consent, in the words the ticket uses."""
+    if not esc["contact_email"]:
+        return None
+    wants = "wants to be told of the answer by e-mail" if esc["notify"] else "has not asked to be e-mailed"
+    whose = "; their signed-in account's address" if esc["contact_verified"] else ""
+    owed = "; the ticket's note on this change is not posted yet" if esc["ticket_key"] and not esc[
+        "contact_on_ticket"] else ""
+    return f"{esc['contact_email']} ({wants}{whose}{owed})"
+
+
 def _render(data: dict[str, Any]) -> str:
     e = html.escape
     out = [f"<h1>Conversation {e(data['id'])}</h1>",
@@ -162,7 +177,9 @@ def _render(data: dict[str, Any]) -> str:
         routing = esc.get("routing") or {}
         rows = [("Status", esc["status"]), ("Ticket", None), ("Jira status", esc["jira_status"]),
                 ("Priority", routing.get("priority") or esc["priority"]), ("Routed by", routing.get("rule")),
-                ("Assignee", routing.get("assignee")), ("Components", ", ".join(routing.get("components") or [])),
+                # A display name (the rule's, or Jira's at delivery) rather than a Cloud accountId.
+                ("Assignee", routing.get("assignee_name") or routing.get("assignee")),
+                ("Components", ", ".join(routing.get("components") or [])), ("Contact", _contact(esc)),
                 ("Asked by", ", ".join(f"{k}: {esc[k]}" for k in ("role", "tier", "org") if esc[k])),
                 ("Why", ", ".join(esc["reasons"] or [])), ("Escalated", esc["created_at"]),
                 ("First human answer", esc["first_response_at"]), ("Resolved", esc["resolved_at"]),

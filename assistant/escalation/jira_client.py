@@ -189,8 +189,15 @@ class JiraClient:
         return any(text in c["body"] for c in self.issue(key)["comments"])
 
     def status(self, key: str) -> str:
-        data = self._call("status", self.jira.get, f"rest/api/{self.v}/issue/{key}", params={"fields": "status"})
-        return str(((data or {}).get("fields") or {}).get("status", {}).get("name", "unknown"))
+        return self.state(key)[0]
+
+    def state(self, key: str) -> tuple[str, str | None]:
+        """The ticket's status name and its assignee's display name (None: unassigned), in one call."""
+        data = self._call("status", self.jira.get, f"rest/api/{self.v}/issue/{key}",
+                          params={"fields": "status,assignee"})
+        f = (data or {}).get("fields") or {}
+        name = (f.get("assignee") or {}).get("displayName")
+        return str((f.get("status") or {}).get("name", "unknown")), str(name) if name else None
 
     def issue(self, key: str) -> dict[str, Any]:
         """Summary, description and comments (with their visibility) as plain text."""

@@ -34,6 +34,7 @@ from sqlalchemy.engine import Engine
 from assistant import db
 from assistant.errors import EscalationError
 from assistant.escalation.assist_posts import AssistPoster
+from assistant.escalation.contact_notes import ContactNotes
 from assistant.escalation.jira_client import JiraCallFailed, JiraClient, summary_line
 from assistant.escalation.queue import EscalationRecord, EscalationRequest, LocalQueue, TicketRef, get_escalation
 from assistant.escalation.routing import Route, Router
@@ -92,6 +93,14 @@ def _ticket(row: EscalationRecord) -> str:
     return row.ticket_key
 
 
+def _named(routing: dict[str, Any] | None, assignee: str | None) -> dict[str, Any] | None:
+    """The route with Jira's display name for the assignee it set, when its rule gave none: the staff page
+    shows a name, not an accountId."""
+    if not routing or not routing.get("assignee") or routing.get("assignee_name") or not assignee:
+        return routing
+    return {**routing, "assignee_name": assignee}
+
+
 class LostLease(Exception):
     """Another worker took the row over (our lease ran out): stop without touching Jira again."""
 
@@ -126,6 +135,7 @@ class JiraQueue:
         self.status_refresh = timedelta(seconds=status_refresh)
         self.wake = threading.Event()  # set when an escalation waits for the background worker
         self._local = LocalQueue(engine, status="pending")
+        self.notes = ContactNotes(engine, client_factory, self.lease)  # contact changes after the ticket
 
     # -- the seam --------------------------------------------------------------------------------
     def open(self, request: EscalationRequest) -> TicketRef:
@@ -138,6 +148,13 @@ class JiraQueue:
         assert row is not None  # stored above; rows are never deleted
         return TicketRef(ref.id, row.status, row.ticket_key, row.ticket_url)
 
+    def contact_changed(self, escalation_id: str) -> None:
+        """The contact changed (queue.set_contact): a ticket already made gets a note, now or by the worker."""
+        if self.deliver_now:
+            self.notes.post(escalation_id)
+        else:
+            self.wake.set()
+
     def in_background(self) -> threading.Event:
         """From now on `open` only records and wakes the worker, which waits on the returned event: a
         request never waits for Jira."""
@@ -149,6 +166,7 @@ class JiraQueue:
         """What the worker runs: every due pending escalation, oldest first."""
         ids = self.due(limit, force)
         done = sum(self.deliver(i) for i in ids)
+        self.notes.post_pending(force=force)
         if self.assist is not None:
             self.assist.post_pending()  # posts that failed, or were cut short by a restart
         return {"due": len(ids), "delivered": done}
@@ -181,7 +199,7 @@ class JiraQueue:
             if row.delivery_step in ("created_jsm", "reescalated"):
                 self._post_context(client, row, token, check_first=not fresh or row.attempts > 1)
             key = _ticket(row)
-            status = client.status(key)
+            status, assignee = client.state(key)
         except LostLease:
             log.warning("escalation %s: another worker took it over", escalation_id)
             return False
@@ -193,7 +211,7 @@ class JiraQueue:
             return False
         self._record(token, row, status="delivered", ticket_url=client.browse_url(key),
                      jira_status=status, status_checked_at=utcnow(), delivered_at=utcnow(), delivery_step=None,
-                     claimed_until=None, claimed_by=None, last_error=None)
+                     claimed_until=None, claimed_by=None, last_error=None, routing=_named(row.routing, assignee))
         log.info("escalation %s delivered as %s", escalation_id, key)
         if self.assist is not None and row.routing is not None:  # a ticket this escalation made, not a re-escalation
             self.assist.post(key)
@@ -215,7 +233,8 @@ class JiraQueue:
             raise Waiting("an earlier create got no answer; waiting for Jira's search to show its ticket "
                           "before creating another", sent + self.settle)
         route = self._route(row)
-        self._record(token, row, create_sent_at=utcnow(), routing=route.model_dump())  # recorded before it goes out
+        self._record(token, row, create_sent_at=utcnow(), routing=route.model_dump(),  # recorded before it goes out
+                     contact_noted=row.contact_version)  # the contact this ticket is made with
         labels = ["answerdesk", idempotency_label(row.id)] + list(row.labels or [])
         try:
             key = client.create(self.project, summary_line(row.summary or row.question),
@@ -244,7 +263,9 @@ class JiraQueue:
             if row.delivery_step == "reescalated":
                 text = "The user escalated again.\n\n" + text
             client.comment(key, text, internal=True)
-        self._record(token, row, delivery_step="commented")
+            self._record(token, row, delivery_step="commented", contact_noted=row.contact_version)
+        else:
+            self._record(token, row, delivery_step="commented")
 
     def _claim(self, escalation_id: str) -> str | None:
         e = db.escalations.c

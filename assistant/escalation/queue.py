@@ -78,6 +78,8 @@ class EscalationRecord(EscalationRequest):
     first_response_at: datetime | None = None
     resolved_at: datetime | None = None
     rating: str | None = None
+    contact_version: int = 0
+    contact_noted: int = 0
 
     @classmethod
     def from_row(cls, row: Mapping[Any, Any]) -> EscalationRecord:
@@ -109,6 +111,10 @@ class TicketQueue(Protocol):
     def refresh_statuses(self, limit: int = 20) -> int: ...
 
     def retry(self, ref: str, summary: str | None = None) -> EscalationRecord: ...
+
+    def contact_changed(self, escalation_id: str) -> None:
+        """set_contact changed the contact: tell the ticket, if one was made (the Jira queue posts a note)."""
+        ...
 
 
 class LocalQueue:
@@ -145,6 +151,9 @@ class LocalQueue:
         raise EscalationError("Escalations stay in the local queue (ANSWERDESK_ESCALATION=local): nothing to "
                               "retry. Agents pick them up with `answerdesk escalations list`.")
 
+    def contact_changed(self, escalation_id: str) -> None:
+        return None  # agents read the contact from the row itself
+
 
 def list_escalations(engine: Engine, limit: int = 100, status: str | None = None) -> list[EscalationRecord]:
     q = sa.select(db.escalations).order_by(db.escalations.c.created_at.desc()).limit(limit)
@@ -166,9 +175,17 @@ def get_escalation(engine: Engine, escalation_id: str) -> EscalationRecord | Non
 
 
 def set_contact(engine: Engine, escalation_id: str, contact_email: str | None, notify: bool,
-                verified: bool = False) -> None:
-    """Store whom to tell of the answer. A delivery not yet made (or retried) reads it from the row."""
+                verified: bool = False) -> bool:
+    """Store whom to tell of the answer; True when that changed anything. A delivery not yet made (or
+    retried) reads it from the row; a ticket already made is owed a note (`contact_version` moves past
+    `contact_noted`, which the delivery records when it writes the contact into the ticket). Setting the
+    same contact again changes nothing, so a widget that sends it twice does not post two notes."""
+    e = db.escalations.c
     with engine.begin() as conn:
-        conn.execute(db.escalations.update().where(db.escalations.c.id == escalation_id)
-                     .values(contact_email=contact_email, notify=notify, contact_verified=verified,
-                             updated_at=utcnow()))
+        changed = conn.execute(db.escalations.update().where(
+            e.id == escalation_id,
+            sa.or_(e.contact_email.is_distinct_from(contact_email), e.notify != notify,
+                   e.contact_verified != verified),
+        ).values(contact_email=contact_email, notify=notify, contact_verified=verified,
+                 contact_version=e.contact_version + 1, updated_at=utcnow()))
+    return bool(changed.rowcount)

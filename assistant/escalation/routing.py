@@ -40,6 +40,9 @@ class RoutingRule(BaseModel):
     topic: list[Name] = Field(default_factory=list, description="a cited source's name or one of its labels")
     # Cloud: the user's accountId; Data Center: the username. The client sends the field each expects.
     assignee: Name | None = None
+    # How the staff page names the assignee (an accountId means nothing to a reader); without it, the name
+    # Jira shows for the ticket's assignee once delivered.
+    assignee_name: Name | None = None
     components: list[Name] = Field(default_factory=list)
     priority: Name | None = None
     request_type: Annotated[str, StringConstraints(pattern=r"^[0-9]{1,18}$")] | None = Field(
@@ -74,6 +77,7 @@ class Route(BaseModel):
 
     rule: str | None = None
     assignee: str | None = None
+    assignee_name: str | None = None  # the rule's, or Jira's display name for `assignee` (staff page)
     components: list[str] = Field(default_factory=list)
     priority: str | None = None
     request_type: str | None = None
@@ -133,7 +137,8 @@ class Router:
         topics = self.topics(list(sources))
         for i, rule in enumerate(self.rules, 1):
             if rule.matches(plan, org, topics):
-                return Route(rule=rule.label(i), assignee=rule.assignee, components=list(rule.components),
+                return Route(rule=rule.label(i), assignee=rule.assignee, assignee_name=rule.assignee_name,
+                             components=list(rule.components),
                              priority=rule.priority, request_type=rule.request_type)
         return Route()
 
