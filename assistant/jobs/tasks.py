@@ -1,8 +1,8 @@
 """The jobs `answerdesk worker` runs, as procrastinate tasks built over one Services per process.
 
 - every ANSWERDESK_DELIVERY_INTERVAL: an escalation pass that defers one delivery job per due escalation
-  (so several workers deliver side by side), posts agent assist that is still owed and refreshes delivered
-  tickets' Jira status; and a reply pass that delivers the reply outbox;
+  (so several workers deliver side by side), posts agent assist and contact notes still owed and refreshes
+  delivered tickets' Jira status; and a reply pass that delivers the reply outbox;
 - every ANSWERDESK_JIRA_POLL_INTERVAL (when on): a poll of Jira for answers on open tickets;
 - every ANSWERDESK_SYNC_INTERVAL (when on): one `sync` job per source of the sources file, under a lock
   named after the source (procrastinate runs jobs sharing a lock one at a time) and a queueing lock (at most
@@ -78,6 +78,7 @@ def _escalation_tasks(app: procrastinate.App, svc: Services) -> None:
                     escalation_id=escalation_id)
         if queue.assist is not None:
             await asyncio.to_thread(queue.assist.post_pending)  # posts that failed, or were cut short
+        await asyncio.to_thread(queue.notes.post_pending)  # contact changes the agent has not seen yet
         await asyncio.to_thread(queue.refresh_statuses)
 
 
