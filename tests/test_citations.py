@@ -144,7 +144,7 @@ def test_the_first_citation_follows_retrieval_unless_another_page_clearly_answer
     def scored(s: Source, score: float) -> Source:
         return Source(s.n, replace(s.hit, score=score))
 
-    sure = answer(embedder, question, [scored(listed, 4.0), scored(rotate, 0.0)])
+    sure = answer(embedder, question, [scored(listed, 8.0), scored(rotate, 0.0)])
     assert sure.startswith("API keys are listed on the admin page"), sure
     tie = answer(embedder, question, [scored(listed, 1.0), scored(rotate, 0.98)])
     assert tie.startswith("To rotate an API key, create a new key and then revoke the old one. [2]"), tie
