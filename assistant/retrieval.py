@@ -145,15 +145,21 @@ def rank_documents(query: str, vector: np.ndarray | None, dense: list[tuple[str,
     """Chunk candidates of both retrievers -> documents, best first, each as its best section."""
     doc_of = {cid: (ch.source, ch.doc_id) for cid, ch in chunks.items()}
     docs = reduce_to_documents(dense, sparse, doc_of, weights)
-    fields = {key: field_text(chunks[ev.best_chunk]) for key, ev in docs.items()}
+    # A document's field evidence is its best-matching title + heading path among its candidate
+    # sections, not only the best chunk's: a page whose "Rate limits" section was found, but whose
+    # best chunk by text is another section, still has a heading that answers "why do i get 429".
+    fields: dict[DocKey, set[str]] = {}
+    for cid in dict.fromkeys([c for c, _ in dense] + [c for c, _ in sparse]):
+        if cid in chunks and doc_of[cid] in docs:
+            fields.setdefault(doc_of[cid], set()).add(field_text(chunks[cid]))
     field_dense: dict[DocKey, float] = {}
     field_keyword: dict[DocKey, float] = {}
     if weights.field_dense and vector is not None:
-        vecs = field_vectors(fields.values())
-        field_dense = {key: float(vecs[text] @ vector) for key, text in fields.items()}
+        vecs = field_vectors(t for texts in fields.values() for t in texts)
+        field_dense = {key: max(float(vecs[t] @ vector) for t in texts) for key, texts in fields.items()}
     if weights.field_keyword:
         qterms = set(tokenize([query])[0])
-        field_keyword = {key: term_share(qterms, text) for key, text in fields.items()}
+        field_keyword = {key: max(term_share(qterms, t) for t in texts) for key, texts in fields.items()}
     ranked = fuse(docs, field_dense, field_keyword, weights)
     dense_rank = ranks({key: ev.dense for key, ev in docs.items()})
     keyword_rank = ranks({key: ev.keyword for key, ev in docs.items()})
