@@ -126,3 +126,56 @@ def test_signatures_and_tokens_with_any_characters_are_refused_not_errors() -> N
     assert tokens.escalation("e1.\u0661\u0662.x") is None  # non-ASCII digits are not a date
     assert not tokens.expired("e1.1.forged") and tokens.expired(tokens.token("e1", made=1))
     assert not signature_ok("secret", b"{}", "sha256=\u00e9") and not signature_ok("secret", b"{}", None)
+
+
+def test_after_an_upgrade_a_resolution_told_before_is_not_told_again(tmp_path: Path,
+                                                                      embedder: SentenceTransformerEmbedder) -> None:
+    """Resolutions were recorded as "resolved" before they carried Jira's resolutiondate: the same
+    resolution seen again after the upgrade (a poll, a Resolved -> Closed update) is not sent again; the
+    next one, after a reopen, is."""
+    from datetime import timedelta
+
+    from assistant.store import utcnow
+
+    svc = fresh_services(tmp_path, embedder)
+    engine = svc.store.engine
+    cid = svc.conversations.ensure(None, owner="widget:s1")
+    ref = LocalQueue(engine).open(EscalationRequest(cid, "question", [], "", [], 0.1, ["low"]))
+    with engine.begin() as conn:
+        conn.execute(db.escalations.update().where(db.escalations.c.id == ref.id)
+                     .values(ticket_key="SUP-1", status="delivered"))
+    resolved_at = utcnow() - timedelta(hours=2)
+    assert svc.replies.record([TicketEvent("SUP-1", "resolved", "resolved")]) == 1  # told, before the upgrade
+    dated = "resolved@" + resolved_at.isoformat(timespec="milliseconds")
+    assert svc.replies.record([TicketEvent("SUP-1", "resolved", dated, at=resolved_at)]) == 0
+    later = utcnow() + timedelta(seconds=1)  # reopened and resolved again after that
+    assert svc.replies.record([TicketEvent("SUP-1", "resolved", "resolved@" + later.isoformat(), at=later)]) == 1
+
+
+def test_a_rating_link_from_before_links_were_dated_says_it_expired() -> None:
+    import base64
+    import hashlib
+    import hmac
+
+    from assistant.replies.ratings import RatingTokens
+
+    secret = b"k" * 32
+    digest = hmac.new(secret, b"answerdesk-rating-v1:e1", hashlib.sha256).digest()
+    old = "e1." + base64.urlsafe_b64encode(digest).rstrip(b"=").decode()  # as an earlier version signed it
+    tokens = RatingTokens(secret)
+    assert tokens.escalation(old) is None and tokens.expired(old)  # 410 "expired", not 404 "not valid"
+    assert not tokens.expired("e1." + "A" * 43) and not RatingTokens(b"x" * 32).expired(old)  # forged: not valid
+
+
+def test_agent_assist_only_for_new_tickets_of_the_support_project_and_never_on_our_notes() -> None:
+    from assistant.replies.events import comment_event, created_ticket
+
+    def created(key: str, **fields: object) -> dict[str, object]:
+        return {"webhookEvent": "jira:issue_created", "issue": {"key": key, "fields": fields}}
+
+    assert created_ticket(created("SUP-7"), "SUP") == "SUP-7"
+    assert created_ticket(created("HR-3"), "SUP") is None  # a site-wide webhook: not our queue
+    assert created_ticket(created("X-3", project={"key": "sup"}), "SUP") == "X-3"
+    assert created_ticket(created("SUP-8", labels=["answerdesk"]), "SUP") is None  # ours: assisted at delivery
+    note = {"id": "9", "body": "The customer asked to be e-mailed.\nanswerdesk contact update: e1 #2"}
+    assert comment_event("SUP-7", note) is None  # our contact note is never an answer, even if it looks public

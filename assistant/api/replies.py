@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from pydantic import ValidationError
-from starlette.background import BackgroundTask
+from starlette.background import BackgroundTasks
 from starlette.concurrency import run_in_threadpool
 
 from assistant.api.auth import CurrentIdentity, require
@@ -76,13 +76,18 @@ async def jira_webhook(svc: Svc, request: Request) -> JSONResponse:
     except sa.exc.SQLAlchemyError:
         await run_in_threadpool(outbox.forget_delivery, key)  # Jira retries; the retry must not be a "replay"
         raise
-    ticket = created_ticket(payload) if settings.escalation == "jira" and settings.assist_on_new_tickets else None
-    assist = None
+    wanted = settings.escalation == "jira" and settings.assist_on_new_tickets
+    ticket = created_ticket(payload, settings.jira_project) if wanted else None
+    after = BackgroundTasks()
+    if not outbox.bot.known:  # read answerdesk's Jira account after answering (a replica may run no poll)
+        after.add_task(outbox.bot.ids)
+    queued = False
     if ticket:  # recorded first: the worker posts it if this process stops before the background post ends
-        queued: bool = await run_in_threadpool(svc.assist_poster.enqueue, ticket)
-        assist = BackgroundTask(svc.post_assist, ticket) if queued else None
-    return JSONResponse({"status": "accepted", "events": len(events), "replies": added,
-                         "assist": assist is not None}, background=assist)
+        queued = await run_in_threadpool(svc.assist_poster.enqueue, ticket)
+        if queued:
+            after.add_task(svc.post_assist, ticket)
+    return JSONResponse({"status": "accepted", "events": len(events), "replies": added, "assist": queued},
+                        background=after)
 
 
 def signature_of(body: bytes) -> str:

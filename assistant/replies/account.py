@@ -29,6 +29,11 @@ class BotAccount:
         self._tried = -RETRY_S
         self._lock = threading.Lock()
 
+    @property
+    def known(self) -> bool:
+        """Read from Jira already, or nothing to read it with: nothing left to look up."""
+        return self._known is not None or self.client_factory is None
+
     def ids(self, fetch: bool = True) -> frozenset[str]:
         """fetch=False: what is known now, never a Jira call (the webhook answers without waiting on
         Jira; the reply worker does the lookup)."""

@@ -23,6 +23,7 @@ from assistant.atlassian.adf import adf_to_text
 
 OWN_MARKER = "answerdesk escalation: "  # the last line of every comment answerdesk posts (jira_queue.marker)
 ASSIST_MARKER = "answerdesk assist: "  # the last line of agent assist's suggestion (escalation.agent.assist_marker)
+CONTACT_MARKER = "answerdesk contact update: "  # the last line of a contact note (escalation.contact_notes)
 
 
 @dataclass(frozen=True)
@@ -115,7 +116,7 @@ def comment_event(ticket_key: str, comment: dict[str, Any], at: datetime | None 
         return None
     raw = comment.get("body")
     text = (adf_to_text(raw) if isinstance(raw, dict) else str(raw or "")).strip()
-    if not text or OWN_MARKER in text or ASSIST_MARKER in text:
+    if not text or any(m in text for m in (OWN_MARKER, ASSIST_MARKER, CONTACT_MARKER)):
         return None
     author = comment.get("author") or {}
     ids = person_ids(author)
@@ -155,9 +156,10 @@ def is_done(fields: dict[str, Any]) -> bool:
     return isinstance(category, dict) and str(category.get("key", "")).lower() == "done"
 
 
-def created_ticket(payload: dict[str, Any]) -> str | None:
+def created_ticket(payload: dict[str, Any], project: str | None = None) -> str | None:
     """The key of a ticket a `jira:issue_created` delivery announces, unless answerdesk made it (its
-    escalation tickets carry the `answerdesk` label and get agent assist at delivery)."""
+    escalation tickets carry the `answerdesk` label and get agent assist at delivery) or it is in another
+    project than `project` (a site-wide webhook must not draft replies on, say, HR's tickets)."""
     issue = payload.get("issue")
     if payload.get("webhookEvent") != "jira:issue_created" or not isinstance(issue, dict):
         return None
@@ -166,7 +168,17 @@ def created_ticket(payload: dict[str, Any]) -> str | None:
     labels = (fields or {}).get("labels") or []
     if not isinstance(key, str) or not key or (isinstance(labels, list) and "answerdesk" in labels):
         return None
+    if project and ticket_project(key, fields or {}).upper() != project.upper():
+        return None
     return key
+
+
+def ticket_project(key: str, fields: dict[str, Any]) -> str:
+    """The ticket's project key: the delivery's `fields.project.key`, else the key's prefix (SUP-12)."""
+    found = fields.get("project")
+    if isinstance(found, dict) and isinstance(found.get("key"), str):
+        return str(found["key"])
+    return key.rsplit("-", 1)[0]
 
 
 def webhook_events(payload: dict[str, Any], bot: Collection[str] = ()) -> list[TicketEvent]:

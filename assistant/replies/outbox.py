@@ -86,6 +86,8 @@ class ReplyOutbox:
             asker = {e.contact_email.lower() for e in escalations if e.contact_email}
             if event.kind == "comment" and event.author_ids & asker:
                 continue  # the asker's own comment (e.g. by e-mail to Jira) is not an answer to them
+            if event.kind == "resolved" and self._told_undated(event):
+                continue
             self._timeline(event)
             if event.kind == "reopened":
                 continue  # Jira's business: the asker hears of the next answer or resolution
@@ -138,6 +140,18 @@ class ReplyOutbox:
         except sa.exc.IntegrityError:
             return 0  # recorded before: nothing is sent twice
         return 1
+
+    def _told_undated(self, event: TicketEvent) -> bool:
+        """A dated resolution the asker was already told of under the undated ref (how resolutions were
+        recorded before they carried Jira's resolutiondate, and still are when Jira gives none): told
+        after Jira resolved it, so it is this resolution. A later one (the ticket reopened) still goes."""
+        if event.ref == "resolved" or event.at is None:
+            return False
+        r = db.replies.c
+        with self.engine.connect() as conn:
+            return conn.execute(sa.select(r.id).where(
+                r.ticket_key == event.ticket_key, r.key.like(f"{event.ticket_key}:resolved:resolved:%"),
+                r.created_at >= event.at).limit(1)).first() is not None
 
     def _escalations(self, ticket_key: str) -> list[EscalationRecord]:
         e = db.escalations.c

@@ -28,6 +28,7 @@ from assistant.store import utcnow
 
 log = logging.getLogger("answerdesk.replies")
 _TAG = b"answerdesk-rating-v2:"
+_UNDATED_TAG = b"answerdesk-rating-v1:"  # links sent before they carried their date: genuine, but expired
 CHANNELS = ("widget", "email", "slack")
 
 
@@ -54,9 +55,18 @@ class RatingTokens:
         return found[0] if found and not self._expired(found[1]) else None
 
     def expired(self, token: str) -> bool:
-        """A genuine link that is too old (a forged one is never 'expired': it is not valid)."""
+        """A genuine link that is too old (a forged one is never 'expired': it is not valid). A genuine
+        link from before links were dated cannot be dated: the person is told it expired, not that it
+        is not valid."""
         found = self._verified(token)
-        return found is not None and self._expired(found[1])
+        return found is not None and self._expired(found[1]) or self._undated(token)
+
+    def _undated(self, token: str) -> bool:
+        if not token or token.count(".") != 1 or len(token) > 200:
+            return False
+        eid, signature = token.split(".")
+        digest = hmac.new(self._secret, _UNDATED_TAG + eid.encode(), hashlib.sha256).digest()
+        return bool(eid) and hmac.compare_digest(signature.encode(), base64.urlsafe_b64encode(digest).rstrip(b"="))
 
     def _expired(self, made: int) -> bool:
         return time.time() - made > self.lifetime
