@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from typing import Any
+from typing import Any, Protocol
 
 import procrastinate
 from procrastinate.exceptions import AlreadyEnqueued, UniqueViolation
@@ -35,12 +35,23 @@ log = logging.getLogger("answerdesk.worker")
 STALLED_AFTER_S = 60  # a worker silent this long (it beats every 10 s) is taken for dead
 
 
-def build_app(svc: Services) -> procrastinate.App:
-    """The job queue with this deployment's tasks and schedules (read from the settings and sources file)."""
+class ScheduledSyncs(Protocol):
+    """The sources a worker syncs on a schedule. The CLI builds it from the sources file and ingest's
+    sync (assistant does not import ingest: ingestion depends on the assistant, not the other way)."""
+
+    def names(self) -> list[str]: ...
+
+    def run(self, name: str) -> None: ...
+
+
+def build_app(svc: Services, syncs: ScheduledSyncs | None = None) -> procrastinate.App:
+    """The job queue with this deployment's tasks and schedules (read from the settings; `syncs`: the
+    sources file's sources, synced every ANSWERDESK_SYNC_INTERVAL)."""
     app = procrastinate.App(connector=procrastinate.PsycopgConnector(conninfo=conninfo(svc.settings)))
     _escalation_tasks(app, svc)
     _reply_tasks(app, svc)
-    _sync_tasks(app, svc)
+    if syncs is not None:
+        _sync_tasks(app, svc, syncs)
 
     @app.periodic(cron="* * * * *", periodic_id="stalled", queueing_lock="answerdesk.retry_stalled")
     @app.task(name="answerdesk.retry_stalled", pass_context=True)
@@ -106,28 +117,19 @@ def _reply_tasks(app: procrastinate.App, svc: Services) -> None:
             outbox.deliver_pending()
 
 
-def _sync_tasks(app: procrastinate.App, svc: Services) -> None:
+def _sync_tasks(app: procrastinate.App, svc: Services, syncs: ScheduledSyncs) -> None:
     every = cron_every(svc.settings.sync_interval)
     if every is None:
         return
-    from ingest.sync import load_sources, select, sync_one
-
-    path = svc.settings.sources_file
-    sources = load_sources(path)  # a bad file stops the worker's start, naming every problem
 
     @app.task(name="answerdesk.sync_source")
     def sync_source(timestamp: int, source: str) -> None:
-        [src] = select(load_sources(path), [source], path)  # read again: an edit applies from the next run
-        outcome = sync_one(svc, src)
-        if outcome.stats is None:
-            log.error("scheduled sync of %s failed: %s", source, outcome.error)
-        else:
-            log.info("scheduled sync of %s: %s", source, outcome.stats.summary())
+        syncs.run(source)
 
-    for src in sources:
-        lock = f"answerdesk.sync:{src.name}"
-        configure: dict[str, Any] = {"lock": lock, "queueing_lock": lock, "task_kwargs": {"source": src.name}}
-        app.periodic(cron=every, periodic_id=f"sync:{src.name}", **configure)(sync_source)
+    for source in syncs.names():
+        lock = f"answerdesk.sync:{source}"
+        configure: dict[str, Any] = {"lock": lock, "queueing_lock": lock, "task_kwargs": {"source": source}}
+        app.periodic(cron=every, periodic_id=f"sync:{source}", **configure)(sync_source)
 
 
 def _every(seconds: float) -> str:
@@ -136,7 +138,8 @@ def _every(seconds: float) -> str:
     return cron
 
 
-def run(svc: Services, concurrency: int | None = None, name: str | None = None) -> None:
+def run(svc: Services, concurrency: int | None = None, name: str | None = None,
+        syncs: ScheduledSyncs | None = None) -> None:
     """Run a worker until SIGINT/SIGTERM: its tables first (created when missing), then the jobs."""
     from assistant.jobs.queue_db import install_schema
 
@@ -145,6 +148,6 @@ def run(svc: Services, concurrency: int | None = None, name: str | None = None) 
     if install_schema(svc.engine):
         log.info("created the job queue's tables")
     svc.queue, svc.replies  # noqa: B018 - built once here, not raced for by the first jobs' threads
-    app = build_app(svc)
+    app = build_app(svc, syncs)
     app.run_worker(concurrency=concurrency or svc.settings.worker_concurrency, name=name,
                    delete_jobs="successful", shutdown_graceful_timeout=30)
