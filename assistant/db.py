@@ -6,6 +6,8 @@ file: tests/test_migrations.py fails until the newest revision builds exactly th
 
 from __future__ import annotations
 
+import sqlite3
+import time
 from datetime import UTC, datetime
 from typing import Any
 
@@ -139,12 +141,27 @@ def create_engine(url: str, **kwargs: Any) -> Engine:
         def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
             # WAL lets the API read while `answerdesk ingest` writes.
             cur = dbapi_conn.cursor()
-            cur.execute("PRAGMA journal_mode=WAL")
+            _wal(cur)
             cur.execute("PRAGMA synchronous=NORMAL")
             cur.close()
 
         return engine
     return sa.create_engine(url, pool_pre_ping=True, **kwargs)
+
+
+def _wal(cur: Any, wait_s: float = 30.0) -> None:
+    """Switch to WAL, waiting for other connections: a new database's switch takes an exclusive lock and
+    SQLite answers "database is locked" at once, without its busy timeout, to a connection that asks
+    meanwhile (processes or replicas opening one new file together). Once WAL, it stays WAL."""
+    deadline = time.monotonic() + wait_s
+    while True:
+        try:
+            cur.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.02)
 
 
 def init_db(engine: Engine) -> None:
