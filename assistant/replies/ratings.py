@@ -65,8 +65,7 @@ class RatingTokens:
         if not token or token.count(".") != 1 or len(token) > 200:
             return False
         eid, signature = token.split(".")
-        digest = hmac.new(self._secret, _UNDATED_TAG + eid.encode(), hashlib.sha256).digest()
-        return bool(eid) and hmac.compare_digest(signature.encode(), base64.urlsafe_b64encode(digest).rstrip(b"="))
+        return bool(eid) and hmac.compare_digest(signature.encode(), self._sign(eid, _UNDATED_TAG).encode())
 
     def _expired(self, made: int) -> bool:
         return time.time() - made > self.lifetime
@@ -81,8 +80,8 @@ class RatingTokens:
             return None
         return eid, int(made)
 
-    def _sign(self, signed: str) -> str:
-        digest = hmac.new(self._secret, _TAG + signed.encode(), hashlib.sha256).digest()
+    def _sign(self, signed: str, tag: bytes = _TAG) -> str:
+        digest = hmac.new(self._secret, tag + signed.encode(), hashlib.sha256).digest()
         return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
 
 
