@@ -102,11 +102,13 @@ class Assistant:
         answer is escalated, and recorded with the escalation so an agent can go there."""
         started, first_ms = time.perf_counter(), None
         question = self.conversations.scrub(question.strip())  # nothing downstream sees the raw text
+        new = conversation_id is None
         conversation_id = self.conversations.ensure(
             conversation_id, owner=identity.owner if identity else None, staff=identity is None or identity.staff)
-        # The support team's replies (role "support") are not the assistant's turns.
+        # The support team's replies (role "support") are not the assistant's turns. A conversation
+        # started just now has none: no read for it.
         past = [m for m in self.conversations.messages(conversation_id, self.history_turns * 2 + 10)
-                if m.role in ("user", "assistant")][-self.history_turns * 2:] if self.history_turns else []
+                if m.role in ("user", "assistant")][-self.history_turns * 2:] if self.history_turns and not new else []
         history = [Turn(m.role, m.content) for m in past]
         previous_query = next((m.search_query for m in reversed(past) if m.role == "user"), None)
         search_query = self.rewriter(question, previous_query, history)

@@ -79,6 +79,9 @@ chunks = sa.Table(
     # float16 vectors of the heading and quotable sentences (assistant/answering/sentences.py);
     # NULL for rows written before they existed: the answerer then embeds that chunk itself.
     sa.Column("sentence_vectors", sa.LargeBinary),
+    # float16 vector of the title + heading path (row 0 of sentence_vectors, copied): retrieval
+    # reads it for ~100 candidates per question instead of embedding their titles (NULL: embedded).
+    sa.Column("field_vector", sa.LargeBinary),
     sa.Index("ix_chunks_doc", "source", "doc_id"),
 )
 

@@ -117,11 +117,12 @@ def model_label(model: str) -> str:
 class QueryBatcher:
     """Query embeddings of concurrent requests, computed together; document embeddings pass through.
 
-    One worker thread owns the model for queries: a query waits at most `window` seconds for
-    others to join it, and queries that arrive while the model runs form the next batch, so 16
-    concurrent questions cost a few model calls over both cores instead of 16 calls queueing on a
-    lock. Vectors of recent queries are kept (bounded by bytes): the retriever and the answerer
-    embed the same question, and a question asked again costs nothing."""
+    One worker thread owns the model for queries: while requests arrive together a query waits
+    at most `window` seconds for others to join it (a lone asker never waits), and queries that
+    arrive while the model runs form the next batch, so 16 concurrent questions cost a few model
+    calls over both cores instead of 16 calls queueing on a lock. Vectors of recent queries are
+    kept (bounded by bytes): the retriever and the answerer embed the same question, and a
+    question asked again costs nothing."""
 
     def __init__(self, inner: Embedder, window: float = 0.002, max_batch: int = 64,
                  cache_bytes: int = 16 << 20, wait: float = 120.0) -> None:
@@ -167,10 +168,12 @@ class QueryBatcher:
                 self._worker.start()
 
     def _run(self) -> None:
+        alone = True  # the last batch held one request: nobody else is asking, so nobody to wait for
         while True:
             batch = [self._queue.get()]
             size = len(batch[0][0])
-            deadline = time.perf_counter() + self.window
+            # The window is paid only under concurrency: a lone asker's query runs at once.
+            deadline = time.perf_counter() + (0.0 if alone else self.window)
             while size < self.max_batch:
                 try:
                     item = self._queue.get(timeout=max(0.0, deadline - time.perf_counter()))
@@ -178,6 +181,7 @@ class QueryBatcher:
                     break
                 batch.append(item)
                 size += len(item[0])
+            alone = len(batch) == 1 and self._queue.empty()
             self._embed_batch(batch)
 
     def _embed_batch(self, batch: list[tuple[list[str], Future[np.ndarray]]]) -> None:

@@ -17,8 +17,6 @@ from __future__ import annotations
 
 import re
 import statistics
-import threading
-from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Literal
@@ -26,6 +24,7 @@ from typing import Literal
 import numpy as np
 
 from assistant.access import allows
+from assistant.bytecache import ByteLRU
 from assistant.embeddings import Embedder
 from assistant.index.keyword import KeywordSearch, tokenize
 from assistant.index.vector import VectorIndex
@@ -72,15 +71,24 @@ def zscores(scores: dict[str, float] | dict[DocKey, float]) -> dict:  # type: ig
 
 
 def field_text(chunk: Chunk) -> str:
-    """The document's title and the section's heading path: what a person scans first."""
-    heading = chunk.heading
-    return f"{chunk.title} > {heading}" if heading else chunk.title
+    """The document's title and the section's heading path: what a person scans first. The same
+    text as the answerer's heading, so the vector ingestion stored for it serves both."""
+    return chunk.heading_text
+
+
+# Title + heading words by text: tokenizing ~50 candidates' field texts per question cost more than
+# the keyword search itself, and a corpus has few distinct ones.
+_FIELD_TERMS: ByteLRU[str, frozenset[str]] = ByteLRU(16 << 20, lambda ws: 250 + sum(60 + len(w) for w in ws))
 
 
 def term_share(query_terms: set[str], text: str) -> float:
     if not query_terms:
         return 0.0
-    return len(query_terms & set(tokenize([text])[0])) / len(query_terms)
+    words = _FIELD_TERMS.get(text)
+    if words is None:
+        words = frozenset(tokenize([text])[0])
+        _FIELD_TERMS.put(text, words)
+    return len(query_terms & words) / len(query_terms)
 
 
 @dataclass
@@ -170,28 +178,28 @@ def rank_documents(query: str, vector: np.ndarray | None, dense: list[tuple[str,
 
 
 class FieldVectors:
-    """Embeddings of title + heading strings, cached: a deployment has few distinct ones, and
-    embedding them per query would double the query's cost."""
+    """Vectors of title + heading strings: stored at ingest with each chunk (`known`), else embedded
+    here and cached by bytes. A corpus has as many distinct titles as pages, and distinct questions
+    find distinct pages: embedding ~50 candidates' titles per question cost several times the query's
+    own embedding, so only rows stored before field vectors existed get here."""
 
-    def __init__(self, embedder: Embedder, size: int = 50_000) -> None:
+    def __init__(self, embedder: Embedder, cache_bytes: int = 32 << 20) -> None:
         self.embedder = embedder
-        self.size = size
-        self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
-        self._lock = threading.Lock()  # requests run in a thread pool; eviction must not race a lookup
+        self._cache: ByteLRU[str, np.ndarray] = ByteLRU(cache_bytes, lambda v: v.nbytes + 200)
 
-    def get(self, texts: Iterable[str]) -> dict[str, np.ndarray]:
+    def get(self, texts: Iterable[str], known: dict[str, bytes] | None = None) -> dict[str, np.ndarray]:
+        """known: text -> its stored float16 vector, used as is."""
         texts = list(dict.fromkeys(texts))
-        with self._lock:
-            out = {t: self._cache[t] for t in texts if t in self._cache}
+        known = known or {}
+        out = {t: np.frombuffer(known[t], dtype=np.float16).astype(np.float32) for t in texts if t in known}
+        for t in texts:
+            if t not in out and (cached := self._cache.get(t)) is not None:
+                out[t] = cached
         missing = [t for t in texts if t not in out]
-        if missing:  # embedded outside the lock: other requests need not wait for the model
-            out.update(zip(missing, self.embedder.embed(missing, kind="document"), strict=True))
-        with self._lock:
-            for t in texts:
-                self._cache[t] = out[t]
-                self._cache.move_to_end(t)
-            while len(self._cache) > self.size:
-                self._cache.popitem(last=False)
+        if missing:
+            for t, vec in zip(missing, self.embedder.embed(missing, kind="document"), strict=True):
+                out[t] = vec.copy()  # a copy: a row view would keep the whole batch alive
+                self._cache.put(t, out[t])
         return out
 
 
@@ -230,9 +238,11 @@ class Retriever:
         # mid-query: it never reaches the ranking, rather than show a ghost. The filter is checked
         # again on the database record: after a crash between the vector upsert and the database
         # write, Chroma's metadata can say "public" for a row whose stored text is still internal.
-        fetched = self.store.get_chunks(list(dict.fromkeys([c for c, _ in dense] + [c for c, _ in sparse])))
+        fetched, stored = self.store.candidates(list(dict.fromkeys([c for c, _ in dense] + [c for c, _ in sparse])))
         chunks = {cid: chunk for cid, chunk in fetched.items() if allows(where, record_fields(chunk))}
-        out = rank_documents(query, vector, dense, sparse, chunks, weights, self.fields.get)
+        known = {field_text(chunks[cid]): blob for cid, blob in stored.items() if cid in chunks}
+        out = rank_documents(query, vector, dense, sparse, chunks, weights,
+                             lambda texts: self.fields.get(texts, known))
         identifiers = {m.lower() for m in IDENTIFIER.findall(query)}
         if identifiers:
             out.sort(key=lambda h: not named_by(h.chunk.title, identifiers))  # stable: the rest keep their order

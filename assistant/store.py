@@ -77,13 +77,15 @@ class IndexStore:
             return {row.id: row.content_hash for row in conn.execute(q)}
 
     def save_documents(self, items: Iterable[tuple[DocumentRecord, list[Chunk]]],
-                       sentence_vectors: dict[str, bytes] | None = None) -> None:
+                       sentence_vectors: dict[str, bytes] | None = None,
+                       field_vectors: dict[str, bytes] | None = None) -> None:
         """Replace each document's chunks and record it, all in one transaction.
 
-        sentence_vectors: chunk id -> the blob of `assistant.answering.sentences`; chunks not in it
-        are stored without one."""
+        sentence_vectors: chunk id -> the blob of `assistant.answering.sentences`; field_vectors:
+        chunk id -> its title + heading vector (float16 bytes). Chunks not in them are stored without."""
         now = utcnow()
         blobs = sentence_vectors or {}
+        fields = field_vectors or {}
         items = list(items)
         # Tokenized before the transaction opens: it holds the write lock only for the writes.
         terms = fts.terms_of([(ch.id, ch.search_text, ch.source, ch.doc_id, ch.audience, ch.org)
@@ -96,8 +98,9 @@ class IndexStore:
                     {**doc.__dict__, "chunk_count": len(doc_chunks), "indexed_at": now},
                 )
                 if doc_chunks:
-                    conn.execute(db.chunks.insert(),
-                                 [{**_chunk_row(ch), "sentence_vectors": blobs.get(ch.id)} for ch in doc_chunks])
+                    conn.execute(db.chunks.insert(), [
+                        {**_chunk_row(ch), "sentence_vectors": blobs.get(ch.id), "field_vector": fields.get(ch.id)}
+                        for ch in doc_chunks])
             if terms:
                 fts.add(conn, terms)
             self._bump_generation(conn)
@@ -135,15 +138,23 @@ class IndexStore:
 
     # -- chunks ----------------------------------------------------------------------------
     def get_chunks(self, ids: list[str]) -> dict[str, Chunk]:
+        return self.candidates(ids)[0]
+
+    def candidates(self, ids: list[str]) -> tuple[dict[str, Chunk], dict[str, bytes]]:
+        """Retrieval's candidate chunks and the field vectors stored for them, in one read.
+        Not the sentence vectors: retrieval reads ~100 candidate rows per question and the answerer
+        needs vectors for five of them (`sentence_vectors`)."""
         out: dict[str, Chunk] = {}
-        # Not the sentence vectors: retrieval reads ~100 candidate rows per question and the answerer
-        # needs vectors for five of them (`sentence_vectors`).
+        fields: dict[str, bytes] = {}
         columns = [c for c in db.chunks.c if c.name != "sentence_vectors"]
         with self.engine.connect() as conn:
             for i in range(0, len(ids), 500):
                 q = sa.select(*columns).where(db.chunks.c.id.in_(ids[i : i + 500]))
-                out.update((row.id, _row_chunk(row)) for row in conn.execute(q))
-        return out
+                for row in conn.execute(q):
+                    out[row.id] = _row_chunk(row)
+                    if row.field_vector is not None:
+                        fields[row.id] = bytes(row.field_vector)
+        return out, fields
 
     def sentence_vectors(self, ids: list[str]) -> dict[str, bytes]:
         """Chunk id -> its stored sentence vectors blob, for the ids that have one."""

@@ -37,6 +37,12 @@ class Chunk:
     def heading(self) -> str:
         return str(self.meta.get("heading", ""))
 
+    @property
+    def heading_text(self) -> str:
+        """The page title and heading path: the retrieval's title/heading field and the answerer's
+        heading, embedded once at ingest for both (row 0 of the stored sentence vectors)."""
+        return f"{self.title} — {self.heading}" if self.heading else self.title
+
 
 @dataclass
 class Hit:

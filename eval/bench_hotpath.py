@@ -94,7 +94,6 @@ def profile(base: Services, questions: list[str], stored: bool = True) -> dict[s
     svc.__dict__["conversations"] = Stopwatch(svc.conversations, "store", clock)
     extractive = ExtractiveAnswerer(embedder, stored=svc.store.sentence_vectors if stored else None)
     svc.__dict__["extractive"] = TimedAnswerer(extractive, clock)
-    svc.retriever.fields = base.retriever.fields  # title/heading vectors: warm, as in a running server
 
     def timed_verify(*args: Any, **kwargs: Any) -> Any:
         with clock.stage("verify"):

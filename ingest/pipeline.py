@@ -217,7 +217,9 @@ class Ingestor:
             if stale:
                 self.s.vectors.delete(stale)
         with timed(stats, "database"):
-            self.s.store.save_documents(((p.record, p.chunks) for p in pending), blobs)
+            dim = self.s.embedder.dimension
+            fields = {cid: sentences.first_row(blob, dim) for cid, blob in blobs.items()}
+            self.s.store.save_documents(((p.record, p.chunks) for p in pending), blobs, fields)
         stats.chunks_embedded += len(embed)
         stats.chunks_reused += len(reused)
         pending.clear()

@@ -76,11 +76,27 @@ def test_chat_makes_no_document_embedding_per_question(docs_services: Services,
     answer = svc.assistant.respond("How do I rotate an API key?")
     assert answer.citations and answer.checks.sentences > 0
     # The retriever and the answerer both embed the question: one model call. The title/heading
-    # field vectors of the candidate documents are embedded once per deployment, then cached.
-    assert [c for c in counting.calls if c[0] == "query"] == [("query", 1)]
+    # vectors of the candidate documents were stored at ingest: nothing else reaches the model.
+    assert counting.calls == [("query", 1)]
+    for question in QUESTIONS:  # distinct questions find other pages: still only their own embedding
+        counting.calls.clear()
+        svc.assistant.respond(question)
+        assert counting.calls == [("query", 1)]
     counting.calls.clear()
     svc.assistant.respond("How do I rotate an API key?")  # asked again: the vector is cached
     assert counting.calls == []
+
+
+def test_stored_field_vectors_are_the_embedded_titles(docs_services: Services,
+                                                      embedder: SentenceTransformerEmbedder) -> None:
+    store = docs_services.store
+    chunks, stored = store.candidates(store.chunk_ids("answerdesk-docs", [d.doc_id for d in store.documents()]))
+    assert chunks and set(stored) == set(chunks)
+    some = list({chunks[cid].heading_text: cid for cid in sorted(chunks)}.values())[:20]  # distinct headings
+    fresh = embedder.embed([chunks[cid].heading_text for cid in some], kind="document")
+    kept = np.vstack([np.frombuffer(stored[cid], dtype=np.float16).astype(np.float32) for cid in some])
+    assert np.min(np.sum(kept * fresh, axis=1)) > 0.99  # its own title's vector (bf16 batch rounding aside)
+    assert list(np.argmax(kept @ fresh.T, axis=1)) == list(range(len(some)))  # closest to no other title
 
 
 def test_concurrent_queries_are_embedded_in_few_batches(embedder: SentenceTransformerEmbedder) -> None:

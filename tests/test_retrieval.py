@@ -109,3 +109,24 @@ def test_a_ticket_named_in_the_query_comes_first(services: Services, query: str,
 
     Ingestor(services, "tickets").run([ref(k, t) for k, t in tickets.items()], "jira", "memory")
     assert services.retriever.search(query, k=3)[0].chunk.doc_id == expected
+
+
+def test_keyword_tokens_are_bm25s_own() -> None:
+    """The fast tokenizer must give bm25s.tokenize's tokens exactly: both keyword indexes were built
+    with them, and a query tokenized differently would miss words the index holds."""
+    import re
+
+    import bm25s
+    import Stemmer
+
+    from assistant.tokens import tokenize
+
+    root = Path(__file__).resolve().parent.parent
+    texts = [p.read_text() for p in sorted((root / "docs").rglob("*.md"))]
+    texts += ["", "SUP-12 and IL-6 (ABC-7)", "Naïve CAFÉ Straße don't THE a I x 42 4.2", "running runs ran runner"]
+    key = re.compile(r"\b([A-Za-z][A-Za-z0-9]*)-(\d+)\b")
+    for text in texts:
+        joined = key.sub(lambda m: f"{m.group(0)} {m.group(1)}{m.group(2)}", text)
+        expected = bm25s.tokenize([joined], stopwords="en", stemmer=Stemmer.Stemmer("english"),
+                                  return_ids=False, show_progress=False)[0]
+        assert tokenize([text])[0] == expected, text[:80]

@@ -37,6 +37,11 @@ def encode(vectors: np.ndarray) -> bytes:
     return np.ascontiguousarray(vectors, dtype=np.float16).tobytes()
 
 
+def first_row(blob: bytes, dimension: int) -> bytes:
+    """The heading's row of a blob (the title + heading vector retrieval reads as the field vector)."""
+    return blob[: dimension * 2]
+
+
 def decode(blob: bytes | None, rows: int, dimension: int) -> np.ndarray | None:
     """The stored rows as float32, or None when there is no blob or it does not fit."""
     if not blob or len(blob) != rows * dimension * 2:

@@ -11,7 +11,7 @@ from assistant.types import Chunk, Hit
 
 def heading_text(chunk: Chunk) -> str:
     """The page title and heading path as the answerer reads them; stored sentence vectors embed it too."""
-    return f"{chunk.title} — {chunk.heading}" if chunk.heading else chunk.title
+    return chunk.heading_text
 
 
 @dataclass(frozen=True)

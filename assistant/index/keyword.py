@@ -151,7 +151,7 @@ class KeywordIndex:
             return []
         k = min(k, len(ids))
         docs, scores = bm25.retrieve(  # type: ignore[attr-defined]
-            q, k=k, show_progress=False, n_threads=1,
+            q, k=k, show_progress=False, n_threads=0,  # 0: in this thread (1 makes a thread pool per query)
             weight_mask=None if mask is None else mask.astype(np.float32),
         )
         return [(ids[int(d)], float(s)) for d, s in zip(docs[0], scores[0], strict=True) if s > 0]
