@@ -181,6 +181,13 @@ class IndexStore:
         with self.engine.connect() as conn:
             return int(conn.execute(sa.select(sa.func.count()).select_from(db.chunks)).scalar_one())
 
+    def audience_counts(self) -> list[tuple[str, str, int]]:
+        """(audience, org, chunks) over the index: how many chunks an access filter keeps out."""
+        c = db.chunks.c
+        with self.engine.connect() as conn:
+            rows = conn.execute(sa.select(c.audience, c.org, sa.func.count()).group_by(c.audience, c.org))
+            return [(row[0], row[1] or "", int(row[2])) for row in rows]
+
     # -- generation: bumped by every write, so other processes can tell their cache is stale --
     def generation(self) -> int:
         with self.engine.connect() as conn:

@@ -218,13 +218,18 @@ def test_an_anonymous_owner_sees_neither_the_ticket_url_nor_delivery_errors(clie
 
 
 # -- filters inside both indexes, embedded and server Chroma -------------------------------------
+# Both ways of filtering dense results: Chroma's own filter, and (when the filter keeps out few
+# chunks, as here) unfiltered candidates cut down by the database check (Retriever.POSTFILTER_MAX).
+@pytest.mark.parametrize("postfilter", [True, False], ids=["post-filtered", "chroma-filtered"])
 @pytest.mark.parametrize("backend", ["embedded", "server"])
-def test_acl_filter_keeps_top_k_full_in_both_indexes(backend: str, tmp_path: Path, embedder: Any,
+def test_acl_filter_keeps_top_k_full_in_both_indexes(backend: str, postfilter: bool, tmp_path: Path, embedder: Any,
                                                      request: pytest.FixtureRequest) -> None:
     url = "" if backend == "embedded" else request.getfixturevalue("chroma_server")
     settings = Settings(data_dir=tmp_path, chroma_url=url, chroma_collection=f"acl-{tmp_path.name[-20:]}",
                         _env_file=None)  # type: ignore[call-arg]
     svc = acl_services(settings, embedder)
+    svc.retriever.POSTFILTER_MAX = 200 if postfilter else -1
+    assert (svc.retriever.kept_out(access_filter(Identity("community"))) or 0) > 0
     meta = {d: (a, o) for d, _, _, a, o in CORPUS}
     identities = {"community": Identity("community"), "acme": Identity("customer", "k1", "acme", "paid"),
                   "globex": Identity("customer", "k2", "globex", "free"), "agent": Identity("agent", "k3")}
