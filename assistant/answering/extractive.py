@@ -122,18 +122,16 @@ class ExtractiveAnswerer:
         text_chars = sum(len(u.text) for u in lead_units if u.kind not in ("code", "row"))
         if lead_best >= self.GOOD_MATCH and text_chars <= self.WHOLE_SECTION_CHARS:
             whole = self._as_quotes(lead_units, range(len(lead_units)), whole=True)
-            if any(u.kind == "sentence" for u in whole):  # something to cite the section by
-                return [(sources[lead], u) for u in whole]
-            if whole and all(u.kind in ("table", "code") for u in whole) and any(u.kind == "table" for u in whole):
-                return [(sources[lead], u) for u in [self._caption(sources[lead])] + whole]
+            if any(u.kind == "sentence" for u in whole) or (whole and whole[0].kind == "table"):
+                return [(sources[lead], u) for u in self._captioned(sources[lead], whole)]  # cited
         chosen = self._choose(scored, lead, lead_best, sections)
         out: list[tuple[Source, Unit]] = []
         for i in [lead] + sorted({i for i, _ in chosen} - {lead}):
             positions = sorted(u.position for j, u in chosen if j == i)
             units = self._as_quotes(sections[i].units, positions, table_chars=self.WHOLE_TABLE_CHARS) if (
                 i == lead) else [Unit(sections[i].units[p].text, p) for p in positions]  # padding: no lists or tables
-            if i == lead and not any(u.kind == "sentence" for u in units) and any(u.kind == "table" for u in units):
-                units = [self._caption(sources[i])] + units
+            if i == lead:
+                units = self._captioned(sources[i], units)
             out += [(sources[i], u) for u in units]
         return out
 
@@ -186,10 +184,13 @@ class ExtractiveAnswerer:
         return chosen
 
     @staticmethod
-    def _caption(source: Source) -> Unit:
-        """The section's title and heading as a sentence that cites it: a table is quoted without a
-        marker (checked word for word), so a section quoted only by its table needs one."""
-        return Unit(heading_text(source.hit.chunk), -1)
+    def _captioned(source: Source, units: list[Unit]) -> list[Unit]:
+        """Quotes that start with a table (its rows matched) get the section's title and heading
+        above it, as a sentence that cites the section: a table is quoted without a marker (it is
+        checked word for word), and the reader should see where it comes from before reading it."""
+        if units and units[0].kind == "table":
+            return [Unit(heading_text(source.hit.chunk), -1)] + units
+        return units
 
     @staticmethod
     def _as_quotes(units: list[Unit], positions: range | list[int], whole: bool = False,
