@@ -173,6 +173,12 @@ class Ingestor:
         old_blobs = self.s.store.sentence_vectors([ch.id for ch in keep] + sorted(set(moved.values())))
         blobs = {ch.id: old_blobs[ch.id] for ch in keep if ch.id in old_blobs}
         blobs.update((cid, old_blobs[src]) for cid, src in moved.items() if src in old_blobs)
+        # A blob from before the answerer's splitting changed (table rows became quotable units)
+        # has another row count: the answerer would ignore it and embed that chunk per question.
+        by_id = {ch.id: ch for ch in chunks}
+        row_bytes = 2 * self.s.embedder.dimension
+        blobs = {cid: blob for cid, blob in blobs.items()
+                 if len(blob) == len(sentences.sentence_texts(by_id[cid])) * row_bytes}
         return _Pending(
             record=_record(doc, ref, self.source),
             chunks=chunks, embed=embed, reuse=reuse, keep=keep,

@@ -148,3 +148,48 @@ def test_the_first_citation_follows_retrieval_unless_another_page_clearly_answer
     assert sure.startswith("API keys are listed on the admin page"), sure
     tie = answer(embedder, question, [scored(listed, 1.0), scored(rotate, 0.98)])
     assert tie.startswith("To rotate an API key, create a new key and then revoke the old one. [2]"), tie
+
+
+ERROR_TABLE = ("| Status | Meaning | What to do |\n|---|---|---|\n"
+               "| 401 | the API key is missing or wrong | send a valid key in the `Authorization` header |\n"
+               "| 413 | the request body is too large | send a shorter question |\n"
+               "| 429 | too many requests for your plan | wait for the seconds the `Retry-After` header gives |\n"
+               "| 503 | the index is unreachable | retry later |")
+
+
+def test_a_question_about_a_table_only_section_cites_it_first_with_its_rows(
+        embedder: SentenceTransformerEmbedder) -> None:
+    """Issue 15: a section that is only a table (an error table) had nothing to quote, so the answer
+    led with another page. Its rows are ranked like sentences; the table is quoted word for word
+    under the section's heading, which cites it."""
+    limits = source(1, "Requests are counted per API key. Each plan allows a number of requests per minute, "
+                       "and streams are limited too.", "Access", "Plans")
+    errors = source(2, ERROR_TABLE, "API", "Error codes")
+    question = "why do i get a 429 error from the api"
+    text = answer(embedder, question, [limits, errors])
+    assert text.startswith("API — Error codes [2]\n\n| Status | Meaning | What to do |"), text
+    assert "| 429 | too many requests for your plan | wait for the seconds the `Retry-After` header gives |" in text
+    checked = verify(text, [limits, errors], embedder)
+    assert checked.cited[0] == 2 and not checked.unsupported
+
+
+def test_a_long_table_is_quoted_by_its_head_and_the_matching_rows(embedder: SentenceTransformerEmbedder) -> None:
+    rows = "".join(f"| `ANSWERDESK_SETTING_{k}` | {k * 10} | tunes part {k} of the indexing pipeline |\n"
+                   for k in range(1, 30))
+    table = ("| setting | default | meaning |\n|---|---|---|\n" + rows
+             + "| `ANSWERDESK_RATE_LIMITS` | 60 | requests per minute a customer may send before answers wait |\n")
+    settings = source(1, table, "Configuration", "All settings")
+    text = answer(embedder, "how many requests per minute may a customer send", [settings])
+    assert text.startswith("Configuration — All settings [1]\n\n| setting | default | meaning |\n|---|---|---|\n")
+    assert "| `ANSWERDESK_RATE_LIMITS` | 60 | requests per minute a customer may send before answers wait |" in text
+    assert len(text) < len(table) / 3  # not all 30 rows
+    assert not verify(text, [settings], embedder).unsupported
+
+
+def test_the_confluence_error_table_answers_its_error(docs_services: Services) -> None:
+    """Bundled docs: the Confluence errors are only a table; the answer cites that page first."""
+    body = docs_services.assistant.respond("confluence ingest fails with 410 gone")
+    first = re.search(r"\[(\d+)\]", body.answer)
+    assert first and {c.n: c.doc_id for c in body.citations}[int(first.group(1))] == "confluence-and-jira.md", (
+        body.answer)
+    assert "| `410 Gone` from Confluence | a scoped token through `api.atlassian.com` |" in body.answer

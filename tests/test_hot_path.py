@@ -18,7 +18,8 @@ from assistant.services import Services
 from tests.conftest import fresh_services, index_docs
 
 QUESTIONS = ["How do I create an API key?", "Which answerer runs without an LLM?",
-             "How is a Confluence space ingested?", "What happens when confidence is low?"]
+             "How is a Confluence space ingested?", "What happens when confidence is low?",
+             "confluence ingest fails with 410 gone"]  # answered from table rows: their vectors are stored too
 
 
 class Counting:
@@ -164,3 +165,31 @@ def test_sentence_vectors_can_be_left_out_of_ingest(tmp_path: Path, embedder: Se
     assert sum(n for kind, n in counting.calls if kind == "document") == len(ids)  # no sentence texts
     answer = svc.assistant.respond("How do I revoke an API key?")
     assert answer.citations and "revoke" in answer.answer
+
+
+def test_a_changed_page_refreshes_sentence_vectors_stored_before_table_rows_counted(
+        tmp_path: Path, embedder: SentenceTransformerEmbedder) -> None:
+    """Blobs stored before table rows became quotable have fewer rows: the answerer ignores them and
+    embeds the chunk per question. When the page is next re-indexed, its unchanged sections get
+    vectors that fit again instead of keeping the old ones."""
+    import sqlalchemy as sa
+
+    from assistant import db
+
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    page = docs / "api.md"
+    table = "## Error codes\n\n| Status | When |\n|---|---|\n| 413 | the request body is too large |\n"
+    page.write_text("# API\n\n## Keys\n\nCreate a key with `answerdesk keys create`.\n\n" + table)
+    svc = fresh_services(tmp_path, embedder)
+    index_docs(svc, docs)
+    chunks = svc.store.get_chunks(svc.store.chunk_ids("answerdesk-docs", ["api.md"]))
+    errors = next(c for c in chunks.values() if "413" in c.text)
+    blob = svc.store.sentence_vectors([errors.id])[errors.id]
+    old = blob[: 2 * embedder.dimension]  # the heading only: as stored when rows were not quotable
+    with svc.store.engine.begin() as conn:
+        conn.execute(sa.update(db.chunks).where(db.chunks.c.id == errors.id).values(sentence_vectors=old))
+    page.write_text(page.read_text().replace("Create a key", "Create an API key"))  # another section changes
+    index_docs(svc, docs)
+    stored = svc.store.sentence_vectors([errors.id])[errors.id]
+    assert len(stored) == len(sentences.sentence_texts(errors)) * 2 * embedder.dimension == len(blob)

@@ -12,8 +12,9 @@ and the LLM answerer are judged alike:
 - agreement: dense and keyword search both rank the first document first;
 - top_ranks: log dense rank + log keyword rank of the first document (how far apart they are);
 - question_terms: log of the number of content words in the question (short questions are vague);
-- sentence_cosine: cosine of the question with the best quotable sentence of the first document's
-  sections (a page can match a question's topic without any sentence that answers it);
+- sentence_cosine: cosine of the question with the best quotable sentence (or list item, or table
+  row) of the first document's sections (a page can match a question's topic without any sentence
+  that answers it);
 - sentence_margin: how far that sentence is ahead of the best sentence of the other documents;
 - source_terms, unknown_terms: share of the question's content words found in any of the sources,
   and log(1 + how many none of them uses) (a product or feature the docs never name, "zendesk",

@@ -11,7 +11,9 @@ sentences are, in reading order. Sentences from other sections are added only wh
 weak match, so a good answer is not padded with text about something else. The lead is from the
 document retrieval ranks first unless another section matches clearly better, "clearly" growing
 with how far retrieval ranks that document ahead. A sentence that introduces a list, a table or a
-code block ("... the following names:") brings it along.
+code block ("... the following names:") brings it along. Table rows are ranked like sentences and
+quoted in their table: the whole table when it is short, else its head and the matching rows. A
+section quoted only by its table is cited by its heading, written above the table.
 """
 
 from __future__ import annotations
@@ -26,8 +28,8 @@ import numpy as np
 
 from assistant.answering import sentences
 from assistant.answering.sentences import quotable
-from assistant.answering.text import QUESTION_WORDS, Unit, source_units, terms
-from assistant.answering.types import Source, Turn
+from assistant.answering.text import QUESTION_WORDS, Unit, source_units, table_excerpt, terms
+from assistant.answering.types import Source, Turn, heading_text
 from assistant.bytecache import ByteLRU
 from assistant.embeddings import Embedder
 from assistant.index.keyword import tokenize
@@ -72,6 +74,7 @@ class ExtractiveAnswerer:
     RETRIEVAL_TRUST = 0.1
     GOOD_MATCH = 0.55  # best-sentence score from which the lead alone answers (no padding)
     WHOLE_SECTION_CHARS = 800
+    WHOLE_TABLE_CHARS = 600  # a table quoted for its rows is quoted whole up to this length
 
     def __init__(self, embedder: Embedder, max_units: int = 4, max_chars: int = 900,
                  stored: StoredVectors | None = None, cache_bytes: int = 64 << 20) -> None:
@@ -116,17 +119,19 @@ class ExtractiveAnswerer:
             return []
         lead_best = claims[lead][1]
         lead_units = sections[lead].units
-        text_chars = sum(len(u.text) for u in lead_units if u.kind != "code")
+        text_chars = sum(len(u.text) for u in lead_units if u.kind not in ("code", "row"))
         if lead_best >= self.GOOD_MATCH and text_chars <= self.WHOLE_SECTION_CHARS:
             whole = self._as_quotes(lead_units, range(len(lead_units)), whole=True)
-            if any(u.kind == "sentence" for u in whole):  # something to cite the section by
-                return [(sources[lead], u) for u in whole]
+            if any(u.kind == "sentence" for u in whole) or (whole and whole[0].kind == "table"):
+                return [(sources[lead], u) for u in self._captioned(sources[lead], whole)]  # cited
         chosen = self._choose(scored, lead, lead_best, sections)
         out: list[tuple[Source, Unit]] = []
         for i in [lead] + sorted({i for i, _ in chosen} - {lead}):
             positions = sorted(u.position for j, u in chosen if j == i)
-            units = self._as_quotes(sections[i].units, positions) if i == lead else [
-                Unit(sections[i].units[p].text, p) for p in positions]  # padding brings no lists or tables
+            units = self._as_quotes(sections[i].units, positions, table_chars=self.WHOLE_TABLE_CHARS) if (
+                i == lead) else [Unit(sections[i].units[p].text, p) for p in positions]  # padding: no lists or tables
+            if i == lead:
+                units = self._captioned(sources[i], units)
             out += [(sources[i], u) for u in units]
         return out
 
@@ -166,8 +171,8 @@ class ExtractiveAnswerer:
         for score, i, unit in ranked:
             if len(chosen) >= self.max_units:
                 break
-            if score < floor or (i != lead and not padding):
-                continue
+            if score < floor or (i != lead and (not padding or unit.kind == "row")):
+                continue  # a row is quoted in its table, which only the lead brings
             vec = sections[i].vectors[unit.position]
             if any(float(vec @ other) > 0.9 for other in vecs):
                 continue  # a near-duplicate adds nothing
@@ -179,10 +184,22 @@ class ExtractiveAnswerer:
         return chosen
 
     @staticmethod
-    def _as_quotes(units: list[Unit], positions: range | list[int], whole: bool = False) -> list[Unit]:
+    def _captioned(source: Source, units: list[Unit]) -> list[Unit]:
+        """Quotes that start with a table (its rows matched) get the section's title and heading
+        above it, as a sentence that cites the section: a table is quoted without a marker (it is
+        checked word for word), and the reader should see where it comes from before reading it."""
+        if units and units[0].kind == "table":
+            return [Unit(heading_text(source.hit.chunk), -1)] + units
+        return units
+
+    @staticmethod
+    def _as_quotes(units: list[Unit], positions: range | list[int], whole: bool = False,
+                   table_chars: int = 0) -> list[Unit]:
         """The units at `positions`, in reading order. A sentence that introduces a list, table or
         code block ("... the following names.", "Run:") brings the block along, a list as one unit
-        of kind "item"; so does quoting a whole section. A list item quoted alone is a sentence."""
+        of kind "item"; so does quoting a whole section. A list item quoted alone is a sentence.
+        Table rows are quoted in their table: whole up to `table_chars`, else its head and the rows
+        at `positions`."""
         out: list[Unit] = []
         taken: set[int] = set()
         for p in positions:
@@ -190,6 +207,14 @@ class ExtractiveAnswerer:
                 continue
             unit = units[p]
             taken.add(p)
+            if unit.kind == "row":
+                table = next(units[t] for t in range(p - 1, -1, -1) if units[t].kind == "table")
+                if table.position not in taken:  # else already quoted whole
+                    taken.add(table.position)
+                    rows = [units[q].row for q in positions if units[q].kind == "row" and q > table.position
+                            and all(units[r].kind == "row" for r in range(table.position + 1, q))]
+                    out.append(table if len(table.text) <= table_chars else table_excerpt(table, rows))
+                continue
             if unit.kind == "item" and not whole:
                 out.append(Unit(unit.text, unit.position))
                 continue
@@ -236,7 +261,7 @@ class ExtractiveAnswerer:
                 for source, section in zip(sources, self.sections(sources), strict=True)}
 
     def _build(self, source: Source, blob: bytes | None) -> Section:
-        units = source_units(source.text)
+        units = source_units(source.text, rows=True)
         quoted = [u for u in units if quotable(u)]
         stored = sentences.decode(blob, len(quoted) + 1, self.embedder.dimension)
         if stored is not None:

@@ -1,13 +1,13 @@
 """Sentence vectors of a chunk, embedded once at ingest and stored with the chunk.
 
-The extractive answerer ranks a source's quotable units (sentences, list items) and its heading by
+The extractive answerer ranks a source's quotable units (sentences, list items, table rows) and its heading by
 meaning. Embedding them per question cost ~150 ms of model time for five distinct sources, so
 ingestion embeds them once, in the batch that embeds the chunk, and stores them as float16 next to
 the chunk's row. At question time the only model call left is the question's own embedding.
 
 Layout of the stored blob: a float16 matrix, row 0 the heading (`Source.title`), then one row per
 quotable unit in reading order, exactly as `sentence_texts` lists them. The unit splitting is the
-answerer's own (`source_units` + `quotable`), so the rows line up with what the answerer scores;
+answerer's own (`source_units(text, rows=True)` + `quotable`), so the rows line up with what the answerer scores;
 a blob whose row count or width does not match (the splitting changed, another model) is ignored
 and the answerer embeds that source as before.
 """
@@ -22,13 +22,14 @@ from assistant.types import Chunk
 
 
 def quotable(unit: Unit) -> bool:
-    """A unit worth quoting on its own: a sentence or list item of a sensible length."""
-    return unit.kind in ("sentence", "item") and len(unit.text.split()) >= 3 and len(unit.text) <= 600
+    """A unit worth ranking on its own: a sentence, list item or table row of a sensible length
+    (a row is quoted inside its table, never alone)."""
+    return unit.kind in ("sentence", "item", "row") and len(unit.text.split()) >= 3 and len(unit.text) <= 600
 
 
 def sentence_texts(chunk: Chunk, units: list[Unit] | None = None) -> list[str]:
     """What is embedded for a chunk, in blob row order: its heading, then its quotable units."""
-    units = source_units(chunk.text) if units is None else units
+    units = source_units(chunk.text, rows=True) if units is None else units
     return [heading_text(chunk)] + [u.text for u in units if quotable(u)]
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from assistant.index.keyword import tokenize
 
@@ -21,8 +21,9 @@ class Unit:
 
     text: str
     position: int
-    kind: str = "sentence"  # sentence | item | table | code
+    kind: str = "sentence"  # sentence | item | table | code | row
     bullet: str = ""  # an item's list marker as written ("-", "1."), for quoting the list again
+    row: int = -1  # a row's line in its table, the nearest "table" unit before it
 
     @property
     def is_code(self) -> bool:
@@ -82,9 +83,11 @@ def split_sentences(text: str) -> list[str]:
     return out
 
 
-def source_units(text: str) -> list[Unit]:
+def source_units(text: str, rows: bool = False) -> list[Unit]:
     """Cut Markdown-ish section text into units an answer can quote whole: sentences of paragraphs,
-    list items (with their continuation lines), tables and fenced code blocks."""
+    list items (with their continuation lines), tables and fenced code blocks. With `rows`, each
+    table is followed by its body rows (kind "row", see `table_rows`), which the answerer ranks
+    like sentences: a section that is only a table has something to match a question by."""
     units: list[Unit] = []
     lines = text.split("\n")
     i, paragraph = 0, list[str]()
@@ -117,11 +120,14 @@ def source_units(text: str) -> list[Unit]:
             units.append(Unit("\n".join(block).strip(), len(units), "code"))
         elif stripped.startswith("|"):
             flush()
-            rows = []
+            table_lines = []
             while i < len(lines) and lines[i].strip().startswith("|"):
-                rows.append(render_inline(lines[i].strip(), keep="|"))
+                table_lines.append(render_inline(lines[i].strip(), keep="|"))
                 i += 1
-            units.append(Unit("\n".join(rows), len(units), "table"))
+            table = Unit("\n".join(table_lines), len(units), "table")
+            units.append(table)
+            if rows:
+                units += [replace(r, position=len(units) + k) for k, r in enumerate(table_rows(table))]
             continue
         elif not stripped or stripped.startswith(("#", ">")) or set(stripped) <= set("-=*_ "):
             flush()  # headings and rules read badly out of context
@@ -138,6 +144,47 @@ def source_units(text: str) -> list[Unit]:
         i += 1
     flush()
     return units
+
+
+_TABLE_RULE = re.compile(r"^\|?\s*:?-+:?\s*(?:\|\s*:?-+:?\s*)*\|?\s*$")
+_CELL_BORDER = re.compile(r"(?<!\\)\|")
+
+
+def _header_lines(lines: list[str]) -> int:
+    """How many lines of a table are its head: the header row and the |---| rule under it, or none."""
+    return 2 if len(lines) > 1 and _TABLE_RULE.match(lines[1]) else 0
+
+
+def table_cells(line: str) -> list[str]:
+    """A table line's cells as a reader sees them (an escaped pipe is a pipe)."""
+    inner = line.strip().removeprefix("|")
+    if inner.endswith("|") and not inner.endswith("\\|"):
+        inner = inner[:-1]
+    return [cell.strip().replace("\\|", "|") for cell in _CELL_BORDER.split(inner)]
+
+
+def table_rows(table: Unit) -> list[Unit]:
+    """A table's body rows as text that stands alone: each cell after its column's header
+    ("Status: 413; When: the request body is larger ..."), so a row can be matched to a question
+    by meaning and by words like a sentence. `row` is the row's line in the table, for quoting it."""
+    lines = table.text.split("\n")
+    start = _header_lines(lines)
+    header = table_cells(lines[0]) if start else []
+    out = []
+    for k in range(start, len(lines)):
+        cells = table_cells(lines[k])
+        parts = [f"{header[c]}: {cell}" if c < len(header) and header[c] else cell
+                 for c, cell in enumerate(cells) if cell]
+        out.append(Unit("; ".join(parts), table.position, "row", row=k))
+    return out
+
+
+def table_excerpt(table: Unit, rows: list[int]) -> Unit:
+    """The table's head and the given rows (line numbers, as `table_rows` gives them), word for
+    word and in table order: a quote of a long table that keeps its column names."""
+    lines = table.text.split("\n")
+    keep = list(range(_header_lines(lines))) + sorted(set(rows))
+    return Unit("\n".join(lines[k] for k in keep), table.position, "table")
 
 
 def quoted_block(block: str, texts: list[str]) -> bool:
