@@ -32,7 +32,8 @@ VERSIONS = ROOT / "assistant" / "migrations" / "versions"
 
 # Columns, indexes and a table that answerdesk added after their tables first shipped: a database made by
 # an earlier version lacks them (main's init_db added columns, never indexes, to existing tables).
-LATER_COLUMNS = {"chunks": {"org", "sentence_vectors", "field_vector"}, "documents": {"meta"}, "conversations": {"owner"},
+LATER_COLUMNS = {"chunks": {"org", "sentence_vectors", "field_vector"}, "documents": {"meta"},
+                 "conversations": {"owner"},
                  "escalations": {"claimed_by", "delivery_step", "create_sent_at", "summary", "contact_email",
                                  "notify", "contact_verified", "routing", "first_response_at", "resolved_at", "rating",
                                  "contact_version", "contact_noted"},
