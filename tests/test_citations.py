@@ -43,6 +43,12 @@ def test_sentences_keep_citations_written_after_the_full_stop() -> None:
     assert split_sentences("Install it. [1] Then run it [2]. Done.") == ["Install it. [1]", "Then run it [2].", "Done."]
 
 
+def test_a_stray_full_stop_is_not_a_sentence() -> None:
+    """SciFact abstracts can start with ". It is now recognized ...": the answer quoted ". [1]"."""
+    assert [u.text for u in source_units(". It is now recognized that D matters. Yes.")] == [
+        "It is now recognized that D matters.", "Yes."]
+
+
 def test_units_keep_code_blocks_tables_and_list_items_whole() -> None:
     text = ("Run this:\n\n```bash\npip install x\n# comment\n```\n\n"
             "| a | b \\| c |\n|---|---|\n\n- First item here,\n  wrapped.\n- Second item.")

@@ -98,7 +98,8 @@ def source_units(text: str, rows: bool = False) -> list[Unit]:
         nonlocal bullet
         if paragraph:
             for sentence in split_sentences(render_inline(" ".join(paragraph))):
-                units.append(Unit(sentence, len(units)))
+                if any(c.isalnum() for c in sentence):  # a stray "." is no sentence to quote and cite
+                    units.append(Unit(sentence, len(units)))
             paragraph.clear()
         if item:
             units.append(Unit(render_inline(" ".join(item)), len(units), "item", bullet))
