@@ -184,10 +184,12 @@ def report(r: dict[str, Any]) -> str:
         lines += [f"| {b['label']}"
                   f" | {b['p50_ms']:.1f} ms | {b['p95_ms']:.1f} ms | {b['per_s']:.0f} |" for b in r["query_batching"]]
     if "chat" in r:
-        lines += ["", "| /v1/chat (extractive), concurrent clients | requests | p50 | p95 | throughput | errors |",
-                  "|---|---|---|---|---|---|"]
+        lines += ["", "| /v1/chat (extractive), concurrent clients | requests | p50 | p95 | throughput | errors "
+                  "| server CPU per answer |", "|---|---|---|---|---|---|---|"]
         lines += [f"| {c['clients']} | {c['requests']} | {c['p50_ms']:.0f} ms | {c['p95_ms']:.0f} ms | "
-                  f"{c['throughput_rps']:.1f} req/s | {c['errors']} |" for c in r["chat"]]
+                  f"{c['throughput_rps']:.1f} req/s | {c['errors']} | "
+                  + (f"{c['server_cpu_ms']:.0f} ms |" if c.get("server_cpu_ms") is not None else "n/a |")
+                  for c in r["chat"]]
     return "\n".join(lines)
 
 
