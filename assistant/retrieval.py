@@ -71,12 +71,6 @@ def zscores(scores: dict[str, float] | dict[DocKey, float]) -> dict:  # type: ig
     return {k: (v - mean) / sd if sd > 1e-9 else 0.0 for k, v in scores.items()}
 
 
-def field_text(chunk: Chunk) -> str:
-    """The document's title and the section's heading path: what a person scans first. The same
-    text as the answerer's heading, so the vector ingestion stored for it serves both."""
-    return chunk.heading_text
-
-
 # Title + heading words by text: tokenizing ~50 candidates' field texts per question cost more than
 # the keyword search itself, and a corpus has few distinct ones.
 _FIELD_TERMS: ByteLRU[str, frozenset[str]] = ByteLRU(16 << 20, lambda ws: 250 + sum(60 + len(w) for w in ws))
@@ -160,7 +154,7 @@ def rank_documents(query: str, vector: np.ndarray | None, dense: list[tuple[str,
     fields: dict[DocKey, set[str]] = {}
     for cid in dict.fromkeys([c for c, _ in dense] + [c for c, _ in sparse]):
         if cid in chunks and doc_of[cid] in docs:
-            fields.setdefault(doc_of[cid], set()).add(field_text(chunks[cid]))
+            fields.setdefault(doc_of[cid], set()).add(chunks[cid].heading_text)
     field_dense: dict[DocKey, float] = {}
     field_keyword: dict[DocKey, float] = {}
     if weights.field_dense and vector is not None:
@@ -206,11 +200,8 @@ class FieldVectors:
 
 def only_audience(where: Where) -> bool:
     """Whether a filter names only the audience and org fields (what access control filters on)."""
-    return all(only_audience_all(value) if key == "$or" else key in ("audience", "org") for key, value in where.items())
-
-
-def only_audience_all(alternatives: list[Where]) -> bool:
-    return all(only_audience(w) for w in alternatives)
+    return all(all(only_audience(w) for w in value) if key == "$or" else key in ("audience", "org")
+               for key, value in where.items())
 
 
 class Retriever:
@@ -279,7 +270,7 @@ class Retriever:
         chunks = {cid: chunk for cid, chunk in fetched.items() if allows(where, record_fields(chunk))}
         if dense and unfiltered:  # the filtered top n, as the vector store's own filter would give
             dense = [(cid, score) for cid, score in dense if cid in chunks][:n]
-        known = {field_text(chunks[cid]): blob for cid, blob in stored.items() if cid in chunks}
+        known = {chunks[cid].heading_text: blob for cid, blob in stored.items() if cid in chunks}
         out = rank_documents(query, vector, dense, sparse, chunks, weights,
                              lambda texts: self.fields.get(texts, known))
         identifiers = {m.lower() for m in IDENTIFIER.findall(query)}
