@@ -29,7 +29,7 @@ import numpy as np
 from assistant.answering import sentences
 from assistant.answering.sentences import quotable
 from assistant.answering.text import QUESTION_WORDS, Unit, source_units, table_excerpt, terms
-from assistant.answering.types import Source, Turn, heading_text
+from assistant.answering.types import Source, Turn
 from assistant.bytecache import ByteLRU
 from assistant.embeddings import Embedder
 from assistant.index.keyword import tokenize
@@ -189,7 +189,7 @@ class ExtractiveAnswerer:
         above it, as a sentence that cites the section: a table is quoted without a marker (it is
         checked word for word), and the reader should see where it comes from before reading it."""
         if units and units[0].kind == "table":
-            return [Unit(heading_text(source.hit.chunk), -1)] + units
+            return [Unit(source.title, -1)] + units
         return units
 
     @staticmethod

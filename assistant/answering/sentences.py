@@ -17,7 +17,6 @@ from __future__ import annotations
 import numpy as np
 
 from assistant.answering.text import Unit, source_units
-from assistant.answering.types import heading_text
 from assistant.types import Chunk
 
 
@@ -30,7 +29,7 @@ def quotable(unit: Unit) -> bool:
 def sentence_texts(chunk: Chunk, units: list[Unit] | None = None) -> list[str]:
     """What is embedded for a chunk, in blob row order: its heading, then its quotable units."""
     units = source_units(chunk.text, rows=True) if units is None else units
-    return [heading_text(chunk)] + [u.text for u in units if quotable(u)]
+    return [chunk.heading_text] + [u.text for u in units if quotable(u)]
 
 
 def encode(vectors: np.ndarray) -> bytes:

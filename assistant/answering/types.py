@@ -6,12 +6,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Protocol
 
-from assistant.types import Chunk, Hit
-
-
-def heading_text(chunk: Chunk) -> str:
-    """The page title and heading path as the answerer reads them; stored sentence vectors embed it too."""
-    return chunk.heading_text
+from assistant.types import Hit
 
 
 @dataclass(frozen=True)
@@ -27,7 +22,7 @@ class Source:
 
     @property
     def title(self) -> str:
-        return heading_text(self.hit.chunk)
+        return self.hit.chunk.heading_text
 
 
 @dataclass(frozen=True)
