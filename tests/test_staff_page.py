@@ -43,11 +43,14 @@ def test_json_route_for_agents_and_admins(client: TestClient, keys: dict[str, st
         r = client.get(f"/v1/staff/conversations/{conversation}", headers={"X-API-Key": keys[role]})
         assert r.status_code == 200, r.text
         data = r.json()
-        [question, answer] = data["messages"]
+        # the visitor's question and the answer come first; a low-confidence answer is followed by
+        # the escalation notice, which depends on the confidence model, not on this route
+        question, answer = data["messages"][:2]
         assert question["content"].startswith("How do I install answerdesk?")
         assert answer["citations"] and answer["confidence"] is not None and answer["signals"]
-        [esc] = data["escalations"]
-        assert esc["status"] == "open" and esc["requested_by_user"] is True
+        # the one the visitor asked for (a low-confidence answer may have escalated on its own too)
+        [esc] = [e for e in data["escalations"] if e["requested_by_user"]]
+        assert esc["status"] == "open"
     assert "/v1/staff/conversations/{conversation_id}" in client.get("/openapi.json").json()["paths"]
 
 
