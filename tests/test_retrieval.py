@@ -9,7 +9,6 @@ import pytest
 from assistant.services import Services
 from eval.beir import SHARED_DATA, corpus_refs, iter_corpus, load_qrels, load_queries
 from eval.metrics import mrr_at_k, unique_docs
-from ingest.docs import folder_refs, list_files
 from ingest.pipeline import Ingestor
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -17,10 +16,9 @@ SCIFACT = SHARED_DATA / "beir-scifact"
 
 
 @pytest.fixture
-def bundled(services: Services) -> Services:
-    docs = ROOT / "docs"
-    Ingestor(services, "answerdesk-docs").run(folder_refs(docs, list_files(docs), None), "docs", str(docs))
-    return services
+def bundled(docs_services: Services) -> Services:
+    """The bundled docs, indexed once for the module: these tests only search them."""
+    return docs_services
 
 
 @pytest.mark.parametrize(
