@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from eval.beir import load_qrels, load_queries
+from eval.beir import iter_corpus, load_qrels, load_queries
 from eval.metrics import average_precision, ndcg_at_k
 from eval.runner import load_bodies, load_candidates, question_text
 
@@ -43,12 +43,10 @@ def plain_rankings(docs: Corpus, questions: Questions,
     import bm25s
     from langchain_text_splitters import RecursiveCharacterTextSplitter
 
-    from assistant.embeddings import SentenceTransformerEmbedder
+    from assistant.embedders import load_embedder
     from assistant.settings import load_settings
 
-    settings = load_settings()
-    embedder = SentenceTransformerEmbedder(settings.embedding_model, settings.embedding_dtype,
-                                           settings.embedding_batch_size, settings.embedding_device)
+    embedder = load_embedder(load_settings())  # the model answerdesk itself would use
     splitter = RecursiveCharacterTextSplitter(chunk_size=CHUNK_CHARS, chunk_overlap=0)
     chunks, owner = [], []
     for doc_id, text in docs.items():
@@ -96,11 +94,8 @@ def load_set(name: str) -> tuple[Corpus, Questions, Qrels, dict[str, list[str]] 
         return docs, {q.id: q.question for q in golden.queries}, golden.qrels, None
     folder = {"stackfaq": DATA / "stackfaq", "semeval": DATA / "semeval2016-cqa-subtaskB" / "dev",
               "scifact": DATA / "beir-scifact"}[name]
-    docs = {}
-    for line in (folder / "corpus.jsonl").read_text(encoding="utf-8").splitlines():
-        if line.strip():
-            row = json.loads(line)
-            docs[str(row["id"])] = f"{row.get('title') or ''}\n\n{row['text']}".strip()
+    docs = {str(row["id"]): f"{row.get('title') or ''}\n\n{row['text']}".strip()
+            for row in iter_corpus(folder / "corpus.jsonl")}
     bodies = load_bodies(folder / "queries.jsonl")
     questions = {q.id: question_text(q, bodies.get(q.id)) for q in load_queries(folder / "queries.jsonl")}
     candidates = load_candidates(folder / "candidates.tsv") if (folder / "candidates.tsv").exists() else None

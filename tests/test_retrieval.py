@@ -15,12 +15,6 @@ ROOT = Path(__file__).resolve().parent.parent
 SCIFACT = SHARED_DATA / "beir-scifact"
 
 
-@pytest.fixture
-def bundled(docs_services: Services) -> Services:
-    """The bundled docs, indexed once for the module: these tests only search them."""
-    return docs_services
-
-
 @pytest.mark.parametrize(
     ("question", "page"),
     [
@@ -31,25 +25,25 @@ def bundled(docs_services: Services) -> Services:
         ("What does POST /v1/chat return?", "api.md"),
     ],
 )
-def test_known_question_ranks_the_right_page_first(bundled: Services, question: str, page: str) -> None:
-    hits = bundled.retriever.search(question, k=3)
+def test_known_question_ranks_the_right_page_first(docs_services: Services, question: str, page: str) -> None:
+    hits = docs_services.retriever.search(question, k=3)
     assert hits[0].chunk.doc_id == page, [(h.chunk.doc_id, h.chunk.heading) for h in hits]
     assert hits[0].dense_rank is not None and hits[0].keyword_rank is not None
 
 
-def test_results_are_documents_each_with_its_best_section(bundled: Services) -> None:
+def test_results_are_documents_each_with_its_best_section(docs_services: Services) -> None:
     """One hit per page: a long page's many sections no longer crowd the others out of the top five,
     and the section kept for the citation is the one about the question."""
-    hits = bundled.retriever.search("How do I point answerdesk at a PostgreSQL database?", k=5)
+    hits = docs_services.retriever.search("How do I point answerdesk at a PostgreSQL database?", k=5)
     pages = [h.chunk.doc_id for h in hits]
     assert len(pages) == len(set(pages)) == 5, pages
     assert "postgres" in hits[0].chunk.search_text.lower()
     assert [h.score for h in hits] == sorted((h.score for h in hits), reverse=True)
 
 
-def test_a_heading_that_matches_the_question_counts(bundled: Services) -> None:
+def test_a_heading_that_matches_the_question_counts(docs_services: Services) -> None:
     """Issue 15: "Configuring answerdesk?" ranked the Installation page above Configuration."""
-    hits = bundled.retriever.search("Configuring answerdesk?", k=3)
+    hits = docs_services.retriever.search("Configuring answerdesk?", k=3)
     assert hits[0].chunk.doc_id == "configuration.md", [(h.chunk.doc_id, h.chunk.heading) for h in hits]
     assert all(h.field_score is not None for h in hits)  # the title/heading field was scored
 
