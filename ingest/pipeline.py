@@ -203,12 +203,14 @@ class Ingestor:
             needs = []  # answers embed their sources' sentences per question instead (cached)
         texts = [sentences.sentence_texts(ch) for ch in needs]
         with timed(stats, "embed"):
-            flat = [ch.search_text for ch in embed] + [t for group in texts for t in group]
+            # Each distinct text once: the pieces of a long section share its heading (SciFact: 8,647
+            # headings, 5,181 distinct), and overlapping pieces can share a sentence.
+            flat = list(dict.fromkeys([ch.search_text for ch in embed] + [t for group in texts for t in group]))
+            row_of = {t: i for i, t in enumerate(flat)}
             all_rows = self.s.embedder.embed(flat, kind="document")
-        vectors, start = all_rows[: len(embed)], len(embed)
+        vectors = all_rows[[row_of[ch.search_text] for ch in embed]]
         for ch, group in zip(needs, texts, strict=True):
-            blobs[ch.id] = sentences.encode(all_rows[start : start + len(group)])
-            start += len(group)
+            blobs[ch.id] = sentences.encode(all_rows[[row_of[t] for t in group]])
         chunk_by_id = {ch.id: ch for p in pending for ch in p.chunks}
         reused = [(cid, vec) for p in pending for cid, vec in p.reuse.items()]
         ids = [ch.id for ch in embed] + [cid for cid, _ in reused]
