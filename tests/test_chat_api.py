@@ -120,6 +120,29 @@ def test_asking_for_a_human_escalates(client: TestClient) -> None:
     esc = r.json()
     assert esc["requested_by_user"] and "still stuck" in esc["reasons"]
     assert esc["question"].startswith("This didn't help")
+    assert esc["id"] == body["escalation_id"]  # asked twice, in the chat and with the button: one ticket
+
+
+def test_asking_for_a_human_after_the_assistant_escalated_joins_that_escalation(
+        client: TestClient, agent: dict[str, str]) -> None:
+    """The assistant was not sure and escalated on its own; the user then asks for a human too. One
+    conversation, one escalation: it becomes the user's request, keeps why the answer was doubted,
+    and carries the contact the user gave."""
+    auto = ask(client, "Which fertiliser do tomatoes need in spring?")
+    assert auto["escalated"] and "low_confidence" in auto["flags"]
+    cid = auto["conversation_id"]
+    before = {e["id"]: e for e in client.get("/v1/escalations", headers=agent).json()}[auto["escalation_id"]]
+    r = client.post("/v1/escalations", json={"conversation_id": cid, "reason": "need this today",
+                                             "contact_email": "grower@example.com", "notify": True},
+                    headers=SESSIONS[cid])
+    assert r.status_code == 201, r.text
+    esc = r.json()
+    assert esc["id"] == auto["escalation_id"] and esc["requested_by_user"]
+    assert "user_requested" in esc["reasons"] and "need this today" in esc["reasons"]
+    assert set(before["reasons"]) <= set(esc["reasons"])  # why the assistant doubted its answer stays
+    assert esc["contact_email"] == "grower@example.com" and esc["notify"]
+    mine = [e for e in client.get("/v1/escalations", headers=agent).json() if e["conversation_id"] == cid]
+    assert [e["id"] for e in mine] == [auto["escalation_id"]]
 
 
 def test_sse_stream_as_a_client_reads_it(client: TestClient) -> None:

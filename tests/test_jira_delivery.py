@@ -20,6 +20,7 @@ from assistant import db
 from assistant.api import create_app
 from assistant.atlassian.adf import adf_to_text, text_to_adf
 from assistant.escalation import jira_queue
+from assistant.escalation.handoff import request_human
 from assistant.escalation.jira_queue import JiraQueue, lease_for
 from assistant.escalation.queue import get_escalation
 from assistant.services import Services
@@ -115,6 +116,31 @@ def test_transient_failures_keep_retrying(docs_services: Services, jira: FakeAtl
     jira.heal()
     assert queue_of(svc).deliver_pending(force=True)["delivered"] == 1
     assert len(tickets(jira, esc)) == 1
+
+
+def test_asking_for_a_human_joins_the_escalation_jira_has_not_got_yet(docs_services: Services,
+                                                                    jira: FakeAtlassian) -> None:
+    """The assistant escalated on its own while Jira was down; the user then asks for a human. The
+    waiting escalation becomes theirs: one ticket when Jira is back, with the user's reason in it.
+    Once that ticket exists, asking again is a new escalation delivered as a comment on the same
+    ticket ("The user escalated again"), with what the user said."""
+    svc = jira_services(docs_services, jira)
+    jira.fail(503, "/issue")
+    auto = svc.assistant.respond("Which fertiliser do tomatoes need in spring?")
+    assert auto.escalation_id and "low_confidence" in auto.flags
+    joined = request_human(svc.conversations, svc.queue, svc.routing, auto.conversation_id, None, "need this today")
+    assert joined.id == auto.escalation_id
+    jira.heal()
+    queue_of(svc).deliver_pending(force=True)
+    [ticket] = tickets(jira, auto.escalation_id)
+    assert "need this today" in text_of(ticket.description)
+    row = get_escalation(svc.store.engine, auto.escalation_id)
+    assert row is not None and row.status == "delivered" and row.requested_by_user
+    again = request_human(svc.conversations, svc.queue, svc.routing, auto.conversation_id, None, "still waiting")
+    assert again.id != auto.escalation_id and again.ticket_key == row.ticket_key
+    [comment] = context_comments(jira, row.ticket_key, again.id)
+    assert "The user escalated again" in text_of(comment.body) and "still waiting" in text_of(comment.body)
+    assert len(tickets(jira, auto.escalation_id)) == 1
 
 
 # -- item 11: recorded steps, the lease, and Jira's lagging search ------------------------------------

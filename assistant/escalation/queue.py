@@ -127,6 +127,8 @@ class LocalQueue:
         self.status = status  # "pending" when a delivery (Jira) follows
 
     def open(self, request: EscalationRequest) -> TicketRef:
+        if request.requested_by_user and (joined := join_waiting(self.engine, request)) is not None:
+            return joined
         now = utcnow()
         ref = TicketRef(id=str(uuid.uuid4()), status=self.status)
         row = {**request.__dict__, "id": ref.id, "status": ref.status, "created_at": now, "updated_at": now,
@@ -153,6 +155,39 @@ class LocalQueue:
 
     def contact_changed(self, escalation_id: str) -> None:
         return None  # agents read the contact from the row itself
+
+
+def join_waiting(engine: Engine, request: EscalationRequest) -> TicketRef | None:
+    """The user asks for a human in a conversation that already has an escalation still waiting in
+    the queue: open in the local queue, or pending for Jira with no ticket made and no worker on it
+    (the assistant escalated on its own a moment ago, or the user clicked twice). That escalation
+    becomes the user's request, so agents see one escalation, not two: the latest question,
+    transcript and draft, the reasons of both, the user's contact when they gave one. None when
+    there is nothing waiting: a new escalation is opened (for Jira, a comment on the conversation's
+    ticket, "The user escalated again")."""
+    e = db.escalations.c
+    now = utcnow()
+    waiting = sa.and_(e.conversation_id == request.conversation_id, e.status.in_(("open", "pending")),
+                      e.ticket_key.is_(None), e.create_sent_at.is_(None), e.delivery_step.is_(None),
+                      e.resolved_at.is_(None), sa.or_(e.claimed_until.is_(None), e.claimed_until < now))
+    keep_contact = request.contact_email is None  # the user gave none now: the one on record stays
+    values = {k: v for k, v in request.__dict__.items()
+              if k != "reasons" and not (keep_contact and k in ("contact_email", "notify", "contact_verified"))
+              and not (k == "message_id" and v is None)}
+    try:
+        with engine.begin() as conn:
+            row = conn.execute(sa.select(e.id, e.status, e.reasons).where(waiting)
+                               .order_by(e.created_at.desc()).limit(1)).first()
+            if row is None:
+                return None
+            reasons = list(dict.fromkeys([*request.reasons, *(row.reasons or [])]))
+            # The same conditions again: a worker that claimed the row in between keeps it, and this
+            # request becomes an escalation of its own.
+            done = conn.execute(db.escalations.update().where(e.id == row.id, waiting)
+                                .values(**values, reasons=reasons, updated_at=now))
+    except sa.exc.SQLAlchemyError as exc:
+        raise EscalationError(f"Could not record the escalation: {exc.__class__.__name__}") from exc
+    return TicketRef(id=row.id, status=row.status) if done.rowcount else None
 
 
 def list_escalations(engine: Engine, limit: int = 100, status: str | None = None) -> list[EscalationRecord]:
