@@ -22,6 +22,11 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+def lease_free(claimed_until: sa.ColumnElement[Any], now: datetime) -> sa.ColumnElement[bool]:
+    """A row no worker holds: never claimed, or its lease ran out (the outboxes' shared lease rule)."""
+    return sa.or_(claimed_until.is_(None), claimed_until < now)
+
+
 @dataclass
 class DocumentRecord:
     source: str

@@ -120,7 +120,7 @@ def test_asking_for_a_human_escalates(client: TestClient) -> None:
     esc = r.json()
     assert esc["requested_by_user"] and "still stuck" in esc["reasons"]
     assert esc["question"].startswith("This didn't help")
-    assert esc["id"] == body["escalation_id"]  # asked twice, in the chat and with the button: one ticket
+    assert esc["id"] == body["escalation_id"]  # asked twice, in the chat and with the button: one escalation
 
 
 def test_asking_for_a_human_after_the_assistant_escalated_joins_that_escalation(

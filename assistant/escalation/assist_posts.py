@@ -21,7 +21,7 @@ from sqlalchemy.engine import Engine
 from assistant import db
 from assistant.errors import EscalationError
 from assistant.escalation.agent import AgentAssist, assist_marker
-from assistant.store import utcnow
+from assistant.store import lease_free, utcnow
 
 log = logging.getLogger("answerdesk.assist")
 LEASE = timedelta(minutes=5)  # drafting plus two Jira calls; a poster gone longer than this has crashed
@@ -80,7 +80,7 @@ class AssistPoster:
         with self.engine.connect() as conn:
             failed = list(conn.execute(sa.select(a.ticket_key).where(
                 a.posted_at.is_(None), a.attempts < MAX_ATTEMPTS,
-                sa.or_(a.claimed_until.is_(None), a.claimed_until < now)).limit(limit)).scalars())
+                lease_free(a.claimed_until, now)).limit(limit)).scalars())
             missing = list(conn.execute(sa.select(e.ticket_key).where(
                 e.status == "delivered", e.ticket_key.is_not(None), e.routing.is_not(None),
                 e.delivered_at > now - CATCH_UP, ~sa.exists().where(a.ticket_key == e.ticket_key))
@@ -108,7 +108,7 @@ class AssistPoster:
         with self.engine.begin() as conn:
             taken = conn.execute(db.assist_posts.update().where(
                 a.ticket_key == ticket_key, a.posted_at.is_(None),
-                sa.or_(a.claimed_until.is_(None), a.claimed_until < now),
+                lease_free(a.claimed_until, now),
             ).values(claimed_until=now + LEASE, attempts=a.attempts + 1))
             if not taken.rowcount:
                 return None

@@ -22,7 +22,7 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
@@ -31,7 +31,7 @@ from assistant import db
 from assistant.errors import EscalationError
 from assistant.escalation.jira_client import JiraCallFailed, JiraClient
 from assistant.escalation.queue import EscalationRecord, get_escalation
-from assistant.store import utcnow
+from assistant.store import lease_free, utcnow
 
 log = logging.getLogger("answerdesk.escalations")
 RETRY = timedelta(minutes=1)
@@ -95,10 +95,10 @@ class ContactNotes:
         log.info("contact note posted on %s", row.ticket_key)
         return True
 
-    def _owed(self, now: object) -> sa.ColumnElement[bool]:
+    def _owed(self, now: datetime) -> sa.ColumnElement[bool]:
         e = db.escalations.c
         return sa.and_(e.status == "delivered", e.ticket_key.is_not(None), e.contact_version > e.contact_noted,
-                       sa.or_(e.claimed_until.is_(None), e.claimed_until < now))
+                       lease_free(e.claimed_until, now))
 
     def _claim(self, escalation_id: str) -> str | None:
         now, token = utcnow(), str(uuid.uuid4())

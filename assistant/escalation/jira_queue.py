@@ -38,7 +38,7 @@ from assistant.escalation.contact_notes import ContactNotes
 from assistant.escalation.jira_client import JiraCallFailed, JiraClient, summary_line
 from assistant.escalation.queue import EscalationRecord, EscalationRequest, LocalQueue, TicketRef, get_escalation
 from assistant.escalation.routing import Route, Router
-from assistant.store import utcnow
+from assistant.store import lease_free, utcnow
 
 log = logging.getLogger("answerdesk.escalations")
 MAX_BACKOFF = timedelta(minutes=30)
@@ -176,7 +176,7 @@ class JiraQueue:
         worker holds are left out (its lease tells)."""
         e = db.escalations.c
         now = utcnow()
-        q = (sa.select(e.id).where(e.status == "pending", sa.or_(e.claimed_until.is_(None), e.claimed_until < now))
+        q = (sa.select(e.id).where(e.status == "pending", lease_free(e.claimed_until, now))
              .order_by(e.created_at).limit(limit))
         if not force:
             q = q.where(sa.or_(e.next_attempt_at.is_(None), e.next_attempt_at <= now))
@@ -273,7 +273,7 @@ class JiraQueue:
         with self.engine.begin() as conn:
             claimed = conn.execute(db.escalations.update().where(
                 e.id == escalation_id, e.status == "pending",
-                sa.or_(e.claimed_until.is_(None), e.claimed_until < now),
+                lease_free(e.claimed_until, now),
             ).values(claimed_until=now + self.lease, claimed_by=token, attempts=e.attempts + 1))
         return token if claimed.rowcount else None
 

@@ -18,7 +18,7 @@ from sqlalchemy.engine import Engine
 
 from assistant import db
 from assistant.errors import EscalationError
-from assistant.store import utcnow
+from assistant.store import lease_free, utcnow
 
 
 @dataclass
@@ -167,9 +167,10 @@ def join_waiting(engine: Engine, request: EscalationRequest) -> TicketRef | None
     ticket, "The user escalated again")."""
     e = db.escalations.c
     now = utcnow()
+    # No delivery step recorded (a ticket's key is stored with its step) and no create sent.
     waiting = sa.and_(e.conversation_id == request.conversation_id, e.status.in_(("open", "pending")),
-                      e.ticket_key.is_(None), e.create_sent_at.is_(None), e.delivery_step.is_(None),
-                      e.resolved_at.is_(None), sa.or_(e.claimed_until.is_(None), e.claimed_until < now))
+                      e.delivery_step.is_(None), e.create_sent_at.is_(None), e.resolved_at.is_(None),
+                      lease_free(e.claimed_until, now))
     keep_contact = request.contact_email is None  # the user gave none now: the one on record stays
     values = {k: v for k, v in request.__dict__.items()
               if k != "reasons" and not (keep_contact and k in ("contact_email", "notify", "contact_verified"))

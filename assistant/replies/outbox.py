@@ -26,7 +26,7 @@ from assistant.replies.account import BotAccount
 from assistant.replies.channels import Channel, Reply, SendFailed
 from assistant.replies.events import TicketEvent
 from assistant.replies.ratings import RatingTokens
-from assistant.store import utcnow
+from assistant.store import lease_free, utcnow
 
 log = logging.getLogger("answerdesk.replies")
 MIN_LEASE = timedelta(seconds=120)
@@ -171,7 +171,7 @@ class ReplyOutbox:
         r = db.replies.c
         now = utcnow()
         q = (sa.select(r.id).where(r.state == "pending", sa.or_(r.next_attempt_at.is_(None), r.next_attempt_at <= now),
-                                   sa.or_(r.claimed_until.is_(None), r.claimed_until < now))
+                                   lease_free(r.claimed_until, now))
              .order_by(r.created_at).limit(limit))
         with self.engine.connect() as conn:
             ids = list(conn.execute(q).scalars())
@@ -214,7 +214,7 @@ class ReplyOutbox:
         now, token = utcnow(), str(uuid.uuid4())
         with self.engine.begin() as conn:
             claimed = conn.execute(db.replies.update().where(
-                r.id == reply_id, r.state == "pending", sa.or_(r.claimed_until.is_(None), r.claimed_until < now),
+                r.id == reply_id, r.state == "pending", lease_free(r.claimed_until, now),
             ).values(claimed_until=now + self.lease, claimed_by=token, attempts=r.attempts + 1))
         return token if claimed.rowcount else None
 
